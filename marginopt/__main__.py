@@ -1,0 +1,3 @@
+from marginopt.cli.main import main
+
+main()

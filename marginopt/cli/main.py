@@ -1,0 +1,147 @@
+"""The ``marginopt`` command line."""
+
+from __future__ import annotations
+
+import sys
+import traceback
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Any
+
+import click
+from rich.console import Console
+from rich.progress import BarColumn, Progress, SpinnerColumn, TextColumn, TimeElapsedColumn
+
+from marginopt.errors import MarginoptError
+
+FORMATS = click.Choice(["table", "json", "csv"])
+
+
+class _Group(click.Group):
+    """Turns marginopt errors into one clear line and exit code 2, never a traceback."""
+
+    def invoke(self, ctx: click.Context) -> Any:
+        try:
+            return super().invoke(ctx)
+        except MarginoptError as exc:
+            click.echo(f"error: {exc}", err=True)
+            ctx.exit(2)
+        except (click.ClickException, click.exceptions.Exit, click.exceptions.Abort):
+            raise
+        except Exception as exc:  # a bug, not bad input: say so, keep the trace for --debug
+            if ctx.params.get("debug"):
+                traceback.print_exc()
+            click.echo(f"internal error: {type(exc).__name__}: {exc} (please report it; --debug shows the trace)", err=True)
+            ctx.exit(70)
+
+
+@click.group(cls=_Group)
+@click.option("--debug", is_flag=True, help="Show the Python traceback of an internal error.")
+@click.version_option(package_name="marginopt")
+def cli(debug: bool) -> None:
+    """Margin per venue, scenario matrices and (soon) margin-minimizing plans for a case file."""
+
+
+@contextmanager
+def _progress(total: int, what: str) -> Iterator[Callable[[str], None]]:
+    """A progress bar on stderr for work over many venues; invisible off a terminal."""
+    console = Console(stderr=True)
+    with Progress(SpinnerColumn(), TextColumn("{task.description}"), BarColumn(), TimeElapsedColumn(),
+                  console=console, transient=True, disable=not console.is_terminal) as bar:
+        task = bar.add_task(what, total=total)
+        started = False
+
+        def step(name: str) -> None:
+            nonlocal started
+            if started:
+                bar.advance(task)
+            started = True
+            bar.update(task, description=f"{what}: {name}")
+
+        yield step
+
+
+def _report(path: Path, fmt: str, title: str) -> None:
+    from marginopt.cli import render
+    from marginopt.models import load_case, margin_report
+
+    case = load_case(path)
+    with _progress(len(case.venues), "margin") as step:
+        report = margin_report(case, on_venue=step)
+    if fmt == "json":
+        click.echo(render.margin_json(report))
+    elif fmt == "csv":
+        click.echo(render.margin_csv(report), nl=False)
+    else:
+        render.margin_table(report, render.stdout_console(), title or case.description)
+
+
+@cli.command()
+@click.argument("case", type=click.Path(path_type=Path))
+@click.option("--format", "fmt", type=FORMATS, default="table", show_default=True)
+def margin(case: Path, fmt: str) -> None:
+    """Initial and maintenance margin, components, collateral and excess per venue."""
+    _report(case, fmt, "")
+
+
+@cli.command()
+@click.argument("case", type=click.Path(path_type=Path))
+@click.option("--venue", required=True, help="Venue whose scenario matrix to export.")
+@click.option("--out", "out", required=True, type=click.Path(path_type=Path), help="Output .parquet or .csv file.")
+@click.option("--set", "set_index", type=int, default=None, help="Which scenario set (1-based) when the venue has several.")
+def scenarios(case: Path, venue: str, out: Path, set_index: int | None) -> None:
+    """Export a venue's scenario-loss matrix: scenario, group, weight, then one column per instrument."""
+    from marginopt.errors import CaseError, Location
+    from marginopt.models import VenueBook, load_case
+    from marginopt.models.margin import scenario_specs
+
+    loaded = load_case(case)
+    if venue not in loaded.venues:
+        raise CaseError(Location(case), "--venue", f"one of {', '.join(loaded.venues)}", venue)
+    if out.suffix.lower() not in (".parquet", ".csv"):
+        raise CaseError(None, "--out", "a file name ending in .parquet or .csv", str(out))
+    book = VenueBook(loaded, venue)
+    specs = scenario_specs(book.venue.initial_margin)
+    mm = book.venue.maintenance_margin
+    if mm is not None and hasattr(mm, "bind"):
+        specs += [s for s in scenario_specs(mm) if s not in specs]
+    if not specs:
+        raise CaseError(Location(case), f"venues.{venue}", "a margin measure that uses a scenario set", "none")
+    if set_index is None and len(specs) > 1:
+        listed = "; ".join(f"{i + 1}: {s.kind}" for i, s in enumerate(specs))
+        raise CaseError(None, "--set", f"which scenario set to export ({listed})", None)
+    k = (set_index or 1) - 1
+    if not 0 <= k < len(specs):
+        raise CaseError(None, "--set", f"a number from 1 to {len(specs)}", set_index)
+    with _progress(1, "scenarios") as step:
+        step(venue)
+        losses = book.scenarios(specs[k])
+    frame = losses.to_frame()
+    out.parent.mkdir(parents=True, exist_ok=True)
+    if out.suffix.lower() == ".csv":
+        frame.to_csv(out, index=False)
+    else:
+        frame.to_parquet(out, index=False)
+    n_s, n_j = losses.shape
+    click.echo(f"wrote {n_s} scenarios x {n_j} instruments ({losses.source}) to {out}", err=True)
+
+
+@cli.command()
+@click.option("--format", "fmt", type=FORMATS, default="table", show_default=True)
+def demo(fmt: str) -> None:
+    """Margin report of the embedded demo case (a crypto desk on three venues)."""
+    from marginopt import demo_case_path
+
+    path = demo_case_path()
+    if fmt == "table":
+        click.echo(f"demo case: {path}")
+    _report(path, fmt, "")
+
+
+def main() -> None:
+    cli(prog_name="marginopt")
+
+
+if __name__ == "__main__":
+    sys.exit(main())

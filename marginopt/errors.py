@@ -1,0 +1,77 @@
+"""One exception family for marginopt.
+
+Every error a user can cause says where (file, row or line, field) and what was
+expected, so it can be fixed without reading the code.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+
+class MarginoptError(Exception):
+    """Base class of every error marginopt raises on purpose."""
+
+
+class MarginoptWarning(UserWarning):
+    """A result is usable but something about it deserves attention."""
+
+
+@dataclass(frozen=True)
+class Location:
+    """Where in the input a value came from.
+
+    ``row`` is 1-based: the data row of a table (CSV: the header is line 1, so
+    row r is on line r + 1), or the line of a YAML file.
+    """
+
+    file: Path | str | None = None
+    row: int | None = None
+    row_kind: str = "row"  # "row" for tables, "line" for YAML
+
+    def describe(self) -> str:
+        parts = []
+        if self.file is not None:
+            parts.append(str(self.file))
+        if self.row is not None:
+            parts.append(f"{self.row_kind} {self.row}")
+        return ", ".join(parts)
+
+
+def _show(value: Any) -> str:
+    text = repr(value)
+    return text if len(text) <= 80 else text[:77] + "..."
+
+
+class CaseError(MarginoptError):
+    """Bad input in a case: names the file, row or line, field and what was expected."""
+
+    _MISSING = object()
+
+    def __init__(
+        self,
+        where: Location | None,
+        field: str,
+        expected: str,
+        got: Any = _MISSING,
+    ) -> None:
+        self.where = where or Location()
+        self.field = field
+        self.expected = expected
+        self.got = got
+        head = self.where.describe()
+        text = f"{head}: " if head else ""
+        text += f"field '{field}': expected {expected}"
+        if got is not CaseError._MISSING:
+            text += f", got {_show(got)}"
+        super().__init__(text)
+
+
+class ModelError(MarginoptError):
+    """A model cannot be evaluated as asked (for example a shocked volatility <= 0)."""
+
+
+class NonConvexMeasureError(MarginoptError):
+    """A measure that is not convex was asked for its convex (cvxpy) form."""

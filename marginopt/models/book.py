@@ -1,0 +1,73 @@
+"""One venue's book: its instruments, positions, bound margin measures and scenario matrices."""
+
+from __future__ import annotations
+
+from functools import cached_property
+
+import numpy as np
+
+from marginopt.models.case import Case
+from marginopt.models.collateral import credited_values
+from marginopt.models.margin import BindContext, Measure
+from marginopt.models.pricing import PricingInputs, price_inputs
+from marginopt.models.scenarios import ScenarioContext, ScenarioLosses, ScenarioSpec
+from marginopt.models.venues import FractionOfInitial, Venue
+from marginopt.typing import FloatArray
+
+
+class VenueBook:
+    """A venue's instrument universe (positions and hedge candidates there, in
+    instrument-table order), the position vector ``q`` over it, and its measures.
+
+    Each scenario set is built once per venue and shared by every measure that
+    names it (the initial and maintenance margin often scan the same grid).
+    """
+
+    def __init__(self, case: Case, venue: str) -> None:
+        self.case = case
+        self.venue: Venue = case.venues[venue]
+        held = case.positions.at_venue(venue)
+        hedged = {h.instrument for h in case.hedges if h.venue == venue}
+        self.ids = tuple(i.id for i in case.instruments if i.id in held or i.id in hedged)
+        self.q: FloatArray = np.array([held.get(i, 0.0) for i in self.ids])
+        self.inputs: PricingInputs = price_inputs(self.ids, case.instruments, case.market, case.valuation_date)
+        self._scenarios: dict[ScenarioSpec, ScenarioLosses] = {}
+        self._ctx = ScenarioContext(self.inputs, case.market, case.valuation_date, frozenset(case.instruments.index))
+
+    def scenarios(self, spec: ScenarioSpec) -> ScenarioLosses:
+        if spec not in self._scenarios:
+            self._scenarios[spec] = spec.build(self._ctx)
+        return self._scenarios[spec]
+
+    @cached_property
+    def initial(self) -> Measure:
+        return self.venue.initial_margin.bind(BindContext(self.inputs, self.scenarios))
+
+    @cached_property
+    def maintenance(self) -> Measure | FractionOfInitial | None:
+        mm = self.venue.maintenance_margin
+        if mm is None or isinstance(mm, FractionOfInitial):
+            return mm
+        return mm.bind(BindContext(self.inputs, self.scenarios))
+
+    def maintenance_margin(self, q: FloatArray, initial: float) -> float:
+        """Maintenance margin at ``q``; equal to the initial margin when the venue sets none."""
+        mm = self.maintenance
+        if mm is None:
+            return initial
+        if isinstance(mm, FractionOfInitial):
+            return mm.fraction * initial
+        return mm.evaluate(q)
+
+    def collateral(self, quantities: dict[str, float] | None = None) -> list[tuple[str, float, float, float, float]]:
+        """Per posted asset: (asset, quantity, gross value, value after haircut, credited value)."""
+        posted = dict(self.venue.posted if quantities is None else quantities)
+        prices = self.case.market.prices
+        rows = []
+        after: dict[str, float] = {}
+        for asset, qty in posted.items():
+            gross = qty * prices[asset]
+            after[asset] = self.venue.collateral[asset].value(gross)
+            rows.append((asset, qty, gross))
+        credited = credited_values(after, self.venue.concentration)
+        return [(a, qty, gross, after[a], credited[a]) for a, qty, gross in rows]

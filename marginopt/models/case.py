@@ -1,0 +1,78 @@
+"""The case: everything a margin or optimization run needs, loaded and validated."""
+
+from __future__ import annotations
+
+import datetime as dt
+from collections.abc import Mapping
+from dataclasses import dataclass
+from pathlib import Path
+from types import MappingProxyType
+
+from marginopt.models.enums import Objective
+from marginopt.models.hedges import HedgeCandidate, parse_hedges
+from marginopt.models.instruments import InstrumentSet, parse_instruments
+from marginopt.models.limits import Limits, parse_limits
+from marginopt.models.market import MarketData, parse_market
+from marginopt.models.positions import Positions, parse_positions
+from marginopt.models.reader import load_yaml
+from marginopt.models.treasury import TreasuryAsset, parse_treasury
+from marginopt.models.venues import Venue, parse_venues
+
+FORMAT = "marginopt/1"
+_KEYS = ("format", "base_currency", "valuation_date", "market", "instruments", "positions", "venues",
+         "treasury", "hedges", "limits", "objective", "description")
+
+
+@dataclass(frozen=True)
+class Case:
+    path: Path
+    base_currency: str
+    valuation_date: dt.date
+    market: MarketData
+    instruments: InstrumentSet
+    positions: Positions
+    venues: Mapping[str, Venue]
+    treasury: Mapping[str, TreasuryAsset]
+    hedges: tuple[HedgeCandidate, ...]
+    limits: Limits
+    objective: Objective
+    description: str = ""
+
+
+def load_case(path: str | Path) -> Case:
+    """Read and validate a case file (CASE_FORMAT.md, version 1).
+
+    Raises ``CaseError`` naming the file, line or row, field and what was
+    expected for anything it cannot accept; nothing is dropped or clamped.
+    """
+    path = Path(path)
+    root = load_yaml(path)
+    parts = root.mapping(allowed=_KEYS, required=("format", "base_currency", "valuation_date", "market", "instruments", "venues"))
+    fmt = parts["format"].value
+    if fmt != FORMAT:
+        raise parts["format"].error(f"'{FORMAT}'", fmt)
+    base = parts["base_currency"].string()
+    valuation_date = parts["valuation_date"].date()
+    market = parse_market(parts["market"], base)
+    instruments = parse_instruments(parts["instruments"], market, valuation_date)
+    venues = parse_venues(parts["venues"], market)
+    positions = parse_positions(parts.get("positions"), venues, instruments)
+    treasury = parse_treasury(parts.get("treasury"), market)
+    hedges = parse_hedges(parts.get("hedges"), venues, instruments)
+    limits = parse_limits(parts.get("limits"), market, hedges)
+    objective = Objective(parts["objective"].string(choices=[o.value for o in Objective])) if "objective" in parts else Objective.MIN_COST
+    description = parts["description"].string() if "description" in parts else ""
+    return Case(
+        path=path,
+        base_currency=base,
+        valuation_date=valuation_date,
+        market=market,
+        instruments=instruments,
+        positions=positions,
+        venues=MappingProxyType(venues),
+        treasury=MappingProxyType(treasury),
+        hedges=hedges,
+        limits=limits,
+        objective=objective,
+        description=description,
+    )

@@ -1,0 +1,115 @@
+"""What a margin measure is, and how measure kinds are parsed.
+
+A measure *spec* is parsed and validated from the case file; binding it to a
+venue's instruments (``bind``) gives a ``Measure`` holding the arrays it needs.
+Every measure has a numpy ``evaluate(q)`` and a cvxpy form ``cvxpy(q) ->
+(expression, constraints)``: minimizing the expression subject to the
+constraints, with ``q`` fixed, gives ``evaluate(q)``.
+"""
+
+from __future__ import annotations
+
+from abc import ABC, abstractmethod
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass
+from typing import Any, ClassVar, Protocol
+
+import cvxpy as cp
+
+from marginopt.models.pricing import PricingInputs
+from marginopt.models.reader import Node
+from marginopt.models.scenarios import ScenarioLosses, ScenarioSpec
+from marginopt.typing import FloatArray
+
+CvxForm = tuple[cp.Expression, list[Any]]
+
+
+@dataclass(frozen=True)
+class BindContext:
+    """A venue's instruments (``inputs.ids`` fixes the order of ``q``) and its scenario cache."""
+
+    inputs: PricingInputs
+    scenarios: Callable[[ScenarioSpec], ScenarioLosses]
+
+
+class Measure(ABC):
+    """A margin measure bound to a venue's instruments: positions in, base currency out."""
+
+    convex: ClassVar[bool] = True
+    name: str
+
+    @abstractmethod
+    def evaluate(self, q: FloatArray) -> float:
+        """Margin of positions ``q`` (contracts, in ``inputs.ids`` order), >= 0."""
+
+    @abstractmethod
+    def cvxpy(self, q: cp.Expression) -> CvxForm:
+        """``(expr, constraints)`` whose minimum over auxiliary variables is ``evaluate(q)``."""
+
+    def components(self, q: FloatArray) -> dict[str, float]:
+        return {self.name: self.evaluate(q)}
+
+    def worst_scenario(self, q: FloatArray) -> tuple[str, float] | None:
+        """Label and weighted loss of the scenario that drives this measure, if any."""
+        return None
+
+
+class MeasureSpec(Protocol):
+    kind: str
+    name: str | None
+
+    def bind(self, ctx: BindContext) -> Measure: ...
+
+
+MeasureParser = Callable[[Node], MeasureSpec]
+_REGISTRY: dict[str, MeasureParser] = {}
+
+
+def register(kind: str) -> Callable[[MeasureParser], MeasureParser]:
+    def deco(fn: MeasureParser) -> MeasureParser:
+        _REGISTRY[kind] = fn
+        return fn
+
+    return deco
+
+
+def measure_kinds() -> tuple[str, ...]:
+    return tuple(_REGISTRY)
+
+
+def parse_measure(node: Node) -> MeasureSpec:
+    if not isinstance(node.value, dict) or "kind" not in node.value:
+        raise node.error(f"a margin measure: a mapping with kind ({', '.join(_REGISTRY)})", node.value)
+    kind = node.mapping()["kind"].string(choices=_REGISTRY)
+    return _REGISTRY[kind](node)
+
+
+def measure_keys(node: Node, *keys: str, required: Iterable[str] = ()) -> dict[str, Node]:
+    """The measure's mapping, allowing ``kind``, ``name`` and ``keys``."""
+    return node.mapping(allowed=("kind", "name", *keys), required=tuple(required))
+
+
+def optional_name(parts: dict[str, Node]) -> str | None:
+    return parts["name"].string() if "name" in parts else None
+
+
+def unique_merge(target: dict[str, float], extra: dict[str, float]) -> None:
+    """Add components, renaming repeated names ``name #2``, ``name #3``..."""
+    for key, value in extra.items():
+        name, k = key, 2
+        while name in target:
+            name, k = f"{key} #{k}", k + 1
+        target[name] = value
+
+
+def scenario_specs(spec: MeasureSpec) -> list[ScenarioSpec]:
+    """Scenario sets a measure spec uses, in order of appearance, each once."""
+    out: list[ScenarioSpec] = []
+    stack = [spec]
+    while stack:
+        s = stack.pop(0)
+        sc = getattr(s, "scenarios", None)
+        if sc is not None and sc not in out:
+            out.append(sc)
+        stack[0:0] = list(getattr(s, "terms", ()))
+    return out

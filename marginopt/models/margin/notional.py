@@ -1,0 +1,128 @@
+"""Measures on contract notionals and deltas: fixed rate, short-option minimum, net-delta charge."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import cvxpy as cp
+import numpy as np
+
+from marginopt.models.margin.base import BindContext, CvxForm, Measure, measure_keys, optional_name, register
+from marginopt.models.reader import Node
+from marginopt.typing import FloatArray
+
+
+class FixedRate(Measure):
+    r"""``rate * sum_j |q_j n_j|``: isolated or standard margin on notional.
+
+    ``n_j`` is the notional of one contract: ``multiplier * mark`` (for an option
+    its premium, or ``multiplier * underlying price`` with ``notional:
+    underlying``), and the face value for inverse futures and perpetuals.
+    """
+
+    def __init__(self, name: str, rate: float, notional: FloatArray) -> None:
+        self.name, self.rate, self.notional = name, rate, notional
+
+    def evaluate(self, q: FloatArray) -> float:
+        return self.rate * float(np.abs(q * self.notional).sum())
+
+    def cvxpy(self, q: cp.Expression) -> CvxForm:
+        return self.rate * cp.norm1(cp.multiply(self.notional, q)), []
+
+
+@dataclass(frozen=True)
+class FixedRateSpec:
+    rate: float
+    notional: str = "mark"
+    name: str | None = None
+    kind: str = "fixed_rate"
+
+    def bind(self, ctx: BindContext) -> Measure:
+        inp = ctx.inputs
+        n = inp.notional if self.notional == "mark" else np.where(inp.is_option, inp.underlying_notional, inp.notional)
+        return FixedRate(self.name or self.kind, self.rate, n)
+
+
+@register("fixed_rate")
+def parse_fixed_rate(node: Node) -> FixedRateSpec:
+    parts = measure_keys(node, "rate", "notional", required=("rate",))
+    notional = parts["notional"].string(choices=("mark", "underlying")) if "notional" in parts else "mark"
+    return FixedRateSpec(parts["rate"].number(lower=0.0), notional, optional_name(parts))
+
+
+class ShortOptionMinimum(Measure):
+    r"""``per_contract * sum_{options j} max(0, -q_j) * multiplier_j * S_j``.
+
+    A floor charged per short option contract, as a fraction of the underlying's
+    price (SPAN short option minimum, Deribit and Derive option minimums).
+    """
+
+    def __init__(self, name: str, per_contract: float, unit: FloatArray) -> None:
+        self.name, self.per_contract, self.unit = name, per_contract, unit
+
+    def evaluate(self, q: FloatArray) -> float:
+        return self.per_contract * float(self.unit @ np.maximum(-q, 0.0))
+
+    def cvxpy(self, q: cp.Expression) -> CvxForm:
+        return self.per_contract * (self.unit @ cp.neg(q)), []
+
+
+@dataclass(frozen=True)
+class ShortOptionMinimumSpec:
+    per_contract: float
+    name: str | None = None
+    kind: str = "short_option_minimum"
+
+    def bind(self, ctx: BindContext) -> Measure:
+        inp = ctx.inputs
+        return ShortOptionMinimum(self.name or self.kind, self.per_contract, np.where(inp.is_option, inp.underlying_notional, 0.0))
+
+
+@register("short_option_minimum")
+def parse_short_option_minimum(node: Node) -> ShortOptionMinimumSpec:
+    parts = measure_keys(node, "per_contract", required=("per_contract",))
+    return ShortOptionMinimumSpec(parts["per_contract"].number(lower=0.0), optional_name(parts))
+
+
+class NetDeltaCharge(Measure):
+    r"""``rate * sum_u S_u |sum_j delta_{uj} q_j|``: a charge on the net delta of each underlying.
+
+    ``delta`` is in units of the underlying per contract (Black-76 delta for
+    options, the face value over the price for inverse futures).
+    """
+
+    def __init__(self, name: str, rate: float, delta: FloatArray, prices: FloatArray, underlyings: tuple[str, ...]) -> None:
+        self.name, self.rate, self.delta, self.prices, self.underlyings = name, rate, delta, prices, underlyings
+
+    def per_underlying(self, q: FloatArray) -> FloatArray:
+        return self.rate * self.prices * np.abs(self.delta @ q)
+
+    def evaluate(self, q: FloatArray) -> float:
+        return float(self.per_underlying(q).sum())
+
+    def components(self, q: FloatArray) -> dict[str, float]:
+        if len(self.underlyings) <= 1:
+            return {self.name: self.evaluate(q)}
+        return {f"{self.name}[{u}]": float(v) for u, v in zip(self.underlyings, self.per_underlying(q))}
+
+    def cvxpy(self, q: cp.Expression) -> CvxForm:
+        return self.rate * (self.prices @ cp.abs(self.delta @ q)), []
+
+
+@dataclass(frozen=True)
+class NetDeltaChargeSpec:
+    rate: float
+    name: str | None = None
+    kind: str = "net_delta_charge"
+
+    def bind(self, ctx: BindContext) -> Measure:
+        inp = ctx.inputs
+        prices = np.zeros(len(inp.underlyings))
+        prices[inp.uidx] = inp.spot
+        return NetDeltaCharge(self.name or self.kind, self.rate, inp.delta_matrix(), prices, inp.underlyings)
+
+
+@register("net_delta_charge")
+def parse_net_delta_charge(node: Node) -> NetDeltaChargeSpec:
+    parts = measure_keys(node, "rate", required=("rate",))
+    return NetDeltaChargeSpec(parts["rate"].number(lower=0.0), optional_name(parts))

@@ -1,0 +1,119 @@
+"""The margin report: per venue initial and maintenance margin, components, collateral and excess."""
+
+from __future__ import annotations
+
+import datetime as dt
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass
+from typing import Any
+
+import pandas as pd
+
+from marginopt.models.book import VenueBook
+from marginopt.models.case import Case
+
+
+@dataclass(frozen=True)
+class CollateralLine:
+    asset: str
+    quantity: float
+    gross_value: float
+    value_after_haircut: float
+    credited_value: float  # after concentration limits
+
+
+@dataclass(frozen=True)
+class VenueMargin:
+    venue: str
+    initial_margin: float
+    maintenance_margin: float
+    collateral_value: float
+    worst_scenario: str | None
+    worst_scenario_loss: float | None
+    components: Mapping[str, float]
+    collateral: tuple[CollateralLine, ...]
+    convex: bool  # False when the initial margin includes a non-convex measure (historical VaR)
+
+    @property
+    def excess(self) -> float:
+        """Collateral value minus initial margin; negative is a shortfall."""
+        return self.collateral_value - self.initial_margin
+
+    @property
+    def maintenance_excess(self) -> float:
+        return self.collateral_value - self.maintenance_margin
+
+    def to_dict(self) -> dict[str, Any]:
+        """Exactly the venue entry of CASE_FORMAT.md's margin JSON."""
+        return {
+            "venue": self.venue,
+            "initial_margin": self.initial_margin,
+            "maintenance_margin": self.maintenance_margin,
+            "collateral_value": self.collateral_value,
+            "excess": self.excess,
+            "worst_scenario": self.worst_scenario,
+            "components": dict(self.components),
+        }
+
+
+@dataclass(frozen=True)
+class MarginReport:
+    base_currency: str
+    valuation_date: dt.date
+    venues: tuple[VenueMargin, ...]
+
+    @property
+    def total_initial_margin(self) -> float:
+        return float(sum(v.initial_margin for v in self.venues))
+
+    def __getitem__(self, venue: str) -> VenueMargin:
+        for v in self.venues:
+            if v.venue == venue:
+                return v
+        raise KeyError(venue)
+
+    def to_dict(self) -> dict[str, Any]:
+        """Exactly the JSON of ``marginopt margin --format json`` (CASE_FORMAT.md)."""
+        return {
+            "base_currency": self.base_currency,
+            "venues": [v.to_dict() for v in self.venues],
+            "total_initial_margin": self.total_initial_margin,
+        }
+
+    def to_frame(self) -> pd.DataFrame:
+        """One row per venue; components as ``component:<name>`` columns."""
+        rows = []
+        for v in self.venues:
+            row = {k: val for k, val in v.to_dict().items() if k != "components"}
+            row["maintenance_excess"] = v.maintenance_excess
+            row.update({f"component:{k}": c for k, c in v.components.items()})
+            rows.append(row)
+        return pd.DataFrame(rows)
+
+
+def venue_margin(book: VenueBook) -> VenueMargin:
+    q = book.q
+    im = book.initial.evaluate(q)
+    worst = book.initial.worst_scenario(q)
+    lines = tuple(CollateralLine(*row) for row in book.collateral())
+    return VenueMargin(
+        venue=book.venue.name,
+        initial_margin=im,
+        maintenance_margin=book.maintenance_margin(q, im),
+        collateral_value=float(sum(c.credited_value for c in lines)),
+        worst_scenario=worst[0] if worst else None,
+        worst_scenario_loss=worst[1] if worst else None,
+        components=book.initial.components(q),
+        collateral=lines,
+        convex=book.initial.convex,
+    )
+
+
+def margin_report(case: Case, on_venue: Callable[[str], None] | None = None) -> MarginReport:
+    """Margin, collateral and excess of every venue of the case, as positioned now."""
+    out = []
+    for name in case.venues:
+        if on_venue is not None:
+            on_venue(name)
+        out.append(venue_margin(VenueBook(case, name)))
+    return MarginReport(case.base_currency, case.valuation_date, tuple(out))

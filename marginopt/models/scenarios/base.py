@@ -1,0 +1,194 @@
+"""The scenario-loss matrix and what every scenario set builds it from."""
+
+from __future__ import annotations
+
+import datetime as dt
+from collections.abc import Callable, Collection
+from dataclasses import dataclass
+from typing import Protocol
+
+import numpy as np
+import pandas as pd
+
+from marginopt.models import _kernels as K
+from marginopt.models.market import MarketData
+from marginopt.models.pricing import PricingInputs
+from marginopt.models.reader import Node
+from marginopt.typing import FloatArray, IntArray
+
+
+@dataclass(frozen=True, eq=False)
+class ScenarioLosses:
+    """Loss per +1 contract of each instrument under each scenario, in base currency.
+
+    ``matrix[s, j]`` is positive when holding one contract of ``instrument_ids[j]``
+    loses money in scenario ``s``. Scenarios are ordered by group (one group per
+    underlying for a per-underlying grid, one group otherwise):
+    ``group_bounds[g]:group_bounds[g + 1]`` are the rows of group ``g``. A measure
+    is applied within each group and summed over groups. ``weights`` are
+    dampening multipliers for a scenario maximum and relative probabilities
+    (within a group) for expected shortfall and VaR.
+    """
+
+    labels: np.ndarray  # (S,) str
+    weights: FloatArray  # (S,) > 0
+    instrument_ids: tuple[str, ...]
+    matrix: FloatArray  # (S, J) C-contiguous float64
+    group_names: tuple[str, ...] = ("all",)
+    group_bounds: IntArray | None = None
+    source: str = ""
+
+    def __post_init__(self) -> None:
+        m = self.matrix
+        if m.dtype != np.float64 or m.ndim != 2 or not m.flags.c_contiguous:
+            raise ValueError("matrix must be a C-contiguous 2-D float64 array")
+        s, j = m.shape
+        if j != len(self.instrument_ids):
+            raise ValueError(f"matrix has {j} columns for {len(self.instrument_ids)} instruments")
+        if self.labels.shape != (s,) or self.weights.shape != (s,):
+            raise ValueError("labels and weights need one entry per scenario")
+        if s == 0:
+            raise ValueError("a scenario set needs at least one scenario")
+        if not np.all(self.weights > 0) or not np.all(np.isfinite(self.weights)):
+            raise ValueError("scenario weights must be finite and positive")
+        if not np.isfinite(m).all():
+            bad = np.argwhere(~np.isfinite(m))[0]
+            raise ValueError(f"loss of {self.instrument_ids[bad[1]]} in scenario {self.labels[bad[0]]} is not finite")
+        bounds = self.group_bounds if self.group_bounds is not None else np.array([0, s], dtype=np.int64)
+        if bounds[0] != 0 or bounds[-1] != s or len(bounds) != len(self.group_names) + 1 or np.any(np.diff(bounds) <= 0):
+            raise ValueError("group_bounds must split the scenarios into non-empty groups in order")
+        object.__setattr__(self, "group_bounds", bounds)
+        for a in (m, self.weights, self.labels, bounds):
+            a.setflags(write=False)
+
+    @property
+    def shape(self) -> tuple[int, int]:
+        return self.matrix.shape  # type: ignore[return-value]
+
+    def losses(self, q: FloatArray) -> FloatArray:
+        """Portfolio loss per scenario for positions ``q`` (in ``instrument_ids`` order)."""
+        return self.matrix @ q
+
+    def groups(self) -> list[slice]:
+        b = self.group_bounds
+        assert b is not None
+        return [slice(int(b[g]), int(b[g + 1])) for g in range(len(self.group_names))]
+
+    def columns(self, ids: Collection[str]) -> ScenarioLosses:
+        """The same scenarios restricted to (and ordered as) ``ids``."""
+        pos = {iid: j for j, iid in enumerate(self.instrument_ids)}
+        idx = [pos[i] for i in ids]
+        return ScenarioLosses(self.labels, self.weights, tuple(ids), np.ascontiguousarray(self.matrix[:, idx]),
+                              self.group_names, self.group_bounds, self.source)
+
+    def to_frame(self) -> pd.DataFrame:
+        """scenario, group, weight, then one column of losses per instrument."""
+        b = self.group_bounds
+        assert b is not None
+        group = np.repeat(np.array(self.group_names, dtype=object), np.diff(b))
+        head = pd.DataFrame({"scenario": self.labels.astype(str), "group": group, "weight": self.weights})
+        body = pd.DataFrame(self.matrix, columns=list(self.instrument_ids))
+        return pd.concat([head, body], axis=1)
+
+
+@dataclass(frozen=True)
+class ScenarioContext:
+    """What a scenario set is built for: a venue's instruments and the market."""
+
+    inputs: PricingInputs
+    market: MarketData
+    valuation_date: dt.date
+    all_instrument_ids: frozenset[str]
+
+
+class ScenarioSpec(Protocol):
+    kind: str
+
+    def build(self, ctx: ScenarioContext) -> ScenarioLosses: ...
+
+
+@dataclass(frozen=True)
+class Moves:
+    """Market moves per scenario and underlying (columns in ``ctx.inputs.underlyings`` order)."""
+
+    growth: FloatArray  # (S, U) price after / price now
+    vol_move: FloatArray  # (S, U) relative vol shock
+    labels: np.ndarray
+    weights: FloatArray
+    group_names: tuple[str, ...] = ("all",)
+    group_bounds: IntArray | None = None
+
+
+def losses_from_moves(
+    ctx: ScenarioContext,
+    moves: Moves,
+    *,
+    vol_scale: FloatArray | None = None,
+    min_vol: float = 0.0,
+    source: str = "",
+) -> ScenarioLosses:
+    """Reprice every instrument under every scenario with the compiled kernel."""
+    inp = ctx.inputs
+    n_s, n_j = moves.growth.shape[0], len(inp)
+    scale = np.ones(n_j) if vol_scale is None else vol_scale
+    opt = inp.is_option
+    if opt.any() and min_vol <= 0.0:
+        _check_vol_positive(inp, moves, scale)
+    years = inp.days / 365.0
+    sd_floor = np.where(opt, min_vol * np.sqrt(years), 0.0)
+    # Block order: (kernel code, underlying); parameters gathered once so the
+    # inner loop reads them contiguously.
+    order = np.lexsort((np.arange(n_j), inp.uidx, inp.code))
+    key = inp.code[order] * (len(inp.underlyings) + 1) + inp.uidx[order]
+    starts = np.flatnonzero(np.r_[True, key[1:] != key[:-1]])
+    block_start = np.r_[starts, n_j].astype(np.int64)
+    delta_one_a = np.where(inp.code == K.DELTA_ONE_INVERSE, inp.spot * inp.multiplier / inp.forward,
+                           inp.multiplier * inp.forward)
+    a = np.where(opt, inp.forward, delta_one_a)
+    lnfk = np.where(opt, np.log(inp.forward / inp.strike), 0.0)
+    out = np.empty((n_s, n_j))
+    growth = np.ascontiguousarray(moves.growth, dtype=float)
+    K.loss_kernel(
+        out, growth, np.log(growth), np.ascontiguousarray(moves.vol_move, dtype=float),
+        block_start, inp.code[order][starts].copy(), inp.uidx[order][starts].copy(), order.astype(np.int64),
+        a[order], inp.strike[order], lnfk[order], inp.sd[order], scale[order], sd_floor[order],
+        inp.disc_mult[order], inp.cp[order], inp.value[order],
+    )
+    return ScenarioLosses(moves.labels, moves.weights, inp.ids, out, moves.group_names, moves.group_bounds, source)
+
+
+def _check_vol_positive(inp: PricingInputs, moves: Moves, scale: FloatArray) -> None:
+    from marginopt.errors import ModelError
+
+    lowest = moves.vol_move.min(axis=0)  # per underlying
+    factor = 1.0 + lowest[inp.uidx] * scale
+    bad = np.flatnonzero(inp.is_option & (factor <= 0.0))
+    if bad.size:
+        j = int(bad[0])
+        raise ModelError(
+            f"instrument {inp.ids[j]}: a vol move of {lowest[inp.uidx[j]]:+g} scaled by {scale[j]:.4g} for "
+            f"{inp.days[j]:g} days to expiry makes the shocked vol <= 0: set min_vol in the scenario set, "
+            "or reduce the vol move or the vol_scaling power"
+        )
+
+
+Parser = Callable[[Node], ScenarioSpec]
+_REGISTRY: dict[str, Parser] = {}
+
+
+def register(kind: str) -> Callable[[Parser], Parser]:
+    def deco(fn: Parser) -> Parser:
+        _REGISTRY[kind] = fn
+        return fn
+
+    return deco
+
+
+def parse_scenario_set(node: Node) -> ScenarioSpec:
+    if not isinstance(node.value, dict):
+        raise node.error("a scenario set: a mapping with kind (" + ", ".join(_REGISTRY) + ")", node.value)
+    kind_node = node.mapping().get("kind")
+    if kind_node is None:
+        raise node.error("a scenario set with a kind (" + ", ".join(_REGISTRY) + ")", node.value)
+    kind = kind_node.string(choices=_REGISTRY)
+    return _REGISTRY[kind](node)

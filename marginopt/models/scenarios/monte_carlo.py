@@ -1,0 +1,101 @@
+"""Monte Carlo scenarios: correlated normal or Student-t log-returns, seeded."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from types import MappingProxyType
+
+import numpy as np
+
+from marginopt.errors import CaseError, Location
+from marginopt.models.enums import Distribution
+from marginopt.models.reader import Node
+from marginopt.models.scenarios.base import Moves, ScenarioContext, ScenarioLosses, losses_from_moves, register
+
+
+@dataclass(frozen=True)
+class MonteCarloSpec:
+    """``n`` joint scenarios over ``horizon_days``: log-return of underlying u is
+    ``vol_u sqrt(h/365) z_u - vol_u^2 h / 730`` with ``z`` unit-variance normal or
+    multivariate Student-t (``dof`` > 2, scaled to unit variance), correlated by
+    ``correlation`` (pairs not listed are uncorrelated). Vols are market.vols.
+    Draws are made for the sorted union of correlated and needed underlyings, so
+    the same seed gives the same moves at every venue.
+    """
+
+    n: int
+    seed: int
+    correlation: Mapping[tuple[str, str], float] = field(default_factory=dict)
+    distribution: Distribution = Distribution.NORMAL
+    dof: float | None = None
+    horizon_days: float = 1.0
+    where: Location = field(default=Location(), compare=False)
+    kind: str = "monte_carlo"
+
+    def __hash__(self) -> int:
+        return hash((self.n, self.seed, tuple(sorted(self.correlation.items())), self.distribution, self.dof, self.horizon_days))
+
+    def build(self, ctx: ScenarioContext) -> ScenarioLosses:
+        needed = ctx.inputs.underlyings
+        names = sorted(set(needed) | {a for pair in self.correlation for a in pair})
+        vols = []
+        for u in needed:
+            if u not in ctx.market.vols:
+                raise CaseError(self.where, f"market.vols.{u}", f"a vol for {u} to simulate its returns", None)
+            vols.append(ctx.market.vols[u])
+        corr = np.eye(len(names))
+        for (a, b), rho in self.correlation.items():
+            i, j = names.index(a), names.index(b)
+            corr[i, j] = corr[j, i] = rho
+        try:
+            chol = np.linalg.cholesky(corr)
+        except np.linalg.LinAlgError:
+            raise CaseError(self.where, "correlation", "a positive definite correlation matrix", "an indefinite one") from None
+        rng = np.random.default_rng(self.seed)
+        z = rng.standard_normal((self.n, len(names))) @ chol.T
+        if self.distribution is Distribution.STUDENT_T:
+            assert self.dof is not None
+            w = rng.chisquare(self.dof, size=self.n) / self.dof
+            z = z / np.sqrt(w)[:, None] * np.sqrt((self.dof - 2.0) / self.dof)
+        cols = [names.index(u) for u in needed]
+        sig = np.array(vols) * np.sqrt(self.horizon_days / 365.0)
+        growth = np.exp(z[:, cols] * sig - 0.5 * sig**2)
+        labels = np.array([f"mc {i}" for i in range(self.n)])
+        moves = Moves(growth, np.zeros_like(growth), labels, np.ones(self.n))
+        return losses_from_moves(ctx, moves, source=f"monte carlo: {self.n} {self.distribution.value} draws, seed {self.seed}")
+
+
+@register("monte_carlo")
+def parse_monte_carlo(node: Node) -> MonteCarloSpec:
+    parts = node.mapping(
+        allowed=("kind", "n", "seed", "correlation", "distribution", "dof", "horizon_days"), required=("n", "seed")
+    )
+    corr: dict[tuple[str, str], float] = {}
+    if "correlation" in parts:
+        for a, row in parts["correlation"].mapping().items():
+            for b, rho in row.mapping().items():
+                if a == b:
+                    raise rho.error("a pair of two different underlyings", f"{a}/{b}")
+                key = (min(a, b), max(a, b))
+                value = rho.number(lower=-1.0, upper=1.0, lower_open=True, upper_open=True)
+                if key in corr and corr[key] != value:
+                    raise rho.error(f"the same correlation as given before for {key[0]}/{key[1]} ({corr[key]})", value)
+                corr[key] = value
+    dist = Distribution(parts["distribution"].string(choices=[d.value for d in Distribution])) if "distribution" in parts else Distribution.NORMAL
+    dof = None
+    if dist is Distribution.STUDENT_T:
+        if "dof" not in parts:
+            raise node.error("dof (degrees of freedom > 2) for a student_t distribution", None)
+        dof = parts["dof"].number(lower=2.0, lower_open=True)
+    elif "dof" in parts:
+        raise parts["dof"].error("no dof for a normal distribution", parts["dof"].value)
+    return MonteCarloSpec(
+        n=int(parts["n"].number(lower=1, integer=True)),
+        seed=int(parts["seed"].number(lower=0, integer=True)),
+        correlation=MappingProxyType(corr),
+        distribution=dist,
+        dof=dof,
+        horizon_days=parts["horizon_days"].number(lower=0.0, lower_open=True) if "horizon_days" in parts else 1.0,
+        where=node.where,
+    )

@@ -1,0 +1,1 @@
+"""The problem builder, objectives, constraints, results and verification (issue 3)."""
