@@ -50,26 +50,25 @@ def margin_table(report: MarginReport, console: Console, title: str = "") -> Non
 
 
 def _venue_detail(v: Any, ccy: str, console: Console) -> None:
-    comp = Table(title=f"{v.venue}: initial margin", title_justify="left", header_style="bold", min_width=56)
+    comp = Table(title=f"{v.venue}: initial margin", title_justify="left", header_style="bold")
     comp.add_column("component")
     comp.add_column(ccy, justify="right")
     for name, value in v.components.items():
         comp.add_row(name, money(value))
-    if v.worst_scenario is not None:
-        comp.caption = f"worst scenario: {v.worst_scenario} (weighted loss {money(v.worst_scenario_loss)})"
-        comp.caption_justify = "left"
-    if not v.convex:
-        comp.caption = (comp.caption or "") + "\nincludes historical VaR: not convex, the optimizer bounds it by expected shortfall"
     console.print(comp)
+    if v.worst_scenario is not None:
+        console.print(f"worst scenario: {v.worst_scenario} (weighted loss {money(v.worst_scenario_loss)} {ccy})", soft_wrap=True)
+    if not v.convex:
+        console.print("includes historical VaR: not convex; the optimizer bounds it by expected shortfall", soft_wrap=True)
     if not v.collateral:
         console.print(f"{v.venue}: no collateral posted")
         return
-    col = Table(title=f"{v.venue}: collateral posted", title_justify="left", header_style="bold", min_width=56)
+    col = Table(title=f"{v.venue}: collateral posted", title_justify="left", header_style="bold")
     col.add_column("asset")
     for c in ("quantity", "gross value", "after haircut", "credited"):
         col.add_column(c, justify="right")
     for c in v.collateral:
-        col.add_row(c.asset, f"{c.quantity:,.6g}", money(c.gross_value), money(c.value_after_haircut), money(c.credited_value))
+        col.add_row(c.asset, f"{c.quantity:,.10g}", money(c.gross_value), money(c.value_after_haircut), money(c.credited_value))
     console.print(col)
 
 

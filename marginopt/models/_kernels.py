@@ -145,8 +145,12 @@ def loss_kernel(
 ) -> None:
     n_s = growth.shape[0]
     n_b = block_code.shape[0]
+    n_j = cols.shape[0]
     for s in nb.prange(n_s):
-        row = out[s]
+        # Compute the row in block order into a contiguous buffer (contiguous
+        # stores vectorize; stores through ``cols`` do not: 37 vs 5 ns/element),
+        # then place it in instrument order.
+        buf = np.empty(n_j)
         for b in range(n_b):
             u = block_u[b]
             g = growth[s, u]
@@ -156,23 +160,26 @@ def loss_kernel(
             if code == DELTA_ONE_LINEAR:
                 m = g - 1.0
                 for k in range(lo, hi):
-                    row[cols[k]] = -a[k] * m
+                    buf[k] = -a[k] * m
             elif code == DELTA_ONE_INVERSE:
                 m = 1.0 - 1.0 / g
                 for k in range(lo, hi):
-                    row[cols[k]] = -a[k] * m
+                    buf[k] = -a[k] * m
             elif code == NO_PNL:
                 for k in range(lo, hi):
-                    row[cols[k]] = 0.0
+                    buf[k] = 0.0
             else:
                 lg = log_growth[s, u]
                 vm = vol_move[s, u]
                 if lg == 0.0 and vm == 0.0:
                     for k in range(lo, hi):  # nothing moved: exactly no loss
-                        row[cols[k]] = 0.0
+                        buf[k] = 0.0
                     continue
                 inv = 1.0 / g if code == OPTION_INVERSE else 1.0
                 for k in range(lo, hi):
                     sd1 = max(sd[k] * (1.0 + vm * vscale[k]), sd_floor[k])
                     v1 = disc_mult[k] * black76(a[k] * g, strike[k], lnfk[k] + lg, sd1, cp[k])
-                    row[cols[k]] = v0[k] - v1 * inv
+                    buf[k] = v0[k] - v1 * inv
+        row = out[s]
+        for k in range(n_j):
+            row[cols[k]] = buf[k]

@@ -33,7 +33,7 @@ class PricingInputs:
     """Per-contract arrays for a list of instruments (all length J, read-only)."""
 
     ids: tuple[str, ...]
-    underlyings: tuple[str, ...]  # distinct underlyings, in first-seen order
+    underlyings: tuple[str, ...]  # distinct underlyings, sorted
     uidx: IntArray  # index into ``underlyings``
     code: IntArray  # loss-kernel code, see _kernels
     forward: FloatArray  # F0: futures price / forward / spot
@@ -72,7 +72,7 @@ def price_inputs(
 ) -> PricingInputs:
     items = [instruments[i] for i in ids]
     n = len(items)
-    underlyings = tuple(dict.fromkeys(inst.underlying for inst in items))
+    underlyings = tuple(sorted({inst.underlying for inst in items}))
     uidx = np.array([underlyings.index(inst.underlying) for inst in items], dtype=np.int64)
     spot = np.array([market.prices[inst.underlying] for inst in items], dtype=float)
     mult = np.array([inst.multiplier for inst in items], dtype=float)
