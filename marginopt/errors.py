@@ -41,6 +41,8 @@ class Location:
 
 
 def _show(value: Any) -> str:
+    if hasattr(value, "item") and getattr(value, "shape", None) == ():
+        value = value.item()  # numpy scalar: show 0, not np.int64(0)
     text = repr(value)
     return text if len(text) <= 80 else text[:77] + "..."
 

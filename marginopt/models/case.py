@@ -12,9 +12,12 @@ from marginopt.models.enums import Objective
 from marginopt.models.hedges import HedgeCandidate, parse_hedges
 from marginopt.models.instruments import InstrumentSet, parse_instruments
 from marginopt.models.limits import Limits, parse_limits
+from marginopt.models.margin import scenario_specs
 from marginopt.models.market import MarketData, parse_market
 from marginopt.models.positions import Positions, parse_positions
+from marginopt.models.pricing import check_option_prices
 from marginopt.models.reader import load_yaml
+from marginopt.models.scenarios import ScenarioSpec
 from marginopt.models.treasury import TreasuryAsset, parse_treasury
 from marginopt.models.venues import Venue, parse_venues
 
@@ -39,6 +42,19 @@ class Case:
     description: str = ""
 
 
+def _check_scenario_sets(venues: Mapping[str, Venue], limits: Limits, market: MarketData) -> None:
+    """Run each scenario set's load-time checks (those that need the market, not the venue's book)."""
+    specs: list[ScenarioSpec] = [limits.max_loss.scenarios] if limits.max_loss is not None else []
+    for venue in venues.values():
+        for measure in (venue.initial_margin, venue.maintenance_margin):
+            if measure is not None and hasattr(measure, "bind"):
+                specs += scenario_specs(measure)
+    for spec in specs:
+        check = getattr(spec, "check", None)
+        if check is not None:
+            check(market)
+
+
 def load_case(path: str | Path) -> Case:
     """Read and validate a case file (CASE_FORMAT.md, version 1).
 
@@ -55,11 +71,13 @@ def load_case(path: str | Path) -> Case:
     valuation_date = parts["valuation_date"].date()
     market = parse_market(parts["market"], base)
     instruments = parse_instruments(parts["instruments"], market, valuation_date)
+    check_option_prices(instruments, market, valuation_date)
     venues = parse_venues(parts["venues"], market)
     positions = parse_positions(parts.get("positions"), venues, instruments)
     treasury = parse_treasury(parts.get("treasury"), market)
     hedges = parse_hedges(parts.get("hedges"), venues, instruments)
     limits = parse_limits(parts.get("limits"), market, hedges)
+    _check_scenario_sets(venues, limits, market)
     objective = Objective(parts["objective"].string(choices=[o.value for o in Objective])) if "objective" in parts else Objective.MIN_COST
     description = parts["description"].string() if "description" in parts else ""
     return Case(

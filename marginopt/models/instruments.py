@@ -4,10 +4,10 @@ from __future__ import annotations
 
 import datetime as dt
 from collections.abc import Iterator, Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from types import MappingProxyType
 
-from marginopt.errors import CaseError
+from marginopt.errors import CaseError, Location
 from marginopt.models.enums import InstrumentKind, Right, Settlement
 from marginopt.models.market import MarketData
 from marginopt.models.reader import Node, Table, read_table
@@ -38,6 +38,7 @@ class Instrument:
     price: float | None = None
     vol: float | None = None
     future: str | None = None
+    where: Location = field(default=Location(), compare=False, repr=False)  # its row, for errors found later
 
     @property
     def is_option(self) -> bool:
@@ -156,6 +157,7 @@ def _build(
         price=price,
         vol=vol,
         future=future,
+        where=table.where(i),
     )
 
 

@@ -17,7 +17,7 @@ from dataclasses import dataclass
 import numpy as np
 from scipy.special import ndtr
 
-from marginopt.errors import ModelError
+from marginopt.errors import CaseError
 from marginopt.models import _kernels as K
 from marginopt.models.enums import InstrumentKind, Settlement
 from marginopt.models.instruments import Instrument, InstrumentSet
@@ -81,10 +81,13 @@ def price_inputs(
     forward = np.array([_forward(inst, instruments, market, valuation_date) for inst in items], dtype=float)
     is_opt = np.array([inst.is_option for inst in items], dtype=bool)
     inverse = np.array([inst.settlement is Settlement.INVERSE for inst in items], dtype=bool)
+    spot_like = np.array([inst.kind is InstrumentKind.SPOT for inst in items], dtype=bool)
+    has_price = np.array([inst.price is not None for inst in items], dtype=bool)
     strike = np.array([inst.strike if inst.is_option else 1.0 for inst in items], dtype=float)
-    cp = np.array([1.0 if (inst.right is not None and inst.right.value == "call") else -1.0 for inst in items])
+    cp = np.array([1.0 if (inst.right is not None and inst.right.value == "call") else -1.0 for inst in items], dtype=float)
     disc = np.where(is_opt, np.exp(-r * years), 1.0)
-    sigma = np.array([_vol(inst, market, f, t, r) if inst.is_option else 0.0 for inst, f, t in zip(items, forward, years)])
+    sigma = np.array([_vol(inst, market, f, t, r) if inst.is_option else 0.0 for inst, f, t in zip(items, forward, years)],
+                     dtype=float)
     sd = np.where(is_opt, np.maximum(sigma * np.sqrt(years), _SD_EXPIRY), 0.0)
     disc_mult = disc * mult
 
@@ -94,11 +97,10 @@ def price_inputs(
         K.black76_array(forward[is_opt], strike[is_opt], sd[is_opt], cp[is_opt], out)
         premium[is_opt] = out
     value = np.where(is_opt, disc_mult * premium, mult * forward)
-    mark = np.array([inst.price if inst.price is not None else 0.0 for inst in items])
+    mark = np.array([inst.price if inst.price is not None else 0.0 for inst in items], dtype=float)
     model_mark = np.where(is_opt, disc * premium, forward)
-    mark = np.where([inst.price is None for inst in items], model_mark, mark)
+    mark = np.where(has_price, mark, model_mark)
 
-    spot_like = np.array([inst.kind is InstrumentKind.SPOT for inst in items])
     code = np.where(
         is_opt,
         np.where(inverse, K.OPTION_INVERSE, K.OPTION_LINEAR),
@@ -138,6 +140,13 @@ def price_inputs(
     )
 
 
+def check_option_prices(instruments: InstrumentSet, market: MarketData, valuation_date: dt.date) -> None:
+    """Refuse, at load time, an option price no vol can reproduce (the vol is implied from it)."""
+    for inst in instruments:
+        if inst.is_option and inst.vol is None and inst.price is not None:
+            implied_vol(inst, _forward(inst, instruments, market, valuation_date), _years(inst, valuation_date), market.rate)
+
+
 def _years(inst: Instrument, valuation_date: dt.date) -> float:
     return 0.0 if inst.expiry is None else (inst.expiry - valuation_date).days / 365.0
 
@@ -162,10 +171,8 @@ def _vol(inst: Instrument, market: MarketData, forward: float, years: float, rat
         return implied_vol(inst, forward, years, rate)
     if inst.underlying in market.vols:
         return market.vols[inst.underlying]
-    raise ModelError(
-        f"instrument {inst.id}: field 'vol': expected a vol for the option (its vol column, a price to imply it from, "
-        f"or market.vols.{inst.underlying}), got nothing"
-    )
+    raise CaseError(inst.where, "instruments.vol",
+                    f"a vol for option {inst.id} (this column, a price to imply it from, or market.vols.{inst.underlying})", None)
 
 
 def implied_vol(inst: Instrument, forward: float, years: float, rate: float) -> float:
@@ -177,9 +184,10 @@ def implied_vol(inst: Instrument, forward: float, years: float, rate: float) -> 
     intrinsic = max(cp * (forward - inst.strike), 0.0)
     upper_bound = forward if cp > 0 else inst.strike
     if years <= 0 or not (intrinsic < target < upper_bound):
-        raise ModelError(
-            f"instrument {inst.id}: field 'price': expected an option price strictly between its discounted intrinsic value "
-            f"{disc * intrinsic:.6g} and {disc * upper_bound:.6g} (no-arbitrage bounds), got {inst.price!r}"
+        raise CaseError(
+            inst.where, "instruments.price",
+            f"a price for option {inst.id} strictly between its discounted intrinsic value {disc * intrinsic:.6g} and "
+            f"{disc * upper_bound:.6g} (no-arbitrage bounds; expiring today it needs a vol instead)", inst.price,
         )
     lnfk, sqt = math.log(forward / inst.strike), math.sqrt(years)
 
@@ -192,7 +200,7 @@ def implied_vol(inst: Instrument, forward: float, years: float, rate: float) -> 
     while price(hi) < target:
         hi *= 2.0
         if hi > 1e3:
-            raise ModelError(f"instrument {inst.id}: field 'price': no vol below 100000% reproduces price {inst.price!r}")
+            raise CaseError(inst.where, "instruments.price", f"a price of option {inst.id} that a vol below 100000% reproduces", inst.price)
     for _ in range(200):
         mid = 0.5 * (lo + hi)
         if price(mid) < target:

@@ -247,12 +247,9 @@ class Table:
         known = required + optional
         for col in self.frame.columns:
             if col not in known:
-                raise CaseError(
-                    Location(self.file, self.row_lines[0] if self.row_lines else None, "line" if self.row_lines else "row"),
-                    f"{self.name}.{col}",
-                    f"a known column (one of {', '.join(known)})",
-                    col,
-                )
+                first = int(np.argmax(~self._missing(col))) if len(self.frame) else 0
+                where = self.where(first) if self.row_lines is not None else Location(self.file, None)
+                raise CaseError(where, f"{self.name}.{col}", f"a known column (one of {', '.join(known)})", col)
         if len(self.frame) == 0:
             return
         for col in required:
@@ -263,13 +260,14 @@ class Table:
         return column in self.frame.columns
 
     def _missing(self, column: str) -> np.ndarray:
+        """Empty cells: an absent key or blank text inline; an empty cell or null in a file."""
         if column not in self.frame.columns:
             return np.ones(len(self.frame), dtype=bool)
-        col = self.frame[column]
-        miss = col.isna().to_numpy(copy=True)
-        if col.dtype == object:
-            miss |= np.array([isinstance(v, str) and not v.strip() for v in col], dtype=bool)
-        return miss
+        values = self.frame[column].tolist()
+        if self.row_lines is not None:
+            return np.array([v is None or (isinstance(v, str) and not v.strip()) for v in values], dtype=bool)
+        return np.array([v is None or (isinstance(v, float) and v != v) or (isinstance(v, str) and not v.strip())
+                         for v in values], dtype=bool)
 
     def texts(self, column: str, *, required: bool = True, choices: Iterable[str] | None = None) -> list[str | None]:
         """The column as text; missing cells are an error when ``required``."""
@@ -320,7 +318,7 @@ class Table:
         for i, (v, m) in enumerate(zip(raw.tolist(), miss)):
             if m:
                 if default is None:
-                    raise self.error(i, column, expected, None)
+                    raise self.error(i, column, expected, "an empty cell")
                 vals[i] = default
                 continue
             if isinstance(v, bool):
@@ -349,9 +347,15 @@ class Table:
                 out.append(None)
                 continue
             try:
-                out.append(dt.date.fromisoformat(v[:10]))
+                out.append(dt.date.fromisoformat(v))
             except ValueError:
-                raise self.error(i, column, "a date YYYY-MM-DD", v) from None
+                try:  # a timestamp at midnight, as spreadsheets and Parquet write dates
+                    stamp = dt.datetime.fromisoformat(v)
+                except ValueError:
+                    stamp = None
+                if stamp is None or stamp.time() != dt.time(0):
+                    raise self.error(i, column, "a date YYYY-MM-DD", v) from None
+                out.append(stamp.date())
         return out
 
 
@@ -374,7 +378,10 @@ def read_table(node: Node, name: str) -> Table:
             raise row.error("a row as a mapping of column: value", row.value)
         records.append({str(k): v for k, v in row.value.items()})
     lines = tuple(r.line or node.line or 0 for r in rows)
-    return Table(name, pd.DataFrame.from_records(records) if records else pd.DataFrame(), node.file, lines)
+    # Object columns with None for an absent key, so an explicit .nan stays a (bad) value.
+    columns = list(dict.fromkeys(k for r in records for k in r))
+    frame = pd.DataFrame({c: pd.Series([r.get(c) for r in records], dtype=object) for c in columns})
+    return Table(name, frame, node.file, lines)
 
 
 def resolve_path(node: Node, suffixes: Iterable[str]) -> Path:
@@ -393,11 +400,16 @@ def read_frame(node: Node) -> tuple[Path, pd.DataFrame]:
     path = resolve_path(node, _TABLE_SUFFIXES)
     try:
         if path.suffix.lower() == ".csv":
-            frame = pd.read_csv(path, skipinitialspace=True)
+            # Only an empty cell is missing: a literal "nan" must be refused, not read as empty.
+            frame = pd.read_csv(path, skipinitialspace=True, keep_default_na=False, na_values=[""])
         else:
             frame = pd.read_parquet(path)
     except Exception as exc:  # pandas/pyarrow raise many types for a malformed file
         raise CaseError(Location(path), node.path, "a readable table file", f"{type(exc).__name__}: {exc}") from None
+    if not isinstance(frame.index, pd.RangeIndex):
+        if path.suffix.lower() == ".csv":  # pandas made the extra cells of every row an index
+            raise CaseError(Location(path, 1, "row"), node.path, "no more cells in a row than columns in the header", "extra cells")
+        frame = frame.reset_index()  # a Parquet index is data (a scenario label, say)
     frame.columns = [str(c).strip() for c in frame.columns]
     return path, frame
 

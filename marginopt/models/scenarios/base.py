@@ -10,6 +10,7 @@ from typing import Protocol
 import numpy as np
 import pandas as pd
 
+from marginopt.errors import CaseError, Location
 from marginopt.models import _kernels as K
 from marginopt.models.market import MarketData
 from marginopt.models.pricing import PricingInputs
@@ -126,14 +127,21 @@ def losses_from_moves(
     vol_scale: FloatArray | None = None,
     min_vol: float = 0.0,
     source: str = "",
+    where: tuple[Location, str] | None = None,
 ) -> ScenarioLosses:
-    """Reprice every instrument under every scenario with the compiled kernel."""
+    """Reprice every instrument under every scenario with the compiled kernel.
+
+    ``where`` (location, field) names the vol moves in the case, for the error
+    raised when a vol move would make a shocked vol non-positive.
+    """
     inp = ctx.inputs
     n_s, n_j = moves.growth.shape[0], len(inp)
+    if n_j == 0:  # a venue with no instruments (a treasury-only venue)
+        return ScenarioLosses(moves.labels, moves.weights, (), np.zeros((n_s, 0)), moves.group_names, moves.group_bounds, source)
     scale = np.ones(n_j) if vol_scale is None else vol_scale
     opt = inp.is_option
     if opt.any() and min_vol <= 0.0:
-        _check_vol_positive(inp, moves, scale)
+        _check_vol_positive(inp, moves, scale, where)
     years = inp.days / 365.0
     sd_floor = np.where(opt, min_vol * np.sqrt(years), 0.0)
     # Block order: (kernel code, underlying); parameters gathered once so the
@@ -157,18 +165,17 @@ def losses_from_moves(
     return ScenarioLosses(moves.labels, moves.weights, inp.ids, out, moves.group_names, moves.group_bounds, source)
 
 
-def _check_vol_positive(inp: PricingInputs, moves: Moves, scale: FloatArray) -> None:
-    from marginopt.errors import ModelError
-
+def _check_vol_positive(inp: PricingInputs, moves: Moves, scale: FloatArray, where: tuple[Location, str] | None) -> None:
     lowest = moves.vol_move.min(axis=0)  # per underlying
     factor = 1.0 + lowest[inp.uidx] * scale
     bad = np.flatnonzero(inp.is_option & (factor <= 0.0))
     if bad.size:
         j = int(bad[0])
-        raise ModelError(
-            f"instrument {inp.ids[j]}: a vol move of {lowest[inp.uidx[j]]:+g} scaled by {scale[j]:.4g} for "
-            f"{inp.days[j]:g} days to expiry makes the shocked vol <= 0: set min_vol in the scenario set, "
-            "or reduce the vol move or the vol_scaling power"
+        loc, path = where if where is not None else (None, "vol_moves")
+        raise CaseError(
+            loc, path,
+            f"vol moves that keep every shocked vol above 0, or min_vol (option {inp.ids[j]}, {inp.days[j]:g} days to "
+            f"expiry: the move is scaled by {scale[j]:.4g})", float(lowest[inp.uidx[j]]),
         )
 
 

@@ -11,10 +11,11 @@ vols move more; ``min_vol`` floors the shocked vol.
 from __future__ import annotations
 
 import itertools
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 import numpy as np
 
+from marginopt.errors import Location
 from marginopt.models.reader import Node
 from marginopt.models.scenarios.base import Moves, ScenarioContext, ScenarioLosses, losses_from_moves, register
 
@@ -44,6 +45,8 @@ class GridSpec:
     extended: tuple[ExtendedMove, ...] = ()
     per_underlying: bool = True
     min_vol: float = 0.0
+    where: Location = field(default=Location(), compare=False)
+    field_path: str = field(default="vol_moves", compare=False)
     kind: str = "grid"
 
     def build(self, ctx: ScenarioContext) -> ScenarioLosses:
@@ -73,7 +76,7 @@ class GridSpec:
             weights, groups, bounds = w, (unders[0] if len(unders) == 1 else "all",), None
         scale = self.vol_scaling.factor(ctx.inputs.days) if self.vol_scaling is not None else None
         return losses_from_moves(
-            ctx, Moves(growth, vol, labels, weights, groups, bounds), vol_scale=scale, min_vol=self.min_vol,
+            ctx, Moves(growth, vol, labels, weights, groups, bounds), vol_scale=scale, min_vol=self.min_vol, where=(self.where, self.field_path),
             source=f"grid: {len(self.price_moves)} price x {len(self.vol_moves)} vol moves + {len(self.extended)} extended",
         )
 
@@ -118,4 +121,6 @@ def parse_grid(node: Node) -> GridSpec:
         extended=tuple(extended),
         per_underlying=parts["per_underlying"].boolean() if "per_underlying" in parts else True,
         min_vol=parts["min_vol"].number(lower=0.0) if "min_vol" in parts else 0.0,
+        where=parts["vol_moves"].where if "vol_moves" in parts else node.where,
+        field_path=parts["vol_moves"].path if "vol_moves" in parts else node.path,
     )

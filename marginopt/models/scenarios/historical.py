@@ -7,6 +7,7 @@ from dataclasses import dataclass, field
 import numpy as np
 
 from marginopt.errors import CaseError, Location
+from marginopt.models.market import MarketData
 from marginopt.models.reader import Node
 from marginopt.models.scenarios.base import Moves, ScenarioContext, ScenarioLosses, losses_from_moves, register
 
@@ -24,10 +25,15 @@ class HistoricalSpec:
     where: Location = field(default=Location(), compare=False)
     kind: str = "historical"
 
-    def build(self, ctx: ScenarioContext) -> ScenarioLosses:
-        hist = ctx.market.history
-        if hist is None:
+    def check(self, market: MarketData) -> None:
+        """Load-time check: the case has a price history."""
+        if market.history is None:
             raise CaseError(self.where, "market.history", "a price history for a historical scenario set", None)
+
+    def build(self, ctx: ScenarioContext) -> ScenarioLosses:
+        self.check(ctx.market)
+        hist = ctx.market.history
+        assert hist is not None
         need = self.window + self.horizon_days
         if len(hist.dates) < need:
             raise CaseError(

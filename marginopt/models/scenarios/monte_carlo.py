@@ -10,6 +10,7 @@ import numpy as np
 
 from marginopt.errors import CaseError, Location
 from marginopt.models.enums import Distribution
+from marginopt.models.market import MarketData
 from marginopt.models.reader import Node
 from marginopt.models.scenarios.base import Moves, ScenarioContext, ScenarioLosses, losses_from_moves, register
 
@@ -31,10 +32,19 @@ class MonteCarloSpec:
     dof: float | None = None
     horizon_days: float = 1.0
     where: Location = field(default=Location(), compare=False)
+    pair_where: Mapping[tuple[str, str], tuple[Location, str]] = field(default_factory=dict, compare=False)
     kind: str = "monte_carlo"
 
     def __hash__(self) -> int:
         return hash((self.n, self.seed, tuple(sorted(self.correlation.items())), self.distribution, self.dof, self.horizon_days))
+
+    def check(self, market: MarketData) -> None:
+        """Load-time check: every correlated name is an asset of the market."""
+        for pair in self.correlation:
+            for a in pair:
+                if a not in market.prices:
+                    loc, path = self.pair_where.get(pair, (self.where, "correlation"))
+                    raise CaseError(loc, path, f"underlyings with a price in market.prices ({', '.join(sorted(market.prices))})", a)
 
     def build(self, ctx: ScenarioContext) -> ScenarioLosses:
         needed = ctx.inputs.underlyings
@@ -72,6 +82,7 @@ def parse_monte_carlo(node: Node) -> MonteCarloSpec:
         allowed=("kind", "n", "seed", "correlation", "distribution", "dof", "horizon_days"), required=("n", "seed")
     )
     corr: dict[tuple[str, str], float] = {}
+    pair_where: dict[tuple[str, str], tuple[Location, str]] = {}
     if "correlation" in parts:
         for a, row in parts["correlation"].mapping().items():
             for b, rho in row.mapping().items():
@@ -82,6 +93,7 @@ def parse_monte_carlo(node: Node) -> MonteCarloSpec:
                 if key in corr and corr[key] != value:
                     raise rho.error(f"the same correlation as given before for {key[0]}/{key[1]} ({corr[key]})", value)
                 corr[key] = value
+                pair_where[key] = (rho.where, rho.path)
     dist = Distribution(parts["distribution"].string(choices=[d.value for d in Distribution])) if "distribution" in parts else Distribution.NORMAL
     dof = None
     if dist is Distribution.STUDENT_T:
@@ -94,6 +106,7 @@ def parse_monte_carlo(node: Node) -> MonteCarloSpec:
         n=int(parts["n"].number(lower=1, integer=True)),
         seed=int(parts["seed"].number(lower=0, integer=True)),
         correlation=MappingProxyType(corr),
+        pair_where=MappingProxyType(pair_where),
         distribution=dist,
         dof=dof,
         horizon_days=parts["horizon_days"].number(lower=0.0, lower_open=True) if "horizon_days" in parts else 1.0,
