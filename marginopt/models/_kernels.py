@@ -155,8 +155,10 @@ def loss_kernel(
             u = block_u[b]
             g = growth[s, u]
             code = block_code[b]
-            lo = block_start[b]
-            hi = block_start[b + 1]
+            # Unsigned bounds: numba then skips negative-index wraparound, which
+            # otherwise turns every load into a gather (6.6 vs 3.7 ns/element).
+            lo = np.uint64(block_start[b])
+            hi = np.uint64(block_start[b + 1])
             if code == DELTA_ONE_LINEAR:
                 m = g - 1.0
                 for k in range(lo, hi):
