@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import sys
 import traceback
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
@@ -102,10 +101,9 @@ def scenarios(case: Path, venue: str, out: Path, set_index: int | None) -> None:
     if out.suffix.lower() not in (".parquet", ".csv"):
         raise CaseError(None, "--out", "a file name ending in .parquet or .csv", str(out))
     book = VenueBook(loaded, venue)
-    specs = scenario_specs(book.venue.initial_margin)
-    mm = book.venue.maintenance_margin
-    if mm is not None and hasattr(mm, "bind"):
-        specs += [s for s in scenario_specs(mm) if s not in specs]
+    specs: list = []
+    for measure in book.venue.measure_specs():
+        specs += [s for s in scenario_specs(measure) if s not in specs]
     if not specs:
         raise CaseError(Location(case), f"venues.{venue}", "a margin measure that uses a scenario set", "none")
     if set_index is None and len(specs) > 1:
@@ -144,4 +142,4 @@ def main() -> None:
 
 
 if __name__ == "__main__":
-    sys.exit(main())
+    main()

@@ -14,6 +14,7 @@ otherwise stop vectorization; every division here has a non-zero denominator.
 from __future__ import annotations
 
 import math
+from typing import Any
 
 import numba as nb
 import numpy as np
@@ -23,7 +24,7 @@ from numba.extending import intrinsic
 # Fast-math without 'nnan'/'ninf': inputs are validated finite, but LLVM must not
 # assume it when folding comparisons.
 _FLAGS = {"nsz", "arcp", "contract", "afn", "reassoc"}
-_JIT = dict(fastmath=_FLAGS, error_model="numpy", cache=True)
+_JIT: dict[str, Any] = dict(fastmath=_FLAGS, error_model="numpy", cache=True)
 
 # erf on |x| < 0.46875: x * A(x^2) / B(x^2)
 _A0, _A1, _A2, _A3, _A4 = 3.1611237438705656, 113.864154151050156, 377.485237685302021, 3209.37758913846947, 0.185777706184603153
@@ -60,7 +61,7 @@ def exp_neg(x: float) -> float:
     r = (x - k * 0.6931471803691238) - k * 1.9082149292705877e-10  # ln 2 split in two for exact reduction
     p = 1.0 + r * (1.0 + r * (0.5 + r * (1.0 / 6 + r * (1.0 / 24 + r * (1.0 / 120 + r * (1.0 / 720 + r * (
         1.0 / 5040 + r * (1.0 / 40320 + r * (1.0 / 362880 + r * (1.0 / 3628800 + r * (1.0 / 39916800 + r / 479001600)))))))))))
-    return p * _bits_to_f64((np.int64(k) + 1023) << 52)
+    return p * _bits_to_f64((np.int64(k) + 1023) << 52)  # type: ignore[call-arg]  # numba passes typingctx
 
 
 @nb.njit(inline="always", **_JIT)

@@ -7,7 +7,7 @@ from functools import cached_property
 import numpy as np
 
 from marginopt.models.case import Case
-from marginopt.models.collateral import credited_values
+from marginopt.models.collateral import CollateralLine, credited_values
 from marginopt.models.margin import BindContext, Measure
 from marginopt.models.pricing import PricingInputs, price_inputs
 from marginopt.models.scenarios import ScenarioContext, ScenarioLosses, ScenarioSpec
@@ -59,15 +59,11 @@ class VenueBook:
             return mm.fraction * initial
         return mm.evaluate(q)
 
-    def collateral(self, quantities: dict[str, float] | None = None) -> list[tuple[str, float, float, float, float]]:
-        """Per posted asset: (asset, quantity, gross value, value after haircut, credited value)."""
+    def collateral(self, quantities: dict[str, float] | None = None) -> tuple[CollateralLine, ...]:
+        """Value of posted collateral (or of ``quantities``): gross, after haircut, credited after concentration."""
         posted = dict(self.venue.posted if quantities is None else quantities)
         prices = self.case.market.prices
-        rows = []
-        after: dict[str, float] = {}
-        for asset, qty in posted.items():
-            gross = qty * prices[asset]
-            after[asset] = self.venue.collateral[asset].value(gross)
-            rows.append((asset, qty, gross))
+        gross = {a: qty * prices[a] for a, qty in posted.items()}
+        after = {a: self.venue.collateral[a].value(g) for a, g in gross.items()}
         credited = credited_values(after, self.venue.concentration)
-        return [(a, qty, gross, after[a], credited[a]) for a, qty, gross in rows]
+        return tuple(CollateralLine(a, posted[a], gross[a], after[a], credited[a]) for a in posted)

@@ -46,9 +46,8 @@ def _check_scenario_sets(venues: Mapping[str, Venue], limits: Limits, market: Ma
     """Run each scenario set's load-time checks (those that need the market, not the venue's book)."""
     specs: list[ScenarioSpec] = [limits.max_loss.scenarios] if limits.max_loss is not None else []
     for venue in venues.values():
-        for measure in (venue.initial_margin, venue.maintenance_margin):
-            if measure is not None and hasattr(measure, "bind"):
-                specs += scenario_specs(measure)
+        for measure in venue.measure_specs():
+            specs += scenario_specs(measure)
     for spec in specs:
         check = getattr(spec, "check", None)
         if check is not None:

@@ -71,6 +71,17 @@ def parse_schedule(node: Node) -> HaircutSchedule:
     return HaircutSchedule(tiers=tuple(tiers))
 
 
+@dataclass(frozen=True)
+class CollateralLine:
+    """One posted asset at a venue, valued step by step."""
+
+    asset: str
+    quantity: float
+    gross_value: float
+    value_after_haircut: float
+    credited_value: float  # after concentration limits
+
+
 def credited_values(values: Mapping[str, float], shares: Mapping[str, float]) -> dict[str, float]:
     """Collateral value credited per asset under concentration limits.
 

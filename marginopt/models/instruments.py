@@ -86,7 +86,7 @@ def parse_instruments(node: Node, market: MarketData, valuation_date: dt.date) -
         if iid in seen:
             raise table.error(i, "id", f"a unique instrument id (already used in row {seen[iid] + 1})", iid)
         seen[iid] = i
-    futures = {ids[i] for i, k in enumerate(kinds) if k is InstrumentKind.FUTURE}
+    futures = {ids[i]: underlyings[i] for i, k in enumerate(kinds) if k is InstrumentKind.FUTURE}
     items = []
     for i in range(len(table)):
         items.append(
@@ -109,16 +109,14 @@ def _build(
     table: Table, i: int, iid: str | None, kind: InstrumentKind, underlying: str | None,
     expiry: dt.date | None, strike: float | None, right: str | None, multiplier: float,
     settlement: str | None, price: float | None, vol: float | None,
-    market: MarketData, valuation_date: dt.date, futures: set[str],
+    market: MarketData, valuation_date: dt.date, futures: dict[str | None, str | None],
 ) -> Instrument:
     assert iid is not None and underlying is not None
     strike, price, vol = _nan_to_none(strike), _nan_to_none(price), _nan_to_none(vol)
     future = None
     if kind is InstrumentKind.OPTION and underlying in futures:
-        future = underlying
-        fut_row = table.texts("underlying")[table.texts("id").index(future)]
-        assert fut_row is not None
-        underlying = fut_row
+        future, underlying = underlying, futures[underlying]
+        assert underlying is not None  # the future's row was validated first
     elif underlying not in market.prices:
         what = "an asset in market.prices" + (" or the id of a future" if kind is InstrumentKind.OPTION else "")
         raise table.error(i, "underlying", f"{what} ({', '.join(sorted(market.prices))})", underlying)

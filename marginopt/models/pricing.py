@@ -189,12 +189,12 @@ def implied_vol(inst: Instrument, forward: float, years: float, rate: float) -> 
             f"a price for option {inst.id} strictly between its discounted intrinsic value {disc * intrinsic:.6g} and "
             f"{disc * upper_bound:.6g} (no-arbitrage bounds; expiring today it needs a vol instead)", inst.price,
         )
-    lnfk, sqt = math.log(forward / inst.strike), math.sqrt(years)
+    lnfk, sqt, strike = math.log(forward / inst.strike), math.sqrt(years), inst.strike
 
     def price(sig: float) -> float:
         sd = sig * sqt
         d1 = lnfk / sd + 0.5 * sd
-        return cp * (forward * float(ndtr(cp * d1)) - inst.strike * float(ndtr(cp * (d1 - sd))))
+        return cp * (forward * float(ndtr(cp * d1)) - strike * float(ndtr(cp * (d1 - sd))))
 
     lo, hi = 1e-6, 1.0
     while price(hi) < target:

@@ -11,15 +11,7 @@ import pandas as pd
 
 from marginopt.models.book import VenueBook
 from marginopt.models.case import Case
-
-
-@dataclass(frozen=True)
-class CollateralLine:
-    asset: str
-    quantity: float
-    gross_value: float
-    value_after_haircut: float
-    credited_value: float  # after concentration limits
+from marginopt.models.collateral import CollateralLine
 
 
 @dataclass(frozen=True)
@@ -95,7 +87,7 @@ def venue_margin(book: VenueBook) -> VenueMargin:
     q = book.q
     im = book.initial.evaluate(q)
     worst = book.initial.worst_scenario(q)
-    lines = tuple(CollateralLine(*row) for row in book.collateral())
+    lines = book.collateral()
     return VenueMargin(
         venue=book.venue.name,
         initial_margin=im,

@@ -28,6 +28,11 @@ class Venue:
     concentration: Mapping[str, float] = field(default_factory=dict)
     posted: Mapping[str, float] = field(default_factory=dict)
 
+    def measure_specs(self) -> list[MeasureSpec]:
+        """The initial margin measure, and the maintenance one when it is a measure."""
+        mm = self.maintenance_margin
+        return [self.initial_margin] + ([mm] if mm is not None and not isinstance(mm, FractionOfInitial) else [])
+
 
 _VENUE_KEYS = ("initial_margin", "maintenance_margin", "collateral", "concentration", "posted", "description")
 

@@ -12,7 +12,7 @@ from __future__ import annotations
 from abc import ABC, abstractmethod
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
-from typing import Any, ClassVar, Protocol
+from typing import Any, ClassVar, Protocol, TypeVar
 
 import cvxpy as cp
 
@@ -55,18 +55,24 @@ class Measure(ABC):
 
 
 class MeasureSpec(Protocol):
-    kind: str
-    name: str | None
+    """A parsed, hashable margin measure; ``bind`` ties it to a venue's instruments."""
+
+    @property
+    def kind(self) -> str: ...
+
+    @property
+    def name(self) -> str | None: ...
 
     def bind(self, ctx: BindContext) -> Measure: ...
 
 
 MeasureParser = Callable[[Node], MeasureSpec]
 _REGISTRY: dict[str, MeasureParser] = {}
+_P = TypeVar("_P", bound=MeasureParser)
 
 
-def register(kind: str) -> Callable[[MeasureParser], MeasureParser]:
-    def deco(fn: MeasureParser) -> MeasureParser:
+def register(kind: str) -> Callable[[_P], _P]:
+    def deco(fn: _P) -> _P:
         _REGISTRY[kind] = fn
         return fn
 

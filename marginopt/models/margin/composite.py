@@ -8,7 +8,15 @@ import cvxpy as cp
 
 from marginopt.errors import NonConvexMeasureError
 from marginopt.models.margin.base import (
-    BindContext, CvxForm, Measure, MeasureSpec, measure_keys, optional_name, parse_measure, register, unique_merge,
+    BindContext,
+    CvxForm,
+    Measure,
+    MeasureSpec,
+    measure_keys,
+    optional_name,
+    parse_measure,
+    register,
+    unique_merge,
 )
 from marginopt.models.reader import Node
 from marginopt.typing import FloatArray

@@ -5,7 +5,7 @@ from __future__ import annotations
 import datetime as dt
 from collections.abc import Callable, Collection
 from dataclasses import dataclass
-from typing import Protocol
+from typing import Protocol, TypeVar
 
 import numpy as np
 import pandas as pd
@@ -103,7 +103,13 @@ class ScenarioContext:
 
 
 class ScenarioSpec(Protocol):
-    kind: str
+    """A parsed, hashable scenario set; ``build`` prices it for a venue's instruments.
+
+    A spec may also define ``check(market)``, run at load time.
+    """
+
+    @property
+    def kind(self) -> str: ...
 
     def build(self, ctx: ScenarioContext) -> ScenarioLosses: ...
 
@@ -183,8 +189,11 @@ Parser = Callable[[Node], ScenarioSpec]
 _REGISTRY: dict[str, Parser] = {}
 
 
-def register(kind: str) -> Callable[[Parser], Parser]:
-    def deco(fn: Parser) -> Parser:
+_P = TypeVar("_P", bound=Parser)
+
+
+def register(kind: str) -> Callable[[_P], _P]:
+    def deco(fn: _P) -> _P:
         _REGISTRY[kind] = fn
         return fn
 
