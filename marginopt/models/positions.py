@@ -27,11 +27,12 @@ class Positions:
 
     def at_venue(self, venue: str) -> dict[str, float]:
         """Net quantity per instrument at a venue, all accounts together."""
-        out: dict[str, float] = {}
-        for v, iid, q in zip(self.venue, self.instrument, self.quantity):
-            if v == venue:
-                out[iid] = out.get(iid, 0.0) + float(q)
-        return out
+        if not self.venue:
+            return {}
+        at = np.asarray(self.venue, dtype=object) == venue
+        ids, inverse = np.unique(np.asarray(self.instrument, dtype=object)[at], return_inverse=True)
+        sums = np.bincount(inverse, weights=self.quantity[at], minlength=len(ids))
+        return dict(zip(ids.tolist(), sums.tolist(), strict=True))
 
     @property
     def accounts(self) -> tuple[str, ...]:

@@ -46,8 +46,8 @@ class HistoricalSpec:
                 raise CaseError(Location(hist.file, 1, "row"), u, f"a price column for underlying {u}", "no such column")
             cols.append(hist.returns(u, self.horizon_days)[-self.window:])
         growth = 1.0 + np.column_stack(cols) if cols else np.ones((self.window, 0))
-        ends = hist.dates[-self.window:]
-        labels = np.array([f"{d.isoformat()} ({self.horizon_days}d)" for d in ends])
+        ends = np.array(hist.dates[-self.window:], dtype="datetime64[D]").astype(str)
+        labels = np.char.add(ends, f" ({self.horizon_days}d)")
         moves = Moves(growth, np.zeros_like(growth), labels, np.ones(self.window))
         return losses_from_moves(ctx, moves, source=f"historical: {self.window} x {self.horizon_days}-day returns")
 

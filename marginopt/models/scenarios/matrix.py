@@ -47,7 +47,7 @@ def matrix_losses(path: Path, frame: pd.DataFrame, ctx: ScenarioContext) -> Scen
     bad = np.flatnonzero(weights <= 0)
     if bad.size:
         raise CaseError(Location(path, int(bad[0]) + 1, "row"), "weight", "a positive weight", frame["weight"].iloc[bad[0]])
-    labels = frame["scenario"].astype(str).to_numpy() if "scenario" in frame.columns else np.array([f"row {i + 1}" for i in range(len(frame))])
+    labels = frame["scenario"].astype(str).to_numpy() if "scenario" in frame.columns else np.char.add("row ", np.arange(1, len(frame) + 1).astype(str))
     if "group" not in frame.columns:
         return ScenarioLosses(labels.astype(str), weights, ids, np.ascontiguousarray(values), source=f"matrix: {path.name}")
     groups = frame["group"].astype(str).to_numpy()

@@ -71,7 +71,7 @@ class MonteCarloSpec:
         cols = [names.index(u) for u in needed]
         sig = np.array(vols) * np.sqrt(self.horizon_days / 365.0)
         growth = np.exp(z[:, cols] * sig - 0.5 * sig**2)
-        labels = np.array([f"mc {i}" for i in range(self.n)])
+        labels = np.char.add("mc ", np.arange(self.n).astype(str))
         moves = Moves(growth, np.zeros_like(growth), labels, np.ones(self.n))
         return losses_from_moves(ctx, moves, source=f"monte carlo: {self.n} {self.distribution.value} draws, seed {self.seed}")
 
