@@ -15,6 +15,7 @@ from pathlib import Path
 from marginopt.errors import CaseError, MarginoptError, ModelError, NonConvexMeasureError
 from marginopt.models import Case, MarginReport, ScenarioLosses, VenueBook, load_case
 from marginopt.models import margin_report as margin
+from marginopt.optimizer import OptimizationResult, attribution, optimize, route, what_if
 
 __version__ = "0.1.0"
 
@@ -36,4 +37,9 @@ __all__ = [
     "demo_case_path",
     "load_case",
     "margin",
+    "OptimizationResult",
+    "attribution",
+    "optimize",
+    "route",
+    "what_if",
 ]

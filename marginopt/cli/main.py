@@ -39,7 +39,7 @@ class _Group(click.Group):
 @click.option("--debug", is_flag=True, help="Show the Python traceback of an internal error.")
 @click.version_option(package_name="marginopt")
 def cli(debug: bool) -> None:
-    """Margin per venue, scenario matrices and (soon) margin-minimizing plans for a case file."""
+    """Margin per venue, scenario matrices, and verified margin-minimizing plans for a case file."""
 
 
 @contextmanager
@@ -125,16 +125,116 @@ def scenarios(case: Path, venue: str, out: Path, set_index: int | None) -> None:
     click.echo(f"wrote {n_s} scenarios x {n_j} instruments ({losses.source}) to {out}", err=True)
 
 
+EXIT_INFEASIBLE = 3
+EXIT_FAILED = 4
+PLAN_FORMATS = click.Choice(["table", "json"])
+
+
+def _plan(path: Path, mode: str, objective: str | None, solver: str | None, fmt: str, out: Path | None) -> None:
+    import json
+
+    from marginopt.cli import render
+    from marginopt.models import load_case
+    from marginopt.optimizer import optimize
+
+    case = load_case(path)
+    with _progress(1, mode) as step:
+        step("building and solving")
+        result = optimize(case, objective=objective, solver=solver, mode=mode)
+    if fmt == "json":
+        click.echo(json.dumps(result.to_dict(), indent=2))
+    else:
+        render.plan_table(result, case.base_currency, render.stdout_console())
+    if out is not None and result.succeeded:
+        out.mkdir(parents=True, exist_ok=True)
+        for name in ("hedges", "allocation", "margins"):
+            getattr(result, name).to_csv(out / f"{name}.csv", index=False)
+            getattr(result, name).to_parquet(out / f"{name}.parquet", index=False)
+        if result.attribution is not None:
+            result.attribution.to_csv(out / "attribution.csv", index=False)
+        click.echo(f"wrote hedges, allocation, margins (.csv and .parquet) and attribution.csv to {out}", err=True)
+    if result.status == "infeasible":
+        raise SystemExit(EXIT_INFEASIBLE)
+    if result.status != "optimal":
+        raise SystemExit(EXIT_FAILED)
+
+
+def _plan_command(mode: str, doc: str) -> None:
+    @cli.command(name=mode, help=doc)
+    @click.argument("case", type=click.Path(path_type=Path))
+    @click.option("--objective", type=click.Choice(["min_cost", "min_margin"]), default=None,
+                  help="Overrides the case's objective.")
+    @click.option("--solver", default=None, help="Force a solver: HIGHS, CLARABEL, ECOS or OSQP.")
+    @click.option("--format", "fmt", type=PLAN_FORMATS, default="table", show_default=True)
+    @click.option("--out", type=click.Path(path_type=Path), default=None, help="Folder for the plan as CSV and Parquet tables.")
+    def command(case: Path, objective: str | None, solver: str | None, fmt: str, out: Path | None) -> None:
+        _plan(case, mode, objective, solver, fmt, out)
+
+
+_plan_command("optimize", "Margin-minimizing hedges and collateral allocation across venues, verified. "
+              "Exits 3 when no plan exists (saying what is short), 4 when no verified plan was found.")
+_plan_command("hedge", "Hedges only: collateral stays as posted.")
+_plan_command("allocate", "Collateral allocation only: no hedges.")
+
+
+@cli.command()
+@click.argument("case", type=click.Path(path_type=Path))
+@click.option("--trade", required=True, help="VENUE:INSTRUMENT:QTY (with --route, VENUE may be left empty: :INSTRUMENT:QTY).")
+@click.option("--route", is_flag=True, help="Show the trade's incremental margin at every venue, least first.")
+@click.option("--format", "fmt", type=PLAN_FORMATS, default="table", show_default=True)
+def whatif(case: Path, trade: str, route: bool, fmt: str) -> None:
+    """Incremental initial margin of a proposed trade (or where to route it)."""
+    import json
+
+    from marginopt.errors import CaseError
+    from marginopt.models import load_case
+    from marginopt.optimizer import route as route_trade
+    from marginopt.optimizer import what_if
+
+    parts = trade.split(":")
+    try:
+        venue, instrument, qty = parts[0], parts[1], float(parts[2])
+        if len(parts) != 3 or qty != qty:
+            raise ValueError
+    except (IndexError, ValueError):
+        raise CaseError(None, "--trade", "VENUE:INSTRUMENT:QTY with a number for QTY", trade) from None
+    loaded = load_case(case)
+    results = route_trade(loaded, instrument, qty) if route else [what_if(loaded, venue, instrument, qty)]
+    if fmt == "json":
+        click.echo(json.dumps([{"venue": w.venue, "instrument": w.instrument, "quantity": w.quantity,
+                                "margin_before": w.margin_before, "margin_after": w.margin_after,
+                                "incremental_margin": w.incremental} for w in results], indent=2))
+        return
+    from rich.table import Table
+
+    from marginopt.cli import render
+
+    t = Table(title=f"What if: {qty:+,g} {instrument}", title_justify="left", header_style="bold")
+    t.add_column("venue")
+    for col in ("margin before", "margin after", "incremental"):
+        t.add_column(col, justify="right")
+    for w in results:
+        t.add_row(w.venue, render.money(w.margin_before), render.money(w.margin_after), render.money(w.incremental))
+    console = render.stdout_console()
+    console.print(t)
+    if route:
+        console.print(f"route to {results[0].venue}: it adds the least margin ({render.money(results[0].incremental)} {loaded.base_currency})")
+
+
 @cli.command()
 @click.option("--format", "fmt", type=FORMATS, default="table", show_default=True)
 def demo(fmt: str) -> None:
-    """Margin report of the embedded demo case (a crypto desk on three venues)."""
+    """The embedded demo (a crypto desk on three venues): its margin report, then the optimized plan."""
     from marginopt import demo_case_path
 
     path = demo_case_path()
     if fmt == "table":
         click.echo(f"demo case: {path}")
-    _report(path, fmt, "")
+        _report(path, fmt, "")
+        click.echo("")
+        _plan(path, "optimize", None, None, "table", None)
+    else:
+        _report(path, fmt, "")
 
 
 def main() -> None:

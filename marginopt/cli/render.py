@@ -6,6 +6,8 @@ import json
 import sys
 from typing import Any
 
+import pandas as pd
+
 from rich.console import Console
 from rich.table import Table
 
@@ -75,3 +77,72 @@ def _venue_detail(v: Any, ccy: str, console: Console) -> None:
 def stdout_console() -> Console:
     # A fixed width off a terminal keeps piped output aligned and unwrapped.
     return Console(file=sys.stdout, width=None if sys.stdout.isatty() else 120, soft_wrap=False)
+
+
+def plan_table(result: Any, ccy: str, console: Console) -> None:
+    """An optimization result for people: status, plan, margins, shadow prices."""
+    from marginopt.optimizer.result import OptimizationResult
+
+    assert isinstance(result, OptimizationResult)
+    rep = result.solver
+    chain = " -> ".join(f"{a.solver} {a.status.value}" + (f" ({a.note})" if a.note else "") for a in rep.attempts)
+    head = f"Optimized plan ({result.mode}, objective {result.objective.value})"
+    if result.status != "optimal":
+        console.print(f"[bold red]{head}: {result.status.upper()}[/bold red]")
+        console.print(f"solver attempts: {chain}", soft_wrap=True)
+        if result.shortfalls:
+            t = Table(title="What is short (elastic problem)", title_justify="left", header_style="bold")
+            t.add_column("constraint")
+            t.add_column("short by", justify="right")
+            for name, amount in result.shortfalls:
+                t.add_row(name, f"{amount:,.2f}")
+            console.print(t)
+        if result.verification is not None and not result.verification.passed:
+            for c in result.verification.failures:
+                console.print(f"[red]verification failed: {c.name} (violated by {c.violation:.6g})[/red]", soft_wrap=True)
+        return
+    ver = result.verification
+    assert ver is not None
+    console.print(f"[bold]{head}[/bold]: {money(result.objective_value)} {ccy}  "
+                  f"({', '.join(f'{k} {money(v)}' for k, v in result.costs.items())})", soft_wrap=True)
+    console.print(f"verification: {'passed' if ver.passed else 'FAILED'} (largest violation {ver.max_violation:.3g}); "
+                  f"solver {rep.solver} ({rep.problem_class.value}), build {rep.build_seconds:.3f} s, solve {rep.solve_seconds:.3f} s"
+                  + (f"; attempts: {chain}" if len(rep.attempts) > 1 else ""), soft_wrap=True)
+    # Interior-point solvers leave round-off (1e-8 contracts) on trades they do not want:
+    # people see trades above a millionth of the candidate's bound; JSON keeps every number.
+    bound = pd.Series([max(c.max_buy, c.max_sell, 1.0) for c in result.candidates], index=result.hedges.index, dtype=float)
+    trades = result.hedges[result.hedges["quantity"].abs() > 1e-6 * bound]
+    t = Table(title="Hedges", title_justify="left", header_style="bold")
+    for col in ("venue", "instrument"):
+        t.add_column(col)
+    t.add_column("quantity", justify="right")
+    t.add_column(f"cost {ccy}", justify="right")
+    for r in trades.itertuples():
+        t.add_row(r.venue, r.instrument, f"{r.quantity:,.4f}", money(r.cost))
+    if len(trades) == 0:
+        t.add_row("-", "no trade", "", "")
+    console.print(t)
+    alloc = result.allocation
+    if len(alloc):
+        a = Table(title="Collateral", title_justify="left", header_style="bold")
+        for col in ("venue", "asset"):
+            a.add_column(col)
+        for col in ("posted now", "after plan", "change", f"value {ccy}"):
+            a.add_column(col, justify="right")
+        for r in alloc.itertuples():
+            q = r.quantity if abs(r.quantity) > 1e-6 * max(1.0, r.posted_before) else 0.0
+            a.add_row(r.venue, r.asset, f"{r.posted_before:,.4f}", f"{q:,.4f}", f"{q - r.posted_before:+,.4f}", money(r.value))
+        console.print(a)
+    m = Table(title="Initial margin", title_justify="left", header_style="bold")
+    m.add_column("venue")
+    for col in ("before", "after", "collateral after", "excess after", f"shadow {ccy}/{ccy}"):
+        m.add_column(col, justify="right")
+    for r in result.margins.itertuples():
+        shadow = result.shadow_prices["venues"].get(r.venue)
+        m.add_row(r.venue, money(r.before), money(r.after), money(r.collateral_after), money(r.excess_after),
+                  "" if shadow is None else f"{shadow:.6g}")
+    console.print(m)
+    assets = {k: v for k, v in result.shadow_prices["assets"].items() if abs(v) > 1e-9}
+    if assets:
+        console.print("one more unit of value of " + ", ".join(f"{k} changes the objective by {v:+.6g}" for k, v in assets.items()),
+                      soft_wrap=True)

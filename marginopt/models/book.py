@@ -23,11 +23,11 @@ class VenueBook:
     names it (the initial and maintenance margin often scan the same grid).
     """
 
-    def __init__(self, case: Case, venue: str) -> None:
+    def __init__(self, case: Case, venue: str, extra: tuple[str, ...] = ()) -> None:
         self.case = case
         self.venue: Venue = case.venues[venue]
         held = case.positions.at_venue(venue)
-        hedged = {h.instrument for h in case.hedges if h.venue == venue}
+        hedged = {h.instrument for h in case.hedges if h.venue == venue} | set(extra)
         self.ids = tuple(i.id for i in case.instruments if i.id in held or i.id in hedged)
         self.q: FloatArray = np.array([held.get(i, 0.0) for i in self.ids])
         self.inputs: PricingInputs = price_inputs(self.ids, case.instruments, case.market, case.valuation_date)
@@ -38,6 +38,9 @@ class VenueBook:
         if spec not in self._scenarios:
             self._scenarios[spec] = spec.build(self._ctx)
         return self._scenarios[spec]
+
+    def column(self, instrument: str) -> int:
+        return self.ids.index(instrument)
 
     @cached_property
     def initial(self) -> Measure:
@@ -67,3 +70,9 @@ class VenueBook:
         after = {a: self.venue.collateral[a].value(g) for a, g in gross.items()}
         credited = credited_values(after, self.venue.concentration)
         return tuple(CollateralLine(a, posted[a], gross[a], after[a], credited[a]) for a in posted)
+
+
+def whole_book_losses(case: Case, spec: ScenarioSpec, ids: tuple[str, ...]) -> ScenarioLosses:
+    """A scenario set over instruments of every venue together (for whole-book limits)."""
+    inputs = price_inputs(ids, case.instruments, case.market, case.valuation_date)
+    return spec.build(ScenarioContext(inputs, case.market, case.valuation_date, frozenset(case.instruments.index)))

@@ -5,7 +5,7 @@ Importing this package registers every measure kind.
 
 from marginopt.models.margin import composite, notional, parametric, scenario_max, shortfall  # noqa: F401  (registration)
 from marginopt.models.margin.base import BindContext, Measure, MeasureSpec, measure_kinds, parse_measure, scenario_specs
-from marginopt.models.margin.composite import MaxMeasure, SumMeasure
+from marginopt.models.margin.composite import MaxMeasure, SumMeasure, convex_form
 from marginopt.models.margin.notional import FixedRate, NetDeltaCharge, ShortOptionMinimum
 from marginopt.models.margin.parametric import ParametricVaR
 from marginopt.models.margin.scenario_max import ScenarioMax
@@ -23,6 +23,7 @@ __all__ = [
     "ParametricVaR",
     "ScenarioMax",
     "ShortOptionMinimum",
+    "convex_form",
     "SumMeasure",
     "measure_kinds",
     "parse_measure",

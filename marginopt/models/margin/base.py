@@ -33,7 +33,13 @@ class BindContext:
 
 
 class Measure(ABC):
-    """A margin measure bound to a venue's instruments: positions in, base currency out."""
+    """A margin measure bound to a venue's instruments: positions in, base currency out.
+
+    The arrays that move with the market (scenario losses, notionals, deltas)
+    enter the cvxpy form as ``cp.Parameter`` (``self.param(name)``), so after a
+    market move ``load(new_measure)`` updates them and a compiled problem is
+    re-solved without being rebuilt.
+    """
 
     convex: ClassVar[bool] = True
     name: str
@@ -52,6 +58,35 @@ class Measure(ABC):
     def worst_scenario(self, q: FloatArray) -> tuple[str, float] | None:
         """Label and weighted loss of the scenario that drives this measure, if any."""
         return None
+
+    @abstractmethod
+    def gradient(self, q: FloatArray) -> FloatArray:
+        """A subgradient at ``q``. The measures are positively homogeneous, so
+        ``q * gradient(q)`` splits ``evaluate(q)`` over positions (Euler allocation)."""
+
+    # -- market data as cvxpy parameters -------------------------------------
+    def arrays(self) -> dict[str, FloatArray]:
+        """The market-dependent data of the cvxpy form, by name."""
+        return {}
+
+    def param(self, name: str, nonneg: bool = False) -> cp.Parameter:
+        """The parameter holding ``arrays()[name]``; ``nonneg`` where DCP needs the sign."""
+        params: dict[str, cp.Parameter] = self.__dict__.setdefault("_params", {})
+        if name not in params:
+            value = self.arrays()[name]
+            params[name] = cp.Parameter(value.shape, value=value, name=f"{self.name}.{name}", nonneg=nonneg)
+        return params[name]
+
+    def parameters(self) -> dict[str, cp.Parameter]:
+        return dict(self.__dict__.get("_params", {}))
+
+    def load(self, other: Measure) -> None:
+        """Give this measure's parameters the values of ``other`` (the same measure after a market move)."""
+        new = other.arrays()
+        for name, p in self.parameters().items():
+            if new[name].shape != p.shape:
+                raise ValueError(f"{self.name}.{name}: shape {new[name].shape} after the move, {p.shape} before")
+            p.value = new[name]
 
 
 class MeasureSpec(Protocol):

@@ -5,6 +5,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 import cvxpy as cp
+import numpy as np
 
 from marginopt.errors import NonConvexMeasureError
 from marginopt.models.margin.base import (
@@ -42,6 +43,14 @@ class Composite(Measure):
                 best = (t.evaluate(q), w)
         return None if best is None else best[1]
 
+    def parameters(self) -> dict[str, cp.Parameter]:
+        return {f"{i}.{k}": p for i, t in enumerate(self.terms) for k, p in t.parameters().items()}
+
+    def load(self, other: Measure) -> None:
+        assert isinstance(other, Composite) and len(other.terms) == len(self.terms)
+        for mine, theirs in zip(self.terms, other.terms):
+            mine.load(theirs)
+
     def _forms(self, q: cp.Expression) -> tuple[list[cp.Expression], list[object]]:
         if not self.convex:
             raise NonConvexMeasureError(f"{self.name}: a term is not convex (historical_var); use expected_shortfall to optimize")
@@ -59,6 +68,9 @@ class SumMeasure(Composite):
     def evaluate(self, q: FloatArray) -> float:
         return float(sum(t.evaluate(q) for t in self.terms))
 
+    def gradient(self, q: FloatArray) -> FloatArray:
+        return np.sum([t.gradient(q) for t in self.terms], axis=0)
+
     def cvxpy(self, q: cp.Expression) -> CvxForm:
         exprs, cons = self._forms(q)
         return cp.sum(cp.hstack(exprs)) if len(exprs) > 1 else exprs[0], cons  # type: ignore[return-value]
@@ -69,6 +81,9 @@ class MaxMeasure(Composite):
 
     def evaluate(self, q: FloatArray) -> float:
         return float(max(t.evaluate(q) for t in self.terms))
+
+    def gradient(self, q: FloatArray) -> FloatArray:
+        return max(self.terms, key=lambda t: t.evaluate(q)).gradient(q)
 
     def worst_scenario(self, q: FloatArray) -> tuple[str, float] | None:
         binding = max(self.terms, key=lambda t: t.evaluate(q))
@@ -106,3 +121,15 @@ def parse_sum(node: Node) -> CompositeSpec:
 @register("max")
 def parse_max(node: Node) -> CompositeSpec:
     return _parse(node, "max")
+
+
+def convex_form(measure: Measure) -> Measure:
+    """The measure to optimize: itself when convex, else with historical VaR bounded by ES."""
+    from marginopt.models.margin.shortfall import HistoricalVaR
+
+    if measure.convex:
+        return measure
+    if isinstance(measure, HistoricalVaR):
+        return measure.convex_bound()
+    assert isinstance(measure, Composite)
+    return type(measure)(measure.name, [convex_form(t) for t in measure.terms])

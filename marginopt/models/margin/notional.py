@@ -26,8 +26,14 @@ class FixedRate(Measure):
     def evaluate(self, q: FloatArray) -> float:
         return self.rate * float(np.abs(q * self.notional).sum())
 
+    def gradient(self, q: FloatArray) -> FloatArray:
+        return self.rate * np.abs(self.notional) * np.sign(q)
+
+    def arrays(self) -> dict[str, FloatArray]:
+        return {"notional": self.rate * np.abs(self.notional)}
+
     def cvxpy(self, q: cp.Expression) -> CvxForm:
-        return self.rate * cp.norm1(cp.multiply(self.notional, q)), []
+        return cp.norm1(cp.multiply(self.param("notional"), q)), []
 
 
 @dataclass(frozen=True)
@@ -63,8 +69,14 @@ class ShortOptionMinimum(Measure):
     def evaluate(self, q: FloatArray) -> float:
         return self.per_contract * float(self.unit @ np.maximum(-q, 0.0))
 
+    def gradient(self, q: FloatArray) -> FloatArray:
+        return -self.per_contract * self.unit * (q < 0)
+
+    def arrays(self) -> dict[str, FloatArray]:
+        return {"unit": self.per_contract * self.unit}
+
     def cvxpy(self, q: cp.Expression) -> CvxForm:
-        return self.per_contract * (self.unit @ cp.neg(q)), []
+        return self.param("unit", nonneg=True) @ cp.neg(q), []
 
 
 @dataclass(frozen=True)
@@ -105,8 +117,15 @@ class NetDeltaCharge(Measure):
             return {self.name: self.evaluate(q)}
         return {f"{self.name}[{u}]": float(v) for u, v in zip(self.underlyings, self.per_underlying(q))}
 
+    def gradient(self, q: FloatArray) -> FloatArray:
+        return self.rate * (self.prices * np.sign(self.delta @ q)) @ self.delta
+
+    def arrays(self) -> dict[str, FloatArray]:
+        # rate * S_u folded into the delta rows: a parameter times a parameter is not DPP.
+        return {"charge": self.rate * self.prices[:, None] * self.delta}
+
     def cvxpy(self, q: cp.Expression) -> CvxForm:
-        return self.rate * (self.prices @ cp.abs(self.delta @ q)), []
+        return cp.sum(cp.abs(self.param("charge") @ q)), []
 
 
 @dataclass(frozen=True)

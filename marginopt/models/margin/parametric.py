@@ -37,8 +37,20 @@ class ParametricVaR(ScenarioMeasure):
     def group_values(self, q: FloatArray) -> list[float]:
         return [self.z * float(np.linalg.norm(r @ q)) for r in self.factors]
 
+    def gradient(self, q: FloatArray) -> FloatArray:
+        grad = np.zeros(len(q))
+        for r in self.factors:
+            rq = r @ q
+            norm = float(np.linalg.norm(rq))
+            if norm > 0:
+                grad += self.z * (r.T @ rq) / norm
+        return grad
+
+    def arrays(self) -> dict[str, FloatArray]:
+        return {f"r{k}": r for k, r in enumerate(self.factors)}
+
     def cvxpy(self, q: cp.Expression) -> CvxForm:
-        terms = [self.z * cp.norm(r @ q, 2) for r in self.factors]
+        terms = [self.z * cp.norm(self.param(f"r{k}") @ q, 2) for k in range(len(self.factors))]
         return cp.sum(cp.hstack(terms)) if len(terms) > 1 else terms[0], []
 
 

@@ -53,11 +53,21 @@ class ScenarioMax(ScenarioMeasure):
         weighted = self.losses.weights * self.losses.losses(q)
         return [max(0.0, float(weighted[g].max())) for g in self.losses.groups()]
 
-    def cvxpy(self, q: cp.Expression) -> CvxForm:
-        terms = []
+    def gradient(self, q: FloatArray) -> FloatArray:
+        weighted = self.losses.weights * self.losses.losses(q)
+        grad = np.zeros(self.losses.shape[1])
         for g in self.losses.groups():
-            wl = self.losses.weights[g, None] * self.losses.matrix[g]
-            terms.append(cp.pos(cp.max(wl @ q)))
+            s = g.start + int(np.argmax(weighted[g]))
+            if weighted[s] > 0:
+                grad += self.losses.weights[s] * self.losses.matrix[s]
+        return grad
+
+    def arrays(self) -> dict[str, FloatArray]:
+        w, m = self.losses.weights, self.losses.matrix
+        return {f"wl{k}": w[g, None] * m[g] for k, g in enumerate(self.losses.groups())}
+
+    def cvxpy(self, q: cp.Expression) -> CvxForm:
+        terms = [cp.pos(cp.max(self.param(f"wl{k}") @ q)) for k in range(len(self.losses.group_names))]
         return cp.sum(cp.hstack(terms)) if len(terms) > 1 else terms[0], []
 
 

@@ -29,6 +29,16 @@ def tail_mean(losses: FloatArray, prob: FloatArray, beta: float) -> float:
     return float(take @ lo / beta)
 
 
+def tail_weights(losses: FloatArray, prob: FloatArray, beta: float) -> FloatArray:
+    """Weight of each scenario in the tail mean (sums to 1): the ES gradient's row weights."""
+    order = np.argsort(-losses, kind="stable")
+    p = prob[order]
+    take = np.clip(beta - (np.cumsum(p) - p), 0.0, p) / beta
+    out = np.empty_like(take)
+    out[order] = take
+    return out
+
+
 def quantile(losses: FloatArray, prob: FloatArray, alpha: float) -> float:
     """Smallest loss ``l`` with ``P(loss <= l) >= alpha`` (1e-12 tolerance on the sum)."""
     order = np.argsort(losses, kind="stable")
@@ -56,11 +66,22 @@ class ExpectedShortfall(ScenarioMeasure):
         loss = self.losses.losses(q)
         return [max(0.0, tail_mean(loss[g], p, self.beta)) for g, p in zip(self.losses.groups(), self.probs)]
 
+    def gradient(self, q: FloatArray) -> FloatArray:
+        loss = self.losses.losses(q)
+        grad = np.zeros(self.losses.shape[1])
+        for g, p in zip(self.losses.groups(), self.probs):
+            if tail_mean(loss[g], p, self.beta) > 0:
+                grad += tail_weights(loss[g], p, self.beta) @ self.losses.matrix[g]
+        return grad
+
+    def arrays(self) -> dict[str, FloatArray]:
+        return {f"l{k}": self.losses.matrix[g] for k, g in enumerate(self.losses.groups())}
+
     def cvxpy(self, q: cp.Expression) -> CvxForm:
         terms = []
-        for g, p in zip(self.losses.groups(), self.probs):
-            c = cp.Variable()
-            terms.append(cp.pos(c + (p / self.beta) @ cp.pos(self.losses.matrix[g] @ q - c)))
+        for k, p in enumerate(self.probs):
+            c = cp.Variable(name=f"{self.name}.var{k}")
+            terms.append(cp.pos(c + (p / self.beta) @ cp.pos(self.param(f"l{k}") @ q - c)))
         return cp.sum(cp.hstack(terms)) if len(terms) > 1 else terms[0], []
 
 
@@ -81,6 +102,17 @@ class HistoricalVaR(ScenarioMeasure):
     def group_values(self, q: FloatArray) -> list[float]:
         loss = self.losses.losses(q)
         return [max(0.0, quantile(loss[g], p, self.alpha)) for g, p in zip(self.losses.groups(), self.probs)]
+
+    def gradient(self, q: FloatArray) -> FloatArray:
+        """The loss row of the scenario at the quantile, per group where it is positive."""
+        loss = self.losses.losses(q)
+        grad = np.zeros(self.losses.shape[1])
+        for g, p in zip(self.losses.groups(), self.probs):
+            var = quantile(loss[g], p, self.alpha)
+            if var > 0:
+                s = g.start + int(np.flatnonzero(loss[g] == var)[0])
+                grad += self.losses.matrix[s]
+        return grad
 
     def cvxpy(self, q: cp.Expression) -> CvxForm:
         raise NonConvexMeasureError(

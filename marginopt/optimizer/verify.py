@@ -1,0 +1,179 @@
+"""Independent verification of a plan: every margin and constraint recomputed in numpy.
+
+Nothing here reads the solver's auxiliary variables or the cvxpy expressions:
+margins come from each measure's numpy ``evaluate`` (the venue's real measure,
+historical VaR included), collateral from the closed-form valuation with tiers
+and concentration, limits from the case. A plan is shown as a success only if
+every check holds within its tolerance.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING
+
+import numpy as np
+
+from marginopt.models.book import whole_book_losses
+from marginopt.models.enums import Objective
+
+if TYPE_CHECKING:
+    from marginopt.optimizer.builder import MarginProblem
+
+# A violation counts when it exceeds ABS + REL * (size of the quantities compared):
+# well below a cent on margins of millions, well above solver round-off.
+ABS_TOL = 1e-6
+REL_TOL = 1e-8
+
+
+@dataclass(frozen=True)
+class Check:
+    name: str
+    violation: float  # > 0 means the constraint is broken by that much (in its own units)
+    tolerance: float
+
+    @property
+    def passed(self) -> bool:
+        return self.violation <= self.tolerance
+
+
+@dataclass(frozen=True)
+class Plan:
+    """A proposed plan: hedge quantities per candidate, units posted per venue and asset."""
+
+    hedges: np.ndarray
+    allocation: dict[str, dict[str, float]]
+
+
+@dataclass(frozen=True)
+class VenueOutcome:
+    venue: str
+    margin_before: float
+    margin_after: float
+    collateral_after: float
+    positions_after: np.ndarray
+
+
+@dataclass(frozen=True)
+class Verification:
+    checks: tuple[Check, ...]
+    venues: tuple[VenueOutcome, ...]
+    objective_value: float  # recomputed from the plan
+    costs: dict[str, float] = field(default_factory=dict)
+
+    @property
+    def passed(self) -> bool:
+        return all(c.passed for c in self.checks)
+
+    @property
+    def max_violation(self) -> float:
+        return max((max(c.violation, 0.0) for c in self.checks), default=0.0)
+
+    @property
+    def failures(self) -> list[Check]:
+        return [c for c in self.checks if not c.passed]
+
+    def to_dict(self) -> dict[str, object]:
+        return {"passed": self.passed, "max_violation": self.max_violation}
+
+
+def _check(name: str, violation: float, scale: float) -> Check:
+    return Check(name, float(violation), ABS_TOL + REL_TOL * abs(scale))
+
+
+def verify(problem: MarginProblem, plan: Plan) -> Verification:
+    case = problem.case
+    prices = case.market.prices
+    checks: list[Check] = []
+    outcomes = []
+    h = plan.hedges
+    for k, c in enumerate(problem.cands):
+        checks.append(_check(f"hedge {c.venue}:{c.instrument} within [-{c.max_sell:g}, {c.max_buy:g}]",
+                             max(h[k] - c.max_buy, -c.max_sell - h[k]), max(c.max_buy, c.max_sell)))
+    used: dict[str, float] = {}
+    for part in problem.parts:
+        book = part.book
+        q_after = book.q.copy()
+        for k in part.cands:
+            q_after[book.column(problem.cands[k].instrument)] += h[k]
+        before = book.initial.evaluate(book.q)
+        after = book.initial.evaluate(q_after)
+        units = plan.allocation.get(part.name, dict(book.venue.posted))
+        for a, qty in units.items():
+            checks.append(_check(f"{part.name}: {a} posted >= 0", -qty, qty))
+            used[a] = used.get(a, 0.0) + qty
+        credited = float(sum(line.credited_value for line in book.collateral({a: max(q, 0.0) for a, q in units.items()})))
+        if problem.coverage_required:
+            checks.append(_check(f"{part.name}: initial margin covered by collateral", after - credited, max(after, credited)))
+        outcomes.append(VenueOutcome(part.name, before, after, credited, q_after))
+    if problem.collateral_free:
+        for a, total in used.items():
+            avail = (case.treasury[a].quantity if a in case.treasury else 0.0) + sum(
+                v.posted.get(a, 0.0) for v in case.venues.values())
+            checks.append(_check(f"inventory of {a}", total - avail, avail))
+    if problem.h is not None:
+        checks += _limit_checks(problem, outcomes)
+    costs = _costs(problem, plan, prices)
+    if problem.objective is Objective.MIN_MARGIN:
+        costs["margin"] = float(sum(o.margin_after for o in outcomes))
+    return Verification(tuple(checks), tuple(outcomes), float(sum(costs.values())), costs)
+
+
+def _limit_checks(problem: MarginProblem, outcomes: list[VenueOutcome]) -> list[Check]:
+    case, out = problem.case, []
+    by_venue = {o.venue: o for o in outcomes}
+    for u, (lo, hi) in case.limits.net_delta.items():
+        total = 0.0
+        for part in problem.parts:
+            inp = part.book.inputs
+            if u in inp.underlyings:
+                total += float(inp.delta_matrix()[inp.underlyings.index(u)] @ by_venue[part.name].positions_after)
+        out.append(_check(f"net delta {u} in [{lo:g}, {hi:g}]", max(total - hi, lo - total), max(abs(lo), abs(hi))))
+    if case.limits.max_loss is not None:
+        ids = problem.all_ids
+        q_all = np.zeros(len(ids))
+        for part in problem.parts:
+            for j, iid in enumerate(part.book.ids):
+                q_all[ids.index(iid)] += by_venue[part.name].positions_after[j]
+        losses = whole_book_losses(case, case.limits.max_loss.scenarios, ids)
+        worst = float(np.max(losses.weights * losses.losses(q_all)))
+        out.append(_check("worst whole-book scenario loss <= max_loss", worst - case.limits.max_loss.limit, case.limits.max_loss.limit))
+    for k, lin in enumerate(case.limits.linear):
+        value = sum(lin.coefficients.get(c.instrument, 0.0) * problem_h for c, problem_h in zip(problem.cands, _hedges(problem, outcomes)))
+        if lin.lower is not None:
+            out.append(_check(f"linear limit {k + 1} >= {lin.lower:g}", lin.lower - value, abs(lin.lower)))
+        if lin.upper is not None:
+            out.append(_check(f"linear limit {k + 1} <= {lin.upper:g}", value - lin.upper, abs(lin.upper)))
+    return out
+
+
+def _hedges(problem: MarginProblem, outcomes: list[VenueOutcome]) -> list[float]:
+    """Hedge quantities read back from the positions after the plan (an independent path)."""
+    by_venue = {o.venue: o for o in outcomes}
+    out = []
+    for c in problem.cands:
+        part = next(p for p in problem.parts if p.name == c.venue)
+        j = part.book.column(c.instrument)
+        out.append(float(by_venue[c.venue].positions_after[j] - part.book.q[j]))
+    return out
+
+
+def _costs(problem: MarginProblem, plan: Plan, prices: object) -> dict[str, float]:
+    case = problem.case
+    costs: dict[str, float] = {}
+    if problem.cands:
+        h = plan.hedges
+        costs["hedge"] = float(sum(c.cost_per_unit * abs(x) + c.impact * x * x for c, x in zip(problem.cands, h)))
+    if problem.objective is Objective.MIN_COST:
+        funding = transfer = 0.0
+        for part in problem.parts:
+            units = plan.allocation.get(part.name, dict(part.book.venue.posted))
+            for a, qty in units.items():
+                t = case.treasury.get(a)
+                if t is None:
+                    continue
+                value = case.market.prices[a]
+                funding += t.cost * value * qty
+                transfer += t.transfer_cost * value * max(qty - part.book.venue.posted.get(a, 0.0), 0.0)
+        costs["funding"], costs["transfer"] = funding, transfer
+    return costs

@@ -1,0 +1,128 @@
+"""Choosing a solver by problem class, solving, and falling back on failure."""
+
+from __future__ import annotations
+
+import os
+import sys
+import time
+import warnings
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from typing import Any
+
+import cvxpy as cp
+
+from marginopt.errors import MarginoptError
+from marginopt.solvers.installed import installed_solvers
+from marginopt.solvers.status import Attempt, ProblemClass, SolveReport, SolveStatus, map_status
+
+# Preferred order per class. OSQP comes after Clarabel even for QPs: margin QPs are scenario
+# epigraph LPs plus a quadratic impact term, where OSQP stops at its iteration limit on 13-18%
+# of problems (tests/test_measures.py) and took 3 s to fail on the demo that Clarabel solves
+# in 0.26 s. It stays in the chain as a fallback and can be forced with --solver OSQP.
+ORDER: dict[ProblemClass, tuple[str, ...]] = {
+    ProblemClass.LP: ("HIGHS", "CLARABEL", "ECOS"),
+    ProblemClass.QP: ("CLARABEL", "OSQP", "ECOS"),
+    ProblemClass.SOCP: ("CLARABEL", "ECOS"),
+}
+CAN_SOLVE: dict[str, tuple[ProblemClass, ...]] = {
+    "HIGHS": (ProblemClass.LP,),
+    "OSQP": (ProblemClass.LP, ProblemClass.QP),
+    "CLARABEL": (ProblemClass.LP, ProblemClass.QP, ProblemClass.SOCP),
+    "ECOS": (ProblemClass.LP, ProblemClass.QP, ProblemClass.SOCP),
+}
+# Tight tolerances: a margin figure is checked to the cent afterwards.
+OPTIONS: dict[str, dict[str, Any]] = {
+    "OSQP": {"eps_abs": 1e-9, "eps_rel": 1e-9, "max_iter": 200_000, "polish": True},
+    "ECOS": {"abstol": 1e-9, "reltol": 1e-9, "feastol": 1e-9, "max_iters": 500},
+    "CLARABEL": {},
+    "HIGHS": {},
+}
+
+
+def solver_chain(problem_class: ProblemClass, forced: str | None = None) -> tuple[str, ...]:
+    """Solvers to try in order: the forced one alone, or the class's order among those installed."""
+    installed = installed_solvers()
+    if forced is not None:
+        name = forced.upper()
+        if name not in CAN_SOLVE:
+            raise MarginoptError(f"--solver {forced}: expected one of {', '.join(CAN_SOLVE)}")
+        if name not in installed:
+            raise MarginoptError(f"--solver {forced}: not installed here (installed: {', '.join(installed)})")
+        if problem_class not in CAN_SOLVE[name]:
+            raise MarginoptError(f"--solver {forced}: cannot solve this {problem_class.value}; use one of "
+                                 f"{', '.join(s for s in installed if problem_class in CAN_SOLVE[s])}")
+        return (name,)
+    chain = tuple(s for s in ORDER[problem_class] if s in installed)
+    if not chain:
+        raise MarginoptError(f"no installed solver handles a {problem_class.value} (installed: {', '.join(installed)})")
+    return chain
+
+
+def solve(
+    problem: cp.Problem,
+    problem_class: ProblemClass,
+    *,
+    forced: str | None = None,
+    accept: Callable[[], str | None] | None = None,
+    build_seconds: float = 0.0,
+    warm: bool = False,
+) -> SolveReport:
+    """Solve with the first solver of the chain whose answer is optimal and accepted.
+
+    ``accept`` checks a solution independently (verification) and returns why it
+    is refused, or None. Infeasibility and unboundedness are answers, not failures:
+    they end the chain.
+    """
+    attempts: list[Attempt] = []
+    total = 0.0
+    for name in solver_chain(problem_class, forced):
+        t0 = time.perf_counter()
+        note = ""
+        try:
+            with warnings.catch_warnings(), _quiet_stdout():
+                warnings.simplefilter("ignore")  # solver chatter; the status says what matters
+                problem.solve(solver=name, warm_start=warm, **OPTIONS.get(name, {}))
+            status = map_status(problem.status)
+        except cp.error.SolverError as exc:
+            status, note = SolveStatus.ERROR, str(exc).splitlines()[0] if str(exc) else "solver error"
+        seconds = time.perf_counter() - t0
+        total += seconds
+        if status is SolveStatus.OPTIMAL and accept is not None:
+            refused = accept()
+            if refused:
+                status, note = SolveStatus.INACCURATE, f"verification: {refused}"
+        attempts.append(Attempt(name, status, seconds, note))
+        if status in (SolveStatus.OPTIMAL, SolveStatus.INFEASIBLE, SolveStatus.UNBOUNDED):
+            stats = problem.solver_stats
+            return SolveReport(name, status, problem_class, build_seconds + _compile_seconds(problem), _solve_seconds(problem, seconds),
+                               tuple(attempts), getattr(stats, "num_iters", None), warm)
+    return SolveReport(None, attempts[-1].status, problem_class, build_seconds, total, tuple(attempts), None, warm)
+
+
+@contextmanager
+def _quiet_stdout() -> Iterator[None]:
+    """Silence what solvers' C code prints on file descriptor 1 (it would corrupt JSON output)."""
+    try:
+        sys.stdout.flush()
+        saved = os.dup(1)
+    except (OSError, ValueError):  # no real stdout (embedded interpreter): nothing to protect
+        yield
+        return
+    devnull = os.open(os.devnull, os.O_WRONLY)
+    try:
+        os.dup2(devnull, 1)
+        yield
+    finally:
+        os.dup2(saved, 1)
+        os.close(saved)
+        os.close(devnull)
+
+
+def _compile_seconds(problem: cp.Problem) -> float:
+    return float(getattr(problem, "compilation_time", None) or 0.0)
+
+
+def _solve_seconds(problem: cp.Problem, wall: float) -> float:
+    """Wall time of the solve call less cvxpy's compilation."""
+    return max(wall - _compile_seconds(problem), 0.0)
