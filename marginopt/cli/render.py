@@ -7,7 +7,6 @@ import sys
 from typing import Any
 
 import pandas as pd
-
 from rich.console import Console
 from rich.table import Table
 
@@ -117,8 +116,8 @@ def plan_table(result: Any, ccy: str, console: Console) -> None:
         t.add_column(col)
     t.add_column("quantity", justify="right")
     t.add_column(f"cost {ccy}", justify="right")
-    for r in trades.itertuples():
-        t.add_row(r.venue, r.instrument, f"{r.quantity:,.4f}", money(r.cost))
+    for r in trades.to_dict("records"):
+        t.add_row(str(r["venue"]), str(r["instrument"]), f"{r['quantity']:,.4f}", money(float(r["cost"])))
     if len(trades) == 0:
         t.add_row("-", "no trade", "", "")
     console.print(t)
@@ -129,17 +128,18 @@ def plan_table(result: Any, ccy: str, console: Console) -> None:
             a.add_column(col)
         for col in ("posted now", "after plan", "change", f"value {ccy}"):
             a.add_column(col, justify="right")
-        for r in alloc.itertuples():
-            q = r.quantity if abs(r.quantity) > 1e-6 * max(1.0, r.posted_before) else 0.0
-            a.add_row(r.venue, r.asset, f"{r.posted_before:,.4f}", f"{q:,.4f}", f"{q - r.posted_before:+,.4f}", money(r.value))
+        for r in alloc.to_dict("records"):
+            before = float(r["posted_before"])
+            q = float(r["quantity"]) if abs(r["quantity"]) > 1e-6 * max(1.0, before) else 0.0
+            a.add_row(str(r["venue"]), str(r["asset"]), f"{before:,.4f}", f"{q:,.4f}", f"{q - before:+,.4f}", money(float(r["value"])))
         console.print(a)
     m = Table(title="Initial margin", title_justify="left", header_style="bold")
     m.add_column("venue")
     for col in ("before", "after", "collateral after", "excess after", f"shadow {ccy}/{ccy}"):
         m.add_column(col, justify="right")
-    for r in result.margins.itertuples():
-        shadow = result.shadow_prices["venues"].get(r.venue)
-        m.add_row(r.venue, money(r.before), money(r.after), money(r.collateral_after), money(r.excess_after),
+    for r in result.margins.to_dict("records"):
+        shadow = result.shadow_prices["venues"].get(str(r["venue"]))
+        m.add_row(str(r["venue"]), money(r["before"]), money(r["after"]), money(r["collateral_after"]), money(r["excess_after"]),
                   "" if shadow is None else f"{shadow:.6g}")
     console.print(m)
     assets = {k: v for k, v in result.shadow_prices["assets"].items() if abs(v) > 1e-9}

@@ -70,7 +70,8 @@ def diagnose(case: Case, problem: MarginProblem, solver: str | None) -> tuple[tu
     report = solve(elastic.problem, elastic.problem_class, forced=solver)
     if report.status is not SolveStatus.OPTIMAL:
         return (("the elastic problem could not be solved", float("nan")),)
-    return tuple((name, float(v.value)) for name, v in elastic.slacks.items() if float(v.value) > _SHORTFALL_TOL)
+    values = {name: float(np.asarray(v.value)) for name, v in elastic.slacks.items()}
+    return tuple((name, amount) for name, amount in values.items() if amount > _SHORTFALL_TOL)
 
 
 def _result(problem: MarginProblem, status: str, report: SolveReport, check: Verification | None,

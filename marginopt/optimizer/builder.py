@@ -72,7 +72,8 @@ class VenuePart:
     position: cp.Expression | None = None  # q + A h, None when constant
     im: Any = None  # cvxpy expression or parameter
     im_const: cp.Parameter | None = None
-    x: cp.Variable | None = None
+    x: Any = None  # units posted after the plan (an expression of a scaled variable)
+    x_scale: np.ndarray = field(default_factory=lambda: np.ones(0))
     credited: Any = None  # total credited collateral value (expression or parameter)
     credited_const: cp.Parameter | None = None
     coverage: Any = None  # the coverage constraint
@@ -96,7 +97,11 @@ class MarginProblem:
         self.objective = objective or case.objective
         self.mode = mode
         self.cands = list(case.hedges) if mode is not Mode.ALLOCATE else []
-        self.h = cp.Variable(len(self.cands), name="hedge") if self.cands else None
+        # Each hedge in units of its own bound (h = bound * z): candidates range from 100 futures
+        # to 500,000 ten-dollar inverse contracts, and interior-point solvers stall on that spread.
+        self.h_scale = np.array([max(c.max_buy, c.max_sell, 1.0) for c in self.cands])
+        self.z = cp.Variable(len(self.cands), name="hedge") if self.cands else None
+        self.h = cp.multiply(self.h_scale, self.z) if self.z is not None else None
         self.collateral_free = mode is not Mode.HEDGE and self.objective is Objective.MIN_COST
         self.coverage_required = self.objective is Objective.MIN_COST
         self.constraints: list[Any] = []
@@ -147,7 +152,12 @@ class MarginProblem:
     def _collateral(self, part: VenuePart) -> None:
         venue, prices = part.book.venue, self.case.market.prices
         n = len(part.assets)
-        part.x = cp.Variable(n, nonneg=True, name=f"{part.name}.collateral")
+        # Units of each asset as a share of what could be posted (BTC comes in tens, USDC in millions).
+        treasury = self.case.treasury
+        part.x_scale = np.maximum(np.array([(treasury[a].quantity if a in treasury else 0.0) for a in part.assets])
+                                  + np.array([sum(v.posted.get(a, 0.0) for v in self.case.venues.values()) for a in part.assets]), 1.0)
+        share = cp.Variable(n, nonneg=True, name=f"{part.name}.collateral")
+        part.x = cp.multiply(part.x_scale, share)
         y = cp.Variable(n, name=f"{part.name}.value")
         piece_asset, intercept, rate = [], [], []
         for i, a in enumerate(part.assets):
@@ -167,8 +177,8 @@ class MarginProblem:
             c = cp.Variable(n, nonneg=True, name=f"{part.name}.credited")
             self.constraints.append(c <= y)
             idx = np.array([i for i, _ in limited])
-            share = np.array([s for _, s in limited])
-            self.constraints.append(c[idx] <= share * cp.sum(c))
+            limit = np.array([s for _, s in limited])
+            self.constraints.append(c[idx] <= limit * cp.sum(c))
             part.credited = cp.sum(c)
         else:
             part.credited = cp.sum(y)
@@ -187,7 +197,8 @@ class MarginProblem:
                 by_asset.setdefault(a, []).append(part.x[i])
                 posted[a] = posted.get(a, 0.0) + float(part.posted[i])
         for a, xs in by_asset.items():
-            avail = cp.Parameter(nonneg=True, value=(treasury[a].quantity if a in treasury else 0.0) + posted[a], name=f"{a}.available")
+            units = (treasury[a].quantity if a in treasury else 0.0) + posted[a]
+            avail = cp.Parameter(nonneg=True, value=units, name=f"{a}.available")
             self.limit_params[f"available:{a}"] = avail
             con = cp.sum(cp.hstack(xs)) <= avail
             self.inventory[a] = con
@@ -228,7 +239,8 @@ class MarginProblem:
                 self.limit_params[f"linear:{k}:upper"] = hi_p = cp.Parameter(value=lin.upper)
                 self.constraints.append(expr - self._slack(f"linear limit {k + 1} above {lin.upper:g}") <= hi_p)
         bounds = np.array([[c.max_sell, c.max_buy] for c in self.cands])
-        self.constraints += [self.h >= -bounds[:, 0], self.h <= bounds[:, 1]]
+        assert self.z is not None
+        self.constraints += [self.z >= -bounds[:, 0] / self.h_scale, self.z <= bounds[:, 1] / self.h_scale]
 
     def _net_delta(self, u: str) -> Any:
         terms = []
@@ -260,7 +272,15 @@ class MarginProblem:
         if self.h is not None:
             unit = np.array([c.cost_per_unit for c in self.cands])
             impact = np.array([c.impact for c in self.cands])
-            terms["hedge"] = unit @ cp.abs(self.h) + (impact @ cp.square(self.h) if impact.any() else 0.0)
+            terms["hedge"] = unit @ cp.abs(self.h)
+            if impact.any():
+                # Impact in epigraph form, t_c >= z_c^2 as a second-order cone: with the quadratic in
+                # the objective (a QP), Clarabel stalled on the demo while the cone form solves.
+                k = np.flatnonzero(impact)
+                assert self.z is not None
+                t = cp.Variable(len(k), nonneg=True, name="impact")
+                self.constraints.append(cp.square(self.z[k]) <= t)
+                terms["hedge"] = terms["hedge"] + (impact[k] * self.h_scale[k] ** 2) @ t
         if self.objective is Objective.MIN_MARGIN:
             terms["margin"] = cp.sum(cp.hstack([p.im for p in self.parts]))
             return terms
@@ -269,13 +289,12 @@ class MarginProblem:
             if not part.assets:
                 continue
             cost, move = self._cost_rates(part)
+            if part.x is None:
+                continue  # funding what stays posted is a constant: verification adds it to the reported cost
             part.params["funding_rate"] = cp.Parameter(len(cost), nonneg=True, value=cost, name=f"{part.name}.funding_rate")
-            if part.x is not None:
-                part.params["transfer_rate"] = cp.Parameter(len(move), nonneg=True, value=move, name=f"{part.name}.transfer_rate")
-                funding.append(part.params["funding_rate"] @ part.x)
-                transfer.append(part.params["transfer_rate"] @ cp.pos(part.x - part.posted))
-            else:
-                funding.append(part.params["funding_rate"] @ part.posted)
+            part.params["transfer_rate"] = cp.Parameter(len(move), nonneg=True, value=move, name=f"{part.name}.transfer_rate")
+            funding.append(part.params["funding_rate"] @ part.x)
+            transfer.append(part.params["transfer_rate"] @ cp.pos(part.x - part.posted))
         if funding:
             terms["funding"] = cp.sum(cp.hstack(funding))
         if transfer:
@@ -293,7 +312,7 @@ class MarginProblem:
         if any(_has(p.measure, ParametricVaR) for p in self.parts if p.position is not None):
             return ProblemClass.SOCP
         if self.h is not None and any(c.impact > 0 for c in self.cands):
-            return ProblemClass.QP
+            return ProblemClass.SOCP  # impact costs in cone form (see _objective_terms)
         return ProblemClass.LP
 
     # -- a market move -------------------------------------------------------------
@@ -321,8 +340,7 @@ class MarginProblem:
             if "funding_rate" in part.params:
                 cost, move = self._cost_rates(part)
                 part.params["funding_rate"].value = cost
-                if "transfer_rate" in part.params:
-                    part.params["transfer_rate"].value = move
+                part.params["transfer_rate"].value = move
             for key, p in part.params.items():
                 if key.startswith("delta:"):
                     inp = part.book.inputs

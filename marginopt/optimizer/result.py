@@ -62,4 +62,4 @@ class OptimizationResult:
 def _records(frame: pd.DataFrame, columns: list[str]) -> list[dict[str, Any]]:
     if frame.empty:
         return []
-    return [{k: (v.item() if hasattr(v, "item") else v) for k, v in row.items()} for row in frame[columns].to_dict("records")]
+    return [{str(k): (v.item() if hasattr(v, "item") else v) for k, v in row.items()} for row in frame[columns].to_dict("records")]

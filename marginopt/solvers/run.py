@@ -16,10 +16,11 @@ from marginopt.errors import MarginoptError
 from marginopt.solvers.installed import installed_solvers
 from marginopt.solvers.status import Attempt, ProblemClass, SolveReport, SolveStatus, map_status
 
-# Preferred order per class. OSQP comes after Clarabel even for QPs: margin QPs are scenario
-# epigraph LPs plus a quadratic impact term, where OSQP stops at its iteration limit on 13-18%
-# of problems (tests/test_measures.py) and took 3 s to fail on the demo that Clarabel solves
-# in 0.26 s. It stays in the chain as a fallback and can be forced with --solver OSQP.
+# Preferred order per class. OSQP (ADMM) is for QPs only: on margin LPs, which have no
+# quadratic term to make them strongly convex, it cycles until its iteration limit (13-18% of
+# scenario LPs in tests/test_measures.py; reference LPs in tests/test_optimizer_reference.py
+# under every scaling and rho setting tried). Impact costs are written in cone form (an SOCP),
+# so the builder produces no QP today; the QP order stands for objectives that need one.
 ORDER: dict[ProblemClass, tuple[str, ...]] = {
     ProblemClass.LP: ("HIGHS", "CLARABEL", "ECOS"),
     ProblemClass.QP: ("CLARABEL", "OSQP", "ECOS"),
@@ -27,13 +28,13 @@ ORDER: dict[ProblemClass, tuple[str, ...]] = {
 }
 CAN_SOLVE: dict[str, tuple[ProblemClass, ...]] = {
     "HIGHS": (ProblemClass.LP,),
-    "OSQP": (ProblemClass.LP, ProblemClass.QP),
+    "OSQP": (ProblemClass.QP,),
     "CLARABEL": (ProblemClass.LP, ProblemClass.QP, ProblemClass.SOCP),
     "ECOS": (ProblemClass.LP, ProblemClass.QP, ProblemClass.SOCP),
 }
 # Tight tolerances: a margin figure is checked to the cent afterwards.
 OPTIONS: dict[str, dict[str, Any]] = {
-    "OSQP": {"eps_abs": 1e-9, "eps_rel": 1e-9, "max_iter": 200_000, "polish": True},
+    "OSQP": {"eps_abs": 1e-9, "eps_rel": 1e-9, "max_iter": 200_000, "polish": True, "scaling": 25},
     "ECOS": {"abstol": 1e-9, "reltol": 1e-9, "feastol": 1e-9, "max_iters": 500},
     "CLARABEL": {},
     "HIGHS": {},
