@@ -67,3 +67,17 @@ def test_concentration_matches_linear_program(assets):
     for a, v in values.items():
         assert -1e-9 <= c[a] <= v + 1e-9
         assert c[a] <= shares.get(a, 1.0) * total * (1 + 1e-12) + 1e-9
+
+
+def test_vectorized_credited_total_matches_the_line_by_line_valuation():
+    import marginopt
+    from marginopt.models import VenueBook
+
+    case = marginopt.load_case(marginopt.demo_case_path())
+    rng = np.random.default_rng(0)
+    for venue in case.venues:
+        book = VenueBook(case, venue)
+        for _ in range(20):
+            units = {a: float(rng.uniform(0, 2) * (1e6 / case.market.prices[a])) for a in book.venue.collateral}
+            lines = book.collateral(units)
+            assert book.credited_total(units) == pytest.approx(sum(c.credited_value for c in lines), rel=1e-12)

@@ -62,6 +62,25 @@ class VenueBook:
             return mm.fraction * initial
         return mm.evaluate(q)
 
+    @cached_property
+    def _flat(self) -> tuple[list[str], np.ndarray, list[str]]:
+        """Assets with a flat haircut and their value rates; assets with tiers."""
+        sched = self.venue.collateral
+        flat = [a for a, s in sched.items() if s.haircut is not None]
+        return flat, np.array([1.0 - (sched[a].haircut or 0.0) for a in flat]), [a for a, s in sched.items() if s.haircut is None]
+
+    def credited_total(self, quantities: dict[str, float]) -> float:
+        """Total credited value of ``quantities`` (units per asset), as ``collateral()`` sums it, vectorized."""
+        prices = self.case.market.prices
+        flat, rates, tiered = self._flat
+        after = dict(zip(flat, (np.array([quantities.get(a, 0.0) for a in flat]) * np.array([prices[a] for a in flat])
+                                * rates).tolist(), strict=True))
+        for a in tiered:
+            after[a] = self.venue.collateral[a].value(quantities.get(a, 0.0) * prices[a])
+        if not self.venue.concentration:
+            return float(sum(after.values()))
+        return float(sum(credited_values(after, self.venue.concentration).values()))
+
     def collateral(self, quantities: dict[str, float] | None = None) -> tuple[CollateralLine, ...]:
         """Value of posted collateral (or of ``quantities``): gross, after haircut, credited after concentration."""
         posted = dict(self.venue.posted if quantities is None else quantities)

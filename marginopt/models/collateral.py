@@ -29,7 +29,17 @@ class HaircutSchedule:
             raise ValueError("a schedule is either flat (haircut) or tiered (tiers)")
 
     def value(self, gross: float) -> float:
-        return float(self.values(np.asarray([gross], dtype=float))[0])
+        # Plain Python: called once per posted asset, where numpy's per-call cost dominates.
+        if self.haircut is not None:
+            return gross * (1.0 - self.haircut)
+        assert self.tiers is not None
+        total, lower = 0.0, 0.0
+        for bound, rate in self.tiers:
+            if gross <= lower:
+                break
+            total += rate * (min(gross, bound) - lower)
+            lower = bound
+        return total
 
     def values(self, gross: np.ndarray) -> np.ndarray:
         if self.haircut is not None:

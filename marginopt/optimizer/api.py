@@ -2,16 +2,19 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
+from dataclasses import replace
+
 import numpy as np
 import pandas as pd
 
+from marginopt.models.book import VenueBook
 from marginopt.models.case import Case
 from marginopt.models.enums import Objective
-from marginopt.optimizer.attribution import euler_allocation
 from marginopt.optimizer.builder import MarginProblem, Mode
 from marginopt.optimizer.result import OptimizationResult
-from marginopt.optimizer.verify import Plan, Verification, verify
-from marginopt.solvers import SolveReport, SolveStatus, solve
+from marginopt.optimizer.verify import Plan, VenueOutcome, Verification, verify
+from marginopt.solvers import Attempt, ProblemClass, SolveReport, SolveStatus, solve
 
 # Shortfalls below this (base currency or units) are solver round-off in the elastic problem.
 _SHORTFALL_TOL = 1e-6
@@ -31,12 +34,15 @@ def optimize(
     collateral), ``hedge`` (collateral fixed as posted) or ``allocate`` (no hedges).
     """
     obj = Objective(objective) if objective is not None else None
-    problem = MarginProblem(case, obj, Mode(mode))
+    backend = "cvxpy" if solver is not None and solver.upper() != "HIGHS" else "auto"
+    problem = MarginProblem(case, obj, Mode(mode), backend=backend)
     return run(problem, solver)
 
 
 def run(problem: MarginProblem, solver: str | None = None, warm: bool = False) -> OptimizationResult:
     """Solve a built problem (again, after ``problem.update``), verify and report."""
+    if problem.direct is not None:
+        return _run_direct(problem, solver, warm)
     checked: dict[str, Verification] = {}
 
     def accept() -> str | None:
@@ -51,6 +57,33 @@ def run(problem: MarginProblem, solver: str | None = None, warm: bool = False) -
     if report.status is SolveStatus.INFEASIBLE:
         return _result(problem, "infeasible", report, None, diagnose(problem.case, problem, solver))
     return _result(problem, "failed", report, checked.get("last"))
+
+
+def _run_direct(problem: MarginProblem, solver: str | None, warm: bool) -> OptimizationResult:
+    """The collateral-only LP on HiGHS directly; the cvxpy chain if that fails verification."""
+    assert problem.direct is not None
+    sol = problem.direct.solve()
+    build = problem.build_seconds + sol.build_seconds
+    if sol.status == "optimal":
+        plan = Plan(np.zeros(0), {v: dict(zip(part.assets, sol.x[v].tolist(), strict=True))
+                                  for part in problem.parts for v in [part.name]})
+        check = verify(problem, plan)
+        attempt = Attempt("HIGHS", SolveStatus.OPTIMAL if check.passed else SolveStatus.INACCURATE, sol.solve_seconds,
+                          "direct LP" if check.passed else "direct LP; verification: " + "; ".join(c.name for c in check.failures[:3]))
+        if check.passed:
+            report = SolveReport("HIGHS", SolveStatus.OPTIMAL, ProblemClass.LP, build, sol.solve_seconds, (attempt,), sol.iterations, warm)
+            # Inventory rows are in value units: their duals are already per unit of value.
+            shadow = {"assets": dict(sol.inventory_duals), "venues": dict(sol.coverage_duals)}
+            return _result(problem, "optimal", report, check, plan=plan, shadow=shadow)
+    elif sol.status == "infeasible":
+        attempt = Attempt("HIGHS", SolveStatus.INFEASIBLE, sol.solve_seconds, "direct LP")
+        report = SolveReport("HIGHS", SolveStatus.INFEASIBLE, ProblemClass.LP, build, sol.solve_seconds, (attempt,), sol.iterations, warm)
+        return _result(problem, "infeasible", report, None, diagnose(problem.case, problem, solver))
+    else:
+        attempt = Attempt("HIGHS", SolveStatus.ERROR, sol.solve_seconds, "direct LP")
+    fallback = run(MarginProblem(problem.case, problem.objective, problem.mode, backend="cvxpy"), solver)
+    report = fallback.solver
+    return replace(fallback, solver=replace(report, attempts=(attempt, *report.attempts)))
 
 
 def plan_of(problem: MarginProblem) -> Plan:
@@ -75,13 +108,15 @@ def diagnose(case: Case, problem: MarginProblem, solver: str | None) -> tuple[tu
 
 
 def _result(problem: MarginProblem, status: str, report: SolveReport, check: Verification | None,
-            shortfalls: tuple[tuple[str, float], ...] = ()) -> OptimizationResult:
+            shortfalls: tuple[tuple[str, float], ...] = (), plan: Plan | None = None,
+            shadow: dict[str, dict[str, float]] | None = None) -> OptimizationResult:
     ok = status == "optimal" and check is not None
-    plan = plan_of(problem) if ok else None
+    if ok and plan is None:
+        plan = plan_of(problem)
     hedges = pd.DataFrame(columns=["venue", "instrument", "quantity", "cost"])
     allocation = pd.DataFrame(columns=["venue", "asset", "quantity", "value", "posted_before"])
     margins = pd.DataFrame(columns=["venue", "before", "after", "collateral_after", "excess_after"])
-    attribution = None
+    attribution: Callable[[], pd.DataFrame] | None = None
     if ok:
         assert plan is not None and check is not None
         hedges = pd.DataFrame([
@@ -101,8 +136,9 @@ def _result(problem: MarginProblem, status: str, report: SolveReport, check: Ver
             {"venue": o.venue, "before": o.margin_before, "after": o.margin_after, "collateral_after": o.collateral_after,
              "excess_after": o.collateral_after - o.margin_after} for o in check.venues
         ], columns=margins.columns)
-        frames = [euler_allocation(part.book, o.positions_after) for part, o in zip(problem.parts, check.venues, strict=True)]
-        attribution = pd.concat(frames, ignore_index=True) if frames else None
+        venues = check.venues
+        books = [part.book for part in problem.parts]
+        attribution = lambda: euler_allocation_table(books, venues)  # noqa: E731  (computed on demand)
     return OptimizationResult(
         status=status,
         objective=problem.objective,
@@ -111,14 +147,26 @@ def _result(problem: MarginProblem, status: str, report: SolveReport, check: Ver
         hedges=hedges,
         allocation=allocation,
         margins=margins,
-        shadow_prices=_shadow_prices(problem) if ok else {"assets": {}, "venues": {}},
+        shadow_prices=(shadow or _shadow_prices(problem)) if ok else {"assets": {}, "venues": {}},
         verification=check,
         solver=report,
         shortfalls=shortfalls,
         costs=check.costs if ok and check is not None else {},
-        attribution=attribution,
+        attribution_of=attribution,
         candidates=tuple(problem.cands),
     )
+
+
+def euler_allocation_table(books: list[VenueBook], outcomes: tuple[VenueOutcome, ...]) -> pd.DataFrame:
+    """Euler allocation of each venue's margin after the plan, one table for all venues."""
+    venue, instrument, position, contribution = [], [], [], []
+    for book, outcome in zip(books, outcomes, strict=True):
+        q = outcome.positions_after
+        venue += [book.venue.name] * len(q)
+        instrument += list(book.ids)
+        position += q.tolist()
+        contribution += (q * book.initial.gradient(q)).tolist()
+    return pd.DataFrame({"venue": venue, "instrument": instrument, "position": position, "contribution": contribution})
 
 
 def _shadow_prices(problem: MarginProblem) -> dict[str, dict[str, float]]:

@@ -25,7 +25,8 @@ import time
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from enum import Enum
-from typing import Any
+from functools import lru_cache
+from typing import TYPE_CHECKING, Any
 
 import cvxpy as cp
 import numpy as np
@@ -39,6 +40,9 @@ from marginopt.models.margin import Measure, ParametricVaR, convex_form
 from marginopt.models.margin.composite import Composite
 from marginopt.solvers import ProblemClass
 
+if TYPE_CHECKING:
+    from marginopt.optimizer.direct import DirectLP
+
 
 class Mode(str, Enum):
     OPTIMIZE = "optimize"  # hedges and collateral
@@ -46,6 +50,7 @@ class Mode(str, Enum):
     ALLOCATE = "allocate"  # collateral only, no hedges
 
 
+@lru_cache(maxsize=4096)
 def pieces(schedule: HaircutSchedule) -> tuple[np.ndarray, np.ndarray]:
     """(intercepts, rates) with ``value(g) = min_k intercept_k + rate_k g`` for ``g >= 0``."""
     if schedule.haircut is not None:
@@ -86,10 +91,14 @@ class MarginProblem:
     """The allocation problem of a case, built once and re-solvable after a market move."""
 
     def __init__(self, case: Case, objective: Objective | None = None, mode: Mode = Mode.OPTIMIZE,
-                 elastic: bool = False) -> None:
+                 elastic: bool = False, backend: str = "auto") -> None:
         """``elastic``: every coverage and limit constraint gets a non-negative slack and
         the objective is their sum, so the problem is always feasible and the slacks
-        say which constraint is short and by how much (infeasibility diagnosis)."""
+        say which constraint is short and by how much (infeasibility diagnosis).
+
+        ``backend``: ``auto`` builds a collateral-only ``min_cost`` problem (no hedge
+        traded) directly for HiGHS (``optimizer.direct``) and everything else in cvxpy;
+        ``cvxpy`` always uses cvxpy."""
         t0 = time.perf_counter()
         self.case = case
         self.elastic = elastic
@@ -107,7 +116,17 @@ class MarginProblem:
         self.constraints: list[Any] = []
         self.limit_params: dict[str, cp.Parameter] = {}
         self.inventory: dict[str, Any] = {}
-        self.parts = [self._venue(name) for name in case.venues]
+        self.parts = [self._part(name) for name in case.venues]
+        self.direct: DirectLP | None = None
+        if backend == "auto" and self.h is None and self.collateral_free and not elastic:
+            from marginopt.optimizer.direct import DirectLP
+
+            self.direct = DirectLP(self)
+            self.problem_class = ProblemClass.LP
+            self.build_seconds = time.perf_counter() - t0
+            return
+        for part in self.parts:
+            self._formulate(part)
         self._inventory()
         self._limits()
         self.cost_terms = {"shortfall": cp.sum(cp.hstack(list(self.slacks.values())))} if elastic and self.slacks else self._objective_terms()
@@ -116,13 +135,16 @@ class MarginProblem:
         self.build_seconds = time.perf_counter() - t0
 
     # -- venues ----------------------------------------------------------------
-    def _venue(self, name: str) -> VenuePart:
+    def _part(self, name: str) -> VenuePart:
         book = VenueBook(self.case, name)
         venue = book.venue
         cands = [i for i, c in enumerate(self.cands) if c.venue == name]
         assets = tuple(venue.collateral)
         posted = np.array([venue.posted.get(a, 0.0) for a in assets])
-        part = VenuePart(name, book, convex_form(book.initial), cands, assets, posted)
+        return VenuePart(name, book, convex_form(book.initial), cands, assets, posted)
+
+    def _formulate(self, part: VenuePart) -> None:
+        name, book, cands, assets = part.name, part.book, part.cands, part.assets
         if cands and self.h is not None:
             rows = [book.column(self.cands[i].instrument) for i in cands]
             select = sp.csr_matrix((np.ones(len(cands)), (rows, cands)), shape=(len(book.ids), len(self.cands)))
@@ -141,7 +163,6 @@ class MarginProblem:
         if self.coverage_required:
             part.coverage = part.im <= part.credited + self._slack(f"{name}: initial margin not covered")
             self.constraints.append(part.coverage)
-        return part
 
     def _slack(self, name: str) -> Any:
         if not self.elastic:
@@ -326,6 +347,8 @@ class MarginProblem:
         self.case = case
         for part in self.parts:
             part.book = VenueBook(case, part.name)
+            if self.direct is not None:
+                continue  # the direct LP is rebuilt from the books at the next solve
             if part.position is not None:
                 part.measure.load(convex_form(part.book.initial))
             else:
@@ -345,6 +368,9 @@ class MarginProblem:
                 if key.startswith("delta:"):
                     inp = part.book.inputs
                     p.value = inp.delta_matrix()[inp.underlyings.index(key[6:])]
+        if self.direct is not None:
+            self.build_seconds = time.perf_counter() - t0
+            return
         for a in self.inventory:
             self.limit_params[f"available:{a}"].value = (case.treasury[a].quantity if a in case.treasury else 0.0) + sum(
                 v.posted.get(a, 0.0) for v in case.venues.values())

@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass, field
+from functools import cached_property
 from typing import Any
 
 import pandas as pd
@@ -33,8 +35,14 @@ class OptimizationResult:
     solver: SolveReport
     shortfalls: tuple[tuple[str, float], ...] = ()
     costs: dict[str, float] = field(default_factory=dict)
-    attribution: pd.DataFrame | None = None  # venue, instrument, position, contribution (after the plan)
     candidates: tuple[HedgeCandidate, ...] = ()
+    attribution_of: Callable[[], pd.DataFrame] | None = field(default=None, repr=False, compare=False)
+
+    @cached_property
+    def attribution(self) -> pd.DataFrame | None:
+        """Euler allocation of each venue's margin after the plan: venue, instrument, position,
+        contribution (computed when first asked for)."""
+        return self.attribution_of() if self.attribution_of is not None else None
 
     @property
     def succeeded(self) -> bool:

@@ -97,19 +97,24 @@ def verify(problem: MarginProblem, plan: Plan) -> Verification:
         for k in part.cands:
             q_after[book.column(problem.cands[k].instrument)] += h[k]
         before = book.initial.evaluate(book.q)
-        after = book.initial.evaluate(q_after)
+        after = before if not part.cands else book.initial.evaluate(q_after)
         units = plan.allocation.get(part.name, dict(book.venue.posted))
+        if units:
+            lowest = min(units, key=lambda a: units[a])
+            checks.append(_check(f"{part.name}: {lowest} posted >= 0 (the lowest quantity)", -units[lowest], 1.0))
         for a, qty in units.items():
-            checks.append(_check(f"{part.name}: {a} posted >= 0", -qty, qty))
             used[a] = used.get(a, 0.0) + qty
-        credited = float(sum(line.credited_value for line in book.collateral({a: max(q, 0.0) for a, q in units.items()})))
+        credited = book.credited_total({a: max(q, 0.0) for a, q in units.items()})
         if problem.coverage_required:
             checks.append(_check(f"{part.name}: initial margin covered by collateral", after - credited, max(after, credited)))
         outcomes.append(VenueOutcome(part.name, before, after, credited, q_after))
     if problem.collateral_free:
+        posted_total: dict[str, float] = {}
+        for v in case.venues.values():
+            for a, q in v.posted.items():
+                posted_total[a] = posted_total.get(a, 0.0) + q
         for a, total in used.items():
-            avail = (case.treasury[a].quantity if a in case.treasury else 0.0) + sum(
-                v.posted.get(a, 0.0) for v in case.venues.values())
+            avail = (case.treasury[a].quantity if a in case.treasury else 0.0) + posted_total.get(a, 0.0)
             checks.append(_check(f"inventory of {a}", total - avail, avail))
     if problem.h is not None:
         checks += _limit_checks(problem, outcomes)
@@ -163,17 +168,22 @@ def _costs(problem: MarginProblem, plan: Plan, prices: object) -> dict[str, floa
     costs: dict[str, float] = {}
     if problem.cands:
         h = plan.hedges
-        costs["hedge"] = float(sum(c.cost_per_unit * abs(x) + c.impact * x * x for c, x in zip(problem.cands, h)))
+        unit = np.array([c.cost_per_unit for c in problem.cands])
+        impact = np.array([c.impact for c in problem.cands])
+        costs["hedge"] = float(unit @ np.abs(h) + impact @ (h * h))
     if problem.objective is Objective.MIN_COST:
         funding = transfer = 0.0
         for part in problem.parts:
             units = plan.allocation.get(part.name, dict(part.book.venue.posted))
-            for a, qty in units.items():
-                t = case.treasury.get(a)
-                if t is None:
-                    continue
-                value = case.market.prices[a]
-                funding += t.cost * value * qty
-                transfer += t.transfer_cost * value * max(qty - part.book.venue.posted.get(a, 0.0), 0.0)
+            assets = [a for a in units if a in case.treasury]
+            if not assets:
+                continue
+            qty = np.array([units[a] for a in assets])
+            value = np.array([case.market.prices[a] for a in assets])
+            rate = np.array([case.treasury[a].cost for a in assets])
+            move = np.array([case.treasury[a].transfer_cost for a in assets])
+            before = np.array([part.book.venue.posted.get(a, 0.0) for a in assets])
+            funding += float(rate * value @ qty)
+            transfer += float(move * value @ np.maximum(qty - before, 0.0))
         costs["funding"], costs["transfer"] = funding, transfer
     return costs

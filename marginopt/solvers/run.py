@@ -72,8 +72,10 @@ def solve(
     """Solve with the first solver of the chain whose answer is optimal and accepted.
 
     ``accept`` checks a solution independently (verification) and returns why it
-    is refused, or None. Infeasibility and unboundedness are answers, not failures:
-    they end the chain.
+    is refused, or None. Infeasibility is an answer and ends the chain (the
+    elastic problem then says what is short). Unboundedness is not: every margin
+    problem is bounded below by construction, so a solver saying so has failed
+    numerically (Clarabel did, on prices spanning four orders of magnitude).
     """
     attempts: list[Attempt] = []
     total = 0.0
@@ -94,7 +96,7 @@ def solve(
             if refused:
                 status, note = SolveStatus.INACCURATE, f"verification: {refused}"
         attempts.append(Attempt(name, status, seconds, note))
-        if status in (SolveStatus.OPTIMAL, SolveStatus.INFEASIBLE, SolveStatus.UNBOUNDED):
+        if status in (SolveStatus.OPTIMAL, SolveStatus.INFEASIBLE):
             stats = problem.solver_stats
             return SolveReport(name, status, problem_class, build_seconds + _compile_seconds(problem), _solve_seconds(problem, seconds),
                                tuple(attempts), getattr(stats, "num_iters", None), warm)
