@@ -34,6 +34,25 @@ class VenueBook:
         self._scenarios: dict[ScenarioSpec, ScenarioLosses] = {}
         self._ctx = ScenarioContext(self.inputs, case.market, case.valuation_date, frozenset(case.instruments.index))
 
+    _TERMS = ("_flat", "cost_terms")  # caches that depend on the venue's and treasury's terms only
+
+    def moved(self, case: Case) -> VenueBook:
+        """This venue's book at ``case``'s market, keeping what depends only on unchanged terms."""
+        new = VenueBook(case, self.venue.name)
+        if case.venues[self.venue.name] is self.venue and case.treasury is self.case.treasury:
+            for name in self._TERMS:
+                if name in self.__dict__:
+                    new.__dict__[name] = self.__dict__[name]
+        return new
+
+    @cached_property
+    def cost_terms(self) -> tuple[list[str], np.ndarray, np.ndarray, np.ndarray]:
+        """Eligible assets held in the treasury: funding rates, transfer rates, units posted now."""
+        t = self.case.treasury
+        assets = [a for a in self.venue.collateral if a in t]
+        return (assets, np.array([t[a].cost for a in assets]), np.array([t[a].transfer_cost for a in assets]),
+                np.array([self.venue.posted.get(a, 0.0) for a in assets]))
+
     def scenarios(self, spec: ScenarioSpec) -> ScenarioLosses:
         if spec not in self._scenarios:
             self._scenarios[spec] = spec.build(self._ctx)

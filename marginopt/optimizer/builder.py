@@ -346,7 +346,7 @@ class MarginProblem:
         t0 = time.perf_counter()
         self.case = case
         for part in self.parts:
-            part.book = VenueBook(case, part.name)
+            part.book = part.book.moved(case)
             if self.direct is not None:
                 continue  # the direct LP is rebuilt from the books at the next solve
             if part.position is not None:

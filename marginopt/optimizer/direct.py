@@ -164,6 +164,7 @@ class DirectLP:
         self.highs = highspy.Highs()
         self.highs.setOptionValue("output_flag", False)
         self.structure: _Structure | None = None
+        self._terms: tuple[object, object] | None = None  # the venues and treasury the structure was built for
         self.loaded = False  # the model is in HiGHS; later solves change row bounds only
 
     def _bounds(self, st: _Structure) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
@@ -193,8 +194,11 @@ class DirectLP:
     def solve(self) -> DirectSolution:
         t0 = time.perf_counter()
         problem = self.problem
-        if self.structure is None or self.structure.schedules != _schedules(problem):
+        case = problem.case
+        same_terms = self._terms is not None and self._terms[0] is case.venues and self._terms[1] is case.treasury
+        if self.structure is None or (not same_terms and self.structure.schedules != _schedules(problem)):
             self.structure, self.loaded = build_structure(problem), False
+        self._terms = (case.venues, case.treasury)  # a market move keeps these objects: no key to compare
         st = self.structure
         idx, lo, hi = self._bounds(st)
         if not self.loaded:

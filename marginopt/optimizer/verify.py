@@ -175,14 +175,11 @@ def _costs(problem: MarginProblem, plan: Plan, prices: object) -> dict[str, floa
         funding = transfer = 0.0
         for part in problem.parts:
             units = plan.allocation.get(part.name, dict(part.book.venue.posted))
-            assets = [a for a in units if a in case.treasury]
+            assets, rate, move, before = part.book.cost_terms
             if not assets:
                 continue
-            qty = np.array([units[a] for a in assets])
+            qty = np.array([units.get(a, 0.0) for a in assets])
             value = np.array([case.market.prices[a] for a in assets])
-            rate = np.array([case.treasury[a].cost for a in assets])
-            move = np.array([case.treasury[a].transfer_cost for a in assets])
-            before = np.array([part.book.venue.posted.get(a, 0.0) for a in assets])
             funding += float(rate * value @ qty)
             transfer += float(move * value @ np.maximum(qty - before, 0.0))
         costs["funding"], costs["transfer"] = funding, transfer
