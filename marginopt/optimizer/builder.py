@@ -12,6 +12,16 @@ Constraints
     inventory     ``sum_v x[v][a] <= treasury_a + sum_v posted[v][a]``;
     limits        net delta per underlying, worst whole-book scenario loss, linear bounds on h.
 
+Objective: ``min_cost`` = yearly funding of what is posted + transfer costs of what
+is moved in + hedge costs ``u |h| + k h^2`` (the square as a cone, ``t >= z^2``);
+``min_margin`` = total initial margin + hedge costs, collateral as posted.
+
+Hedges are variables in units of their bound and collateral in units of what
+could be posted (scaling only: the optimum is the same), because interior-point
+solvers stall when one column counts ten-dollar contracts in hundreds of
+thousands and another BTC futures in tens. A problem without hedges and with
+``min_cost`` goes to ``optimizer.direct`` instead (an LP built for HiGHS).
+
 Each venue's margin enters through its measure's cvxpy form: the builder never
 special-cases a venue. Everything that moves with the market (value rates
 ``r_k p_a``, costs, inventory, the measures' scenario data, deltas, constant
@@ -22,7 +32,6 @@ re-solves the compiled problem.
 from __future__ import annotations
 
 import time
-from collections.abc import Iterator
 from dataclasses import dataclass, field
 from enum import Enum
 from functools import lru_cache
@@ -226,9 +235,6 @@ class MarginProblem:
             self.constraints.append(con)
 
     # -- limits ------------------------------------------------------------------
-    def _moving(self) -> Iterator[VenuePart]:
-        return (p for p in self.parts if p.position is not None)
-
     def _limits(self) -> None:
         limits = self.case.limits
         if self.h is None:

@@ -144,7 +144,7 @@ def _limit_checks(problem: MarginProblem, outcomes: list[VenueOutcome]) -> list[
         worst = float(np.max(losses.weights * losses.losses(q_all)))
         out.append(_check("worst whole-book scenario loss <= max_loss", worst - case.limits.max_loss.limit, case.limits.max_loss.limit))
     for k, lin in enumerate(case.limits.linear):
-        value = sum(lin.coefficients.get(c.instrument, 0.0) * problem_h for c, problem_h in zip(problem.cands, _hedges(problem, outcomes)))
+        value = sum(lin.coefficients.get(c.instrument, 0.0) * h for c, h in zip(problem.cands, _hedges(problem, outcomes), strict=True))
         if lin.lower is not None:
             out.append(_check(f"linear limit {k + 1} >= {lin.lower:g}", lin.lower - value, abs(lin.lower)))
         if lin.upper is not None:
