@@ -166,6 +166,7 @@ BUILDERS: dict[str, Builder] = {
     ),
 }
 SOCP = {"parametric_var", "sum_socp", "max_nested"}
+SQRT_KINDS = SOCP
 NON_CONVEX = {"historical_var_0.8": lambda d: HistoricalVaR("hv", d.losses, 0.8),
               "historical_var_0.95": lambda d: HistoricalVaR("hv", d.losses, 0.95)}
 ALL_BUILDERS: dict[str, Builder] = {**BUILDERS, **NON_CONVEX}
@@ -482,6 +483,12 @@ ALL_KINDS = list(ALL_BUILDERS)
 TOL = 1e-9
 
 
+def tol(kind: str) -> float:
+    """Rounding allowance per unit of scale. Measures with a square root (parametric VaR) turn
+    rounding of a near-zero variance, ~1e-16 x scale^2, into ~1e-8 x scale."""
+    return 3e-7 if kind in SQRT_KINDS else TOL
+
+
 @settings(max_examples=50, deadline=None)
 @given(data=st.data(), kind=st.sampled_from(ALL_KINDS), t=st.floats(0.01, 100, **FINITE))
 def test_positive_homogeneity_and_nonnegative(data: st.DataObject, kind: str, t: float) -> None:
@@ -490,7 +497,7 @@ def test_positive_homogeneity_and_nonnegative(data: st.DataObject, kind: str, t:
     m = ALL_BUILDERS[kind](d)
     v = m.evaluate(q)
     assert v >= 0.0
-    assert m.evaluate(t * q) == pytest.approx(t * v, rel=1e-9, abs=TOL * scale_of(d, t * q))
+    assert m.evaluate(t * q) == pytest.approx(t * v, rel=1e-9, abs=tol(kind) * scale_of(d, t * q))
 
 
 @settings(max_examples=50, deadline=None)
@@ -500,7 +507,7 @@ def test_convexity_midpoint(data: st.DataObject, kind: str) -> None:
     q1, q2 = data.draw(positions(d.n)), data.draw(positions(d.n))
     m = BUILDERS[kind](d)
     mid = m.evaluate(0.5 * (q1 + q2))
-    assert mid <= 0.5 * (m.evaluate(q1) + m.evaluate(q2)) + TOL * scale_of(d, q1, q2)
+    assert mid <= 0.5 * (m.evaluate(q1) + m.evaluate(q2)) + tol(kind) * scale_of(d, q1, q2)
 
 
 @settings(max_examples=50, deadline=None)
@@ -510,7 +517,7 @@ def test_permutation_invariance(data: st.DataObject, kind: str) -> None:
     q = data.draw(positions(d.n))
     perm = np.array(data.draw(st.permutations(range(d.n))), dtype=np.int64)
     m, mp = ALL_BUILDERS[kind](d), ALL_BUILDERS[kind](d.permuted(perm))
-    assert mp.evaluate(q[perm]) == pytest.approx(m.evaluate(q), rel=1e-9, abs=TOL * scale_of(d, q))
+    assert mp.evaluate(q[perm]) == pytest.approx(m.evaluate(q), rel=1e-9, abs=tol(kind) * scale_of(d, q))
 
 
 @settings(max_examples=50, deadline=None)
@@ -524,7 +531,7 @@ def test_scaling_losses_scales_measure(data: st.DataObject, kind: str, c: float)
     d = data.draw(datas())
     q = data.draw(positions(d.n))
     m, mc = ALL_BUILDERS[kind](d), ALL_BUILDERS[kind](d.scaled_losses(c))
-    assert mc.evaluate(q) == pytest.approx(c * m.evaluate(q), rel=1e-9, abs=TOL * c * scale_of(d, q))
+    assert mc.evaluate(q) == pytest.approx(c * m.evaluate(q), rel=1e-9, abs=tol(kind) * c * scale_of(d, q))
 
 
 def ru_breakpoints(loss: np.ndarray, p: np.ndarray, beta: float) -> float:
