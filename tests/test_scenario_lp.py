@@ -1,0 +1,120 @@
+"""The scenario-generation solver against the full LP (cvxpy, HiGHS) on small random problems."""
+
+from __future__ import annotations
+
+import cvxpy as cp
+import numpy as np
+import pytest
+
+from marginopt.solvers.scenario_lp import ScenarioLP, ScenarioTerm
+
+
+def full_lp(terms, lb, ub, cost, linear=None) -> float:
+    """The Rockafellar-Uryasev LP with every scenario, solved by HiGHS through cvxpy."""
+    k = len(lb)
+    h = cp.Variable(k)
+    obj = cost @ cp.abs(h)
+    cons = [h >= lb, h <= ub]
+    for t in terms:
+        loss = t.offset + t.matrix @ h[t.cols]
+        if t.kind == "es":
+            c = cp.Variable()
+            value = c + (t.probs / (1 - t.alpha)) @ cp.pos(loss - c)
+        else:
+            value = cp.max(cp.multiply(t.probs, loss))
+        obj = obj + t.weight * (cp.pos(value) if t.floor else value)
+    if linear is not None:
+        a, lo, hi = linear
+        cons += [a @ h >= lo, a @ h <= hi]
+    prob = cp.Problem(cp.Minimize(obj), cons)
+    prob.solve(solver="HIGHS")
+    assert prob.status == "optimal"
+    return float(prob.value)
+
+
+def factor_losses(rng, s, k, integer=False):
+    m = rng.standard_t(4, (s, 3)) @ rng.normal(size=(3, k)) + 0.3 * rng.standard_t(4, (s, k))
+    if integer:  # many exact ties in the tail
+        m = np.round(m)
+    return np.ascontiguousarray(m)
+
+
+CASES = [
+    # (scenarios, hedges, alpha, integer losses, weighted)
+    (400, 6, 0.95, False, False),
+    (333, 5, 0.9, False, False),  # (1 - alpha) S = 33.3: a fractional tail
+    (250, 4, 0.97, True, False),  # ties at the VaR
+    (300, 5, 0.9, False, True),  # weighted scenarios
+    (1000, 12, 0.99, False, False),
+]
+
+
+@pytest.mark.parametrize("s,k,alpha,integer,weighted", CASES)
+def test_expected_shortfall_matches_the_full_lp(s, k, alpha, integer, weighted):
+    rng = np.random.default_rng(s + k)
+    m = factor_losses(rng, s, k, integer)
+    offset = m @ rng.normal(size=k) * 2
+    w = rng.uniform(0.2, 3.0, s) if weighted else np.ones(s)
+    term = ScenarioTerm("es", m, np.arange(k), offset, w / w.sum(), alpha, floor=False)
+    lb, ub, cost = -np.full(k, 4.0), np.full(k, 4.0), np.full(k, 0.02)
+    r = ScenarioLP([term], lb, ub, cost).solve()
+    ref = full_lp([term], lb, ub, cost)
+    assert r.status == "optimal"
+    assert r.objective == pytest.approx(ref, rel=1e-8, abs=1e-9)
+    assert r.lower_bound <= r.objective + 1e-9
+    assert r.gap <= 1e-8 * max(1.0, abs(ref))
+    assert len(r.working_set[0]) < s  # scenarios were generated, not all added
+
+
+def test_scenario_max_with_dampening_weights_and_two_floored_terms():
+    rng = np.random.default_rng(7)
+    k = 5
+    m1, m2 = factor_losses(rng, 200, k), factor_losses(rng, 150, k)
+    w1 = np.r_[np.ones(180), np.full(20, 0.3)]  # 20 dampened tail scenarios
+    terms = [
+        ScenarioTerm("max", m1, np.arange(k), m1 @ rng.normal(size=k), w1),
+        ScenarioTerm("es", m2[:, :3], np.array([0, 2, 4]), m2[:, :3] @ rng.normal(size=3) - 5.0, np.full(150, 1 / 150), 0.9,
+                     weight=2.0),
+    ]
+    lb, ub, cost = -np.full(k, 3.0), np.full(k, 3.0), np.full(k, 0.05)
+    r = ScenarioLP(terms, lb, ub, cost).solve()
+    assert r.objective == pytest.approx(full_lp(terms, lb, ub, cost), rel=1e-8, abs=1e-9)
+    assert all(v >= 0 for v in r.term_values)
+
+
+def test_long_only_budget_and_its_dual():
+    # The peers' problem: min ES(L h) subject to sum h = 1, h >= 0.
+    rng = np.random.default_rng(3)
+    s, k = 600, 8
+    m = factor_losses(rng, s, k)
+    term = ScenarioTerm("es", m, np.arange(k), np.zeros(s), np.full(s, 1 / s), 0.95, floor=False)
+    lb, ub, cost = np.zeros(k), np.full(k, np.inf), np.zeros(k)
+
+    def solve(budget):
+        return ScenarioLP([term], lb, ub, cost, (np.ones((1, k)), np.array([budget]), np.array([budget]))).solve()
+
+    r = solve(1.0)
+    ref = full_lp([term], lb, ub, cost, (np.ones((1, k)), np.array([1.0]), np.array([1.0])))
+    assert r.objective == pytest.approx(ref, rel=1e-8)
+    assert r.h.sum() == pytest.approx(1.0) and (r.h >= -1e-12).all()
+    # ES is positively homogeneous in h, so the optimum scales with the budget: slope = optimum.
+    assert r.linear_duals[0] == pytest.approx(r.objective, rel=1e-6)
+    assert solve(1.1).objective == pytest.approx(1.1 * r.objective, rel=1e-8)
+
+
+def test_warm_resolve_after_a_move_matches_a_cold_solve():
+    rng = np.random.default_rng(11)
+    s, k = 2000, 10
+    m = factor_losses(rng, s, k)
+    offset = m @ rng.normal(size=k)
+    term = ScenarioTerm("es", m, np.arange(k), offset, np.full(s, 1 / s), 0.99, floor=False)
+    lb, ub, cost = -np.full(k, 5.0), np.full(k, 5.0), np.full(k, 0.01)
+    lp = ScenarioLP([term], lb, ub, cost)
+    first = lp.solve()
+    term.matrix = np.ascontiguousarray(m * 1.01)  # a 1% move of every loss
+    term.offset = offset * 1.01
+    warm = lp.solve(start=first.h)
+    cold = ScenarioLP([ScenarioTerm("es", term.matrix, np.arange(k), term.offset, term.probs, 0.99, floor=False)],
+                      lb, ub, cost).solve()
+    assert warm.objective == pytest.approx(cold.objective, rel=1e-9)
+    assert warm.iterations <= cold.iterations
