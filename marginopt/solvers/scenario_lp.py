@@ -261,8 +261,10 @@ class ScenarioLP:
         return min(s, int(math.ceil((1.0 - term.alpha) * s)) + len(term.cols) + 16)
 
     def _add_size(self, term: ScenarioTerm) -> int:
+        """At most one tail's worth of violated scenarios a round (a quarter needed twice the
+        rounds on a budget problem; more rows make each LP slower)."""
         s = len(term.offset)
-        return max(64, int(math.ceil(0.25 * (1.0 - term.alpha) * s))) if term.kind == "es" else 256
+        return max(64, int(math.ceil((1.0 - term.alpha) * s))) if term.kind == "es" else 256
 
 
 def _worst(term: ScenarioTerm, loss: np.ndarray, n: int) -> np.ndarray:

@@ -1,0 +1,177 @@
+"""Expected shortfall over many scenarios: marginopt's scenario generation against the peers.
+
+Heavy-tailed factor scenarios (Student-t factors and noise, seeded) where the book is
+hedgeable. Two problems per size:
+
+* hedge:  min ES_0.99(l0 + L h) + c |h|_1,  -10 <= h <= 10;
+* budget: min ES_0.99(L h),  sum h = 1,  h >= 0  (the long-only problem the portfolio
+          libraries solve).
+
+Methods: marginopt (scenario generation on HiGHS, exact with a certificate), the
+Rockafellar-Uryasev LP in cvxpy with HiGHS and with Clarabel, and on the budget problem
+PyPortfolioOpt ``EfficientCVaR`` and skfolio ``MeanRisk`` (CVaR) when installed
+(``pip install -e '.[bench]'``). Each method runs in its own process, so the peak memory
+printed is that method's, and a method past ``--timeout`` is reported as not finished.
+
+    .venv/bin/python benchmarks/large_scenarios.py [--sizes 20000x100,100000x200] [--timeout 300]
+"""
+
+from __future__ import annotations
+
+import argparse
+import multiprocessing as mp
+import resource
+import time
+from typing import Any
+
+import numpy as np
+
+ALPHA = 0.99
+BOUND = 10.0
+COST = 0.001
+
+
+def scenarios(s: int, k: int, seed: int = 2026) -> tuple[np.ndarray, np.ndarray]:
+    rng = np.random.default_rng(seed)
+    factors = rng.standard_t(4, (s, 5))
+    m = factors @ rng.normal(size=(5, k))
+    m += 0.5 * rng.standard_t(4, (s, k))
+    m = np.ascontiguousarray(m)
+    return m, m @ rng.normal(size=k)  # the book's loss: a combination the hedges can offset
+
+
+def _marginopt(m: np.ndarray, l0: np.ndarray, problem: str) -> tuple[float, float, float, str]:
+    from marginopt.solvers.scenario_lp import ScenarioLP, ScenarioTerm
+
+    s, k = m.shape
+    t0 = time.perf_counter()
+    if problem == "hedge":
+        term = ScenarioTerm("es", m, np.arange(k), l0, np.full(s, 1 / s), ALPHA, floor=False)
+        lp = ScenarioLP([term], -np.full(k, BOUND), np.full(k, BOUND), np.full(k, COST))
+    else:
+        term = ScenarioTerm("es", m, np.arange(k), np.zeros(s), np.full(s, 1 / s), ALPHA, floor=False)
+        lp = ScenarioLP([term], np.zeros(k), np.full(k, np.inf), np.zeros(k), (np.ones((1, k)), np.ones(1), np.ones(1)))
+    build = time.perf_counter() - t0
+    # The budget problem starts from equal weights (a feasible point), as the peers do.
+    r = lp.solve(start=None if problem == "hedge" else np.full(k, 1.0 / k))
+    return build, time.perf_counter() - t0 - build, r.objective, f"gap {r.gap:.1e}, {r.iterations} rounds, {len(r.working_set[0])} rows"
+
+
+def _cvxpy(m: np.ndarray, l0: np.ndarray, problem: str, solver: str) -> tuple[float, float, float, str]:
+    import cvxpy as cp
+
+    s, k = m.shape
+    t0 = time.perf_counter()
+    h, c = cp.Variable(k), cp.Variable()
+    if problem == "hedge":
+        obj = c + cp.sum(cp.pos(l0 + m @ h - c)) / ((1 - ALPHA) * s) + COST * cp.norm1(h)
+        cons = [h >= -BOUND, h <= BOUND]
+    else:
+        obj = c + cp.sum(cp.pos(m @ h - c)) / ((1 - ALPHA) * s)
+        cons = [h >= 0, cp.sum(h) == 1]
+    prob = cp.Problem(cp.Minimize(obj), cons)
+    prob.get_problem_data(solver)  # compile: the build time
+    build = time.perf_counter() - t0
+    prob.solve(solver=solver)
+    return build, time.perf_counter() - t0 - build, float(prob.value), prob.status
+
+
+def _pypfopt(m: np.ndarray, l0: np.ndarray, problem: str) -> tuple[float, float, float, str]:
+    import pandas as pd
+    from pypfopt import EfficientCVaR
+
+    t0 = time.perf_counter()
+    returns = pd.DataFrame(-m)  # losses are negative returns
+    ef = EfficientCVaR(None, returns, beta=ALPHA, weight_bounds=(0, 1))
+    build = time.perf_counter() - t0
+    ef.min_cvar()
+    w = np.array(list(ef.clean_weights(cutoff=0, rounding=None).values()))
+    value = _es(m @ w)
+    return build, time.perf_counter() - t0 - build, value, "ES recomputed at its weights"
+
+
+def _skfolio(m: np.ndarray, l0: np.ndarray, problem: str) -> tuple[float, float, float, str]:
+    from skfolio import RiskMeasure
+    from skfolio.optimization import MeanRisk, ObjectiveFunction
+
+    t0 = time.perf_counter()
+    model = MeanRisk(risk_measure=RiskMeasure.CVAR, cvar_beta=ALPHA, objective_function=ObjectiveFunction.MINIMIZE_RISK,
+                     min_weights=0.0, max_weights=1.0, budget=1.0)
+    build = time.perf_counter() - t0
+    model.fit(-m)
+    w = np.asarray(model.weights_)
+    return build, time.perf_counter() - t0 - build, _es(m @ w), "ES recomputed at its weights"
+
+
+def _es(loss: np.ndarray) -> float:
+    from marginopt.models.margin.shortfall import tail_mean
+
+    return tail_mean(loss, np.full(len(loss), 1 / len(loss)), 1 - ALPHA)
+
+
+METHODS: dict[str, Any] = {
+    "marginopt": _marginopt,
+    "cvxpy+HiGHS": lambda m, l0, p: _cvxpy(m, l0, p, "HIGHS"),
+    "cvxpy+Clarabel": lambda m, l0, p: _cvxpy(m, l0, p, "CLARABEL"),
+    "PyPortfolioOpt": _pypfopt,
+    "skfolio": _skfolio,
+}
+BUDGET_ONLY = {"PyPortfolioOpt", "skfolio"}
+
+
+def _worker(name: str, s: int, k: int, problem: str, out: Any) -> None:
+    m, l0 = scenarios(s, k)
+    base = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+    try:
+        build, solve, value, note = METHODS[name](m, l0, problem)
+        peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+        out.put((build, solve, value, note, peak / 1024, max(peak - base, 0) / 1024))
+    except ImportError as exc:
+        out.put((None, None, None, f"not installed ({exc.name})", None, None))
+    except Exception as exc:  # a peer failing is a result to print, not a reason to stop
+        out.put((None, None, None, f"failed: {type(exc).__name__}: {str(exc)[:80]}", None, None))
+
+
+def run(name: str, s: int, k: int, problem: str, timeout: float) -> tuple[Any, ...]:
+    ctx = mp.get_context("spawn")
+    out = ctx.Queue()
+    proc = ctx.Process(target=_worker, args=(name, s, k, problem, out))
+    proc.start()
+    proc.join(timeout)
+    if proc.is_alive():
+        proc.kill()
+        proc.join()
+        return (None, None, None, f"did not finish in {timeout:.0f} s", None, None)
+    return out.get() if not out.empty() else (None, None, None, f"crashed (exit {proc.exitcode})", None, None)
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser()
+    ap.add_argument("--sizes", default="20000x100,100000x200")
+    ap.add_argument("--timeout", type=float, default=300.0)
+    ap.add_argument("--methods", default=",".join(METHODS))
+    args = ap.parse_args()
+    sizes = [tuple(int(x) for x in size.split("x")) for size in args.sizes.split(",")]
+    methods = args.methods.split(",")
+    print(f"ES at alpha {ALPHA}; matrix generation excluded; each method in its own process")
+    for s, k in sizes:
+        for problem in ("hedge", "budget"):
+            rows = [(name, run(name, s, k, problem, args.timeout)) for name in methods
+                    if problem == "budget" or name not in BUDGET_ONLY]
+            values = [r[2] for _, r in rows if r[2] is not None]
+            best = min(values) if values else float("nan")
+            ours = next((r[0] + r[1] for n, r in rows if n == "marginopt" and r[0] is not None), None)
+            print(f"\n{s:,} x {k:,}, {problem} problem (matrix {s * k * 8 / 2**20:,.0f} MiB)")
+            print(f"{'method':<16}{'build s':>9}{'solve s':>9}{'total s':>9}{'peak MiB':>10}{'objective':>18}{'gap to best':>13}{'vs us':>8}  note")
+            for name, (build, solve, value, note, peak, _) in rows:
+                if build is None:
+                    print(f"{name:<16}{'':>9}{'':>9}{'':>9}{'':>10}{'':>18}{'':>13}{'':>8}  {note}")
+                    continue
+                total = build + solve
+                ratio = f"{total / ours:.1f}x" if ours else ""
+                gap = (value - best) / max(abs(best), 1e-12)
+                print(f"{name:<16}{build:>9.3f}{solve:>9.3f}{total:>9.3f}{peak:>10,.0f}{value:>18.10g}{gap:>13.1e}{ratio:>8}  {note}")
+
+
+if __name__ == "__main__":
+    main()
