@@ -55,8 +55,15 @@ def run(problem: MarginProblem, solver: str | None = None, warm: bool = False) -
     if report.status is SolveStatus.OPTIMAL:
         return _result(problem, "optimal", report, checked["last"])
     if report.status is SolveStatus.INFEASIBLE:
-        return _result(problem, "infeasible", report, None, diagnose(problem.case, problem, solver))
+        return _infeasible(problem, report, solver)
     return _result(problem, "failed", report, checked.get("last"))
+
+
+def _infeasible(problem: MarginProblem, report: SolveReport, solver: str | None) -> OptimizationResult:
+    """Infeasible with what is short; a solver's infeasibility that the elastic problem cannot
+    confirm (nothing short) is a solver failure, not an answer."""
+    shortfalls = diagnose(problem.case, problem, solver)
+    return _result(problem, "infeasible" if shortfalls else "failed", report, None, shortfalls)
 
 
 def _run_direct(problem: MarginProblem, solver: str | None, warm: bool) -> OptimizationResult:
@@ -65,8 +72,8 @@ def _run_direct(problem: MarginProblem, solver: str | None, warm: bool) -> Optim
     sol = problem.direct.solve()
     build = problem.build_seconds + sol.build_seconds
     if sol.status == "optimal":
-        plan = Plan(np.zeros(0), {v: dict(zip(part.assets, sol.x[v].tolist(), strict=True))
-                                  for part in problem.parts for v in [part.name]})
+        plan = Plan(np.zeros(0), {part.name: dict(zip(part.assets, sol.x[part.name].tolist(), strict=True))
+                                  for part in problem.parts})
         check = verify(problem, plan)
         attempt = Attempt("HIGHS", SolveStatus.OPTIMAL if check.passed else SolveStatus.INACCURATE, sol.solve_seconds,
                           "direct LP" if check.passed else "direct LP; verification: " + "; ".join(c.name for c in check.failures[:3]))
@@ -78,7 +85,7 @@ def _run_direct(problem: MarginProblem, solver: str | None, warm: bool) -> Optim
     elif sol.status == "infeasible":
         attempt = Attempt("HIGHS", SolveStatus.INFEASIBLE, sol.solve_seconds, "direct LP")
         report = SolveReport("HIGHS", SolveStatus.INFEASIBLE, ProblemClass.LP, build, sol.solve_seconds, (attempt,), sol.iterations, warm)
-        return _result(problem, "infeasible", report, None, diagnose(problem.case, problem, solver))
+        return _infeasible(problem, report, solver)
     else:
         attempt = Attempt("HIGHS", SolveStatus.ERROR, sol.solve_seconds, "direct LP")
     fallback = run(MarginProblem(problem.case, problem.objective, problem.mode, backend="cvxpy"), solver)
