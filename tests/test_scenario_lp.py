@@ -49,15 +49,16 @@ CASES = [
 ]
 
 
+@pytest.mark.parametrize("method", ["primal", "dual"])
 @pytest.mark.parametrize("s,k,alpha,integer,weighted", CASES)
-def test_expected_shortfall_matches_the_full_lp(s, k, alpha, integer, weighted):
+def test_expected_shortfall_matches_the_full_lp(s, k, alpha, integer, weighted, method):
     rng = np.random.default_rng(s + k)
     m = factor_losses(rng, s, k, integer)
     offset = m @ rng.normal(size=k) * 2
     w = rng.uniform(0.2, 3.0, s) if weighted else np.ones(s)
     term = ScenarioTerm("es", m, np.arange(k), offset, w / w.sum(), alpha, floor=False)
     lb, ub, cost = -np.full(k, 4.0), np.full(k, 4.0), np.full(k, 0.02)
-    r = ScenarioLP([term], lb, ub, cost).solve()
+    r = ScenarioLP([term], lb, ub, cost, method=method).solve()
     ref = full_lp([term], lb, ub, cost)
     assert r.status == "optimal"
     assert r.objective == pytest.approx(ref, rel=1e-8, abs=1e-9)
@@ -82,7 +83,8 @@ def test_scenario_max_with_dampening_weights_and_two_floored_terms():
     assert all(v >= 0 for v in r.term_values)
 
 
-def test_long_only_budget_and_its_dual():
+@pytest.mark.parametrize("method", ["primal", "dual"])
+def test_long_only_budget_and_its_dual(method):
     # The peers' problem: min ES(L h) subject to sum h = 1, h >= 0.
     rng = np.random.default_rng(3)
     s, k = 600, 8
@@ -91,7 +93,8 @@ def test_long_only_budget_and_its_dual():
     lb, ub, cost = np.zeros(k), np.full(k, np.inf), np.zeros(k)
 
     def solve(budget):
-        return ScenarioLP([term], lb, ub, cost, (np.ones((1, k)), np.array([budget]), np.array([budget]))).solve()
+        return ScenarioLP([term], lb, ub, cost, (np.ones((1, k)), np.array([budget]), np.array([budget])),
+                          method=method).solve()
 
     r = solve(1.0)
     ref = full_lp([term], lb, ub, cost, (np.ones((1, k)), np.array([1.0]), np.array([1.0])))
@@ -102,19 +105,20 @@ def test_long_only_budget_and_its_dual():
     assert solve(1.1).objective == pytest.approx(1.1 * r.objective, rel=1e-8)
 
 
-def test_warm_resolve_after_a_move_matches_a_cold_solve():
+@pytest.mark.parametrize("method", ["primal", "dual"])
+def test_warm_resolve_after_a_move_matches_a_cold_solve(method):
     rng = np.random.default_rng(11)
     s, k = 2000, 10
     m = factor_losses(rng, s, k)
     offset = m @ rng.normal(size=k)
     term = ScenarioTerm("es", m, np.arange(k), offset, np.full(s, 1 / s), 0.99, floor=False)
     lb, ub, cost = -np.full(k, 5.0), np.full(k, 5.0), np.full(k, 0.01)
-    lp = ScenarioLP([term], lb, ub, cost)
+    lp = ScenarioLP([term], lb, ub, cost, method=method)
     first = lp.solve()
     term.matrix = np.ascontiguousarray(m * 1.01)  # a 1% move of every loss
     term.offset = offset * 1.01
     warm = lp.solve(start=first.h)
     cold = ScenarioLP([ScenarioTerm("es", term.matrix, np.arange(k), term.offset, term.probs, 0.99, floor=False)],
-                      lb, ub, cost).solve()
+                      lb, ub, cost, method=method).solve()
     assert warm.objective == pytest.approx(cold.objective, rel=1e-9)
     assert warm.iterations <= cold.iterations

@@ -104,7 +104,10 @@ class ScenarioLP:
         *,
         tol: float = 1e-9,
         max_iterations: int = 200,
+        method: str = "auto",
     ) -> None:
+        """``method``: ``primal`` (scenario rows), ``dual`` (scenario columns, ES terms in the
+        objective without floor only; ``solvers.scenario_dual``) or ``auto`` (dual when it applies)."""
         self.terms = list(terms)
         self.lb, self.ub, self.cost = np.asarray(lb, float), np.asarray(ub, float), np.asarray(cost, float)
         self.k = len(self.lb)
@@ -112,6 +115,13 @@ class ScenarioLP:
         self.tol = tol
         self.max_iterations = max_iterations
         self.working: list[np.ndarray] = [np.zeros(0, dtype=np.int64) for _ in self.terms]
+        from marginopt.solvers.scenario_dual import supported
+
+        if method not in ("auto", "primal", "dual"):
+            raise ValueError(f"method: expected auto, primal or dual, got {method!r}")
+        if method == "dual" and not supported(self.terms):
+            raise ValueError("the dual method takes expected-shortfall terms in the objective without a floor")
+        self.method = "dual" if method == "dual" or (method == "auto" and supported(self.terms)) else "primal"
 
     # -- the LP ------------------------------------------------------------------
     def _base(self) -> tuple[highspy.Highs, list[int], list[int], list[int]]:
@@ -193,6 +203,12 @@ class ScenarioLP:
 
     # -- the loop ------------------------------------------------------------------
     def solve(self, start: np.ndarray | None = None) -> LargeResult:
+        if self.method == "dual":
+            from marginopt.solvers.scenario_dual import solve_dual
+
+            result, self.working = solve_dual(self.terms, self.lb, self.ub, self.cost, self.linear, self.working, start,
+                                              self.tol, self.max_iterations)
+            return result
         t0 = time.perf_counter()
         seconds = {"passes": 0.0, "lp": 0.0}
         hs, m_cols, c_cols, def_rows = self._base()
