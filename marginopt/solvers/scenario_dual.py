@@ -27,7 +27,7 @@ import time
 import highspy
 import numpy as np
 
-from marginopt.solvers.scenario_lp import LargeResult, ScenarioTerm
+from marginopt.solvers.scenario_lp import LargeResult, ScenarioTerm, add_size, seed_size, worst
 
 INF = highspy.kHighsInf
 
@@ -131,12 +131,7 @@ def solve_dual(
         t1 = time.perf_counter()
         loss = term.losses(h)
         seconds["passes"] += time.perf_counter() - t1
-        if len(working[g]):
-            seed = working[g]
-        else:
-            n = min(len(loss), int(math.ceil((1.0 - term.alpha) * len(loss))) + len(term.cols) + 16)
-            seed = np.sort(np.argpartition(-loss, n - 1)[:n]) if n < len(loss) else np.arange(len(loss))
-        add(g, seed)
+        add(g, working[g] if len(working[g]) else worst(term, loss, seed_size(term)))
     lower, it, c_level = -math.inf, 0, np.zeros(n_terms)
     for it in range(1, max_iterations + 1):
         t1 = time.perf_counter()
@@ -165,7 +160,7 @@ def solve_dual(
             scale = tol * max(1.0, float(np.abs(loss).max(initial=0.0)))
             viol = np.flatnonzero((excess > scale) & ~in_lp[g])
             if viol.size:
-                cap = max(64, int(math.ceil((1.0 - term.alpha) * len(loss))))
+                cap = add_size(term)
                 if viol.size > cap:
                     viol = viol[np.argpartition(-excess[viol], cap - 1)[:cap]]
                 add(g, viol)

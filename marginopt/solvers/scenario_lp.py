@@ -220,7 +220,7 @@ class ScenarioLP:
             t1 = time.perf_counter()
             loss = term.losses(h)
             seconds["passes"] += time.perf_counter() - t1
-            seed = self.working[t] if len(self.working[t]) else _worst(term, loss, self._seed_size(term))
+            seed = self.working[t] if len(self.working[t]) else worst(term, loss, seed_size(term))
             self._add(hs, t, term, seed, m_cols[t], c_cols[t], def_rows[t], rows[t])
             in_lp[t][seed] = True
         lower = -math.inf
@@ -245,7 +245,7 @@ class ScenarioLP:
                 scale = self.tol * max(1.0, float(np.abs(loss).max(initial=0.0)))
                 viol = np.flatnonzero((excess > scale) & ~in_lp[t])
                 if viol.size:
-                    cap = self._add_size(term)
+                    cap = add_size(term)
                     if viol.size > cap:
                         viol = viol[np.argpartition(-excess[viol], cap - 1)[:cap]]
                     self._add(hs, t, term, viol, m_cols[t], c_cols[t], def_rows[t], rows[t])
@@ -269,21 +269,24 @@ class ScenarioLP:
         seconds["total"] = time.perf_counter() - t0
         return LargeResult("optimal", h, exact, lower, it, self.working, values, lin_duals, scen_duals, seconds)
 
-    def _seed_size(self, term: ScenarioTerm) -> int:
-        s = len(term.offset)
-        if term.kind == "max":
-            return min(s, 64)
-        # The tail and as many scenarios again as there are hedges near its edge: the LP's basis.
-        return min(s, int(math.ceil((1.0 - term.alpha) * s)) + len(term.cols) + 16)
-
-    def _add_size(self, term: ScenarioTerm) -> int:
-        """At most one tail's worth of violated scenarios a round (a quarter needed twice the
-        rounds on a budget problem; more rows make each LP slower)."""
-        s = len(term.offset)
-        return max(64, int(math.ceil((1.0 - term.alpha) * s))) if term.kind == "es" else 256
 
 
-def _worst(term: ScenarioTerm, loss: np.ndarray, n: int) -> np.ndarray:
+def seed_size(term: ScenarioTerm) -> int:
+    """Scenarios in the first LP: the tail and as many again as there are hedges near its edge."""
+    s = len(term.offset)
+    if term.kind == "max":
+        return min(s, 64)
+    return min(s, int(math.ceil((1.0 - term.alpha) * s)) + len(term.cols) + 16)
+
+
+def add_size(term: ScenarioTerm) -> int:
+    """At most one tail's worth of violated scenarios a round (a quarter needed twice the
+    rounds on a budget problem; more rows make each LP slower)."""
+    s = len(term.offset)
+    return max(64, int(math.ceil((1.0 - term.alpha) * s))) if term.kind == "es" else 256
+
+def worst(term: ScenarioTerm, loss: np.ndarray, n: int) -> np.ndarray:
+    """The ``n`` scenarios with the largest (weighted, for a maximum) losses, in index order."""
     key = loss if term.kind == "es" else term.probs * loss
     if n >= len(key):
         return np.arange(len(key))
