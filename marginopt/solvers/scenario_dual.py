@@ -27,7 +27,16 @@ import time
 import highspy
 import numpy as np
 
-from marginopt.solvers.scenario_lp import LargeResult, ScenarioTerm, add_size, seed_size, worst
+from marginopt.solvers.scenario_lp import (
+    LargeResult,
+    ScenarioTerm,
+    exact_objective,
+    gather,
+    run_lp,
+    seed_size,
+    violated,
+    worst,
+)
 
 INF = highspy.kHighsInf
 
@@ -134,13 +143,9 @@ def solve_dual(
         add(g, working[g] if len(working[g]) else worst(term, loss, seed_size(term)))
     lower, it, c_level = -math.inf, 0, np.zeros(n_terms)
     for it in range(1, max_iterations + 1):
-        t1 = time.perf_counter()
-        hs.run()
-        seconds["lp"] += time.perf_counter() - t1
-        status = hs.getModelStatus()
-        if status != highspy.HighsModelStatus.kOptimal:
-            name = "infeasible" if status == highspy.HighsModelStatus.kInfeasible else "error"
-            return LargeResult(name, h, math.nan, lower, it, working, [], np.zeros(0), [], seconds), working
+        failed = run_lp(hs, seconds)
+        if failed:
+            return LargeResult(failed, h, math.nan, lower, it, working, [], np.zeros(0), [], seconds), working
         sol = hs.getSolution()
         row_dual = np.asarray(sol.row_dual)
         lower = -float(hs.getInfo().objective_function_value)
@@ -156,27 +161,17 @@ def solve_dual(
         t1 = time.perf_counter()
         for g, term in enumerate(terms):
             loss = term.losses(h)
-            excess = loss - c_level[g]
-            scale = tol * max(1.0, float(np.abs(loss).max(initial=0.0)))
-            viol = np.flatnonzero((excess > scale) & ~in_lp[g])
+            viol = violated(term, loss - c_level[g], loss, in_lp[g], tol)
             if viol.size:
-                cap = add_size(term)
-                if viol.size > cap:
-                    viol = viol[np.argpartition(-excess[viol], cap - 1)[:cap]]
                 add(g, viol)
                 added += viol.size
         seconds["passes"] += time.perf_counter() - t1
         if not added:
             break
     working = [np.flatnonzero(mask) for mask in in_lp]
-    values = [t.value(h) for t in terms]
-    exact = float(sum(t.weight * v for t, v in zip(terms, values, strict=True)) + cost @ np.abs(h))
+    exact, values = exact_objective(terms, h, cost)
     col = np.asarray(hs.getSolution().col_value)
-    scen_duals = []
-    for blocks in cols_of:
-        scen = np.concatenate([b for b, _ in blocks])
-        at = np.concatenate([np.arange(c, c + len(b)) for b, c in blocks])
-        scen_duals.append((scen, col[at]))
+    scen_duals = [gather(blocks, col) for blocks in cols_of]
     # d(objective)/d(bound) of each linear row: nu+ for its lower bound less nu- for its upper.
     lin_duals = np.zeros(0 if linear is None else linear[0].shape[0])
     for r_, sign, c in nu_cols:

@@ -225,13 +225,9 @@ class ScenarioLP:
             in_lp[t][seed] = True
         lower = -math.inf
         for it in range(1, self.max_iterations + 1):
-            t1 = time.perf_counter()
-            hs.run()
-            seconds["lp"] += time.perf_counter() - t1
-            status = hs.getModelStatus()
-            if status != highspy.HighsModelStatus.kOptimal:
-                name = "infeasible" if status == highspy.HighsModelStatus.kInfeasible else "error"
-                return LargeResult(name, h, math.nan, lower, it, self.working, [], np.zeros(0), [], seconds)
+            failed = run_lp(hs, seconds)
+            if failed:
+                return LargeResult(failed, h, math.nan, lower, it, self.working, [], np.zeros(0), [], seconds)
             sol = hs.getSolution()
             col = np.asarray(sol.col_value)
             h = col[: self.k] - col[self.k: 2 * self.k]
@@ -242,12 +238,8 @@ class ScenarioLP:
                 loss = term.losses(h)
                 level = col[c_cols[t]] if term.kind == "es" else col[m_cols[t]]
                 excess = (loss if term.kind == "es" else term.probs * loss) - level
-                scale = self.tol * max(1.0, float(np.abs(loss).max(initial=0.0)))
-                viol = np.flatnonzero((excess > scale) & ~in_lp[t])
+                viol = violated(term, excess, loss, in_lp[t], self.tol)
                 if viol.size:
-                    cap = add_size(term)
-                    if viol.size > cap:
-                        viol = viol[np.argpartition(-excess[viol], cap - 1)[:cap]]
                     self._add(hs, t, term, viol, m_cols[t], c_cols[t], def_rows[t], rows[t])
                     in_lp[t][viol] = True
                     added += viol.size
@@ -255,20 +247,48 @@ class ScenarioLP:
             if not added:
                 break
         self.working = [np.flatnonzero(mask) for mask in in_lp]
-        values = [term.value(h) for term in self.terms]
-        exact = float(sum(term.weight * v for term, v in zip(self.terms, values, strict=True)) + self.cost @ np.abs(h))
+        exact, values = exact_objective(self.terms, h, self.cost)
         row_dual = np.asarray(hs.getSolution().row_dual)
         n_lin = 0 if self.linear is None else self.linear[0].shape[0]
         first_lin = sum(1 for r in def_rows if r >= 0)
         lin_duals = row_dual[first_lin:first_lin + n_lin]
-        scen_duals = []
-        for blocks in rows:
-            scen = np.concatenate([b for b, _ in blocks])
-            at = np.concatenate([np.arange(r, r + len(b)) for b, r in blocks])
-            scen_duals.append((scen, row_dual[at]))
+        scen_duals = [gather(blocks, row_dual) for blocks in rows]
         seconds["total"] = time.perf_counter() - t0
         return LargeResult("optimal", h, exact, lower, it, self.working, values, lin_duals, scen_duals, seconds)
 
+
+
+def run_lp(hs: highspy.Highs, seconds: dict[str, float]) -> str | None:
+    """Run HiGHS; None when optimal, else the status to report (infeasible | error)."""
+    t1 = time.perf_counter()
+    hs.run()
+    seconds["lp"] += time.perf_counter() - t1
+    status = hs.getModelStatus()
+    if status == highspy.HighsModelStatus.kOptimal:
+        return None
+    return "infeasible" if status == highspy.HighsModelStatus.kInfeasible else "error"
+
+
+def violated(term: ScenarioTerm, excess: np.ndarray, loss: np.ndarray, in_lp: np.ndarray, tol: float) -> np.ndarray:
+    """Scenarios outside the LP whose excess over the current level is above round-off,
+    the largest ``add_size`` of them."""
+    scale = tol * max(1.0, float(np.abs(loss).max(initial=0.0)))
+    viol = np.flatnonzero((excess > scale) & ~in_lp)
+    cap = add_size(term)
+    return viol[np.argpartition(-excess[viol], cap - 1)[:cap]] if viol.size > cap else viol
+
+
+def exact_objective(terms: Sequence[ScenarioTerm], h: np.ndarray, cost: np.ndarray) -> tuple[float, list[float]]:
+    """The objective at ``h`` computed from the full matrices (the upper bound), and each term's value."""
+    values = [term.value(h) for term in terms]
+    return float(sum(term.weight * v for term, v in zip(terms, values, strict=True)) + cost @ np.abs(h)), values
+
+
+def gather(blocks: list[tuple[np.ndarray, int]], values: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Scenarios added in blocks (scenarios, first row or column) and their entries of ``values``."""
+    scen = np.concatenate([b for b, _ in blocks])
+    at = np.concatenate([np.arange(first, first + len(b)) for b, first in blocks])
+    return scen, values[at]
 
 
 def seed_size(term: ScenarioTerm) -> int:
