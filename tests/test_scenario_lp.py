@@ -122,3 +122,33 @@ def test_warm_resolve_after_a_move_matches_a_cold_solve(method):
                       lb, ub, cost, method=method).solve()
     assert warm.objective == pytest.approx(cold.objective, rel=1e-9)
     assert warm.iterations <= cold.iterations
+
+
+@pytest.mark.parametrize("method", ["primal", "dual"])
+def test_boxes_that_exclude_zero_or_are_one_sided(method):
+    # Each hedge's box and cost enter the dual as bounded columns (slopes lb, 0, ub around
+    # +-cost); boxes away from zero and infinite sides take the other branches.
+    rng = np.random.default_rng(5)
+    s, k = 800, 6
+    m = factor_losses(rng, s, k)
+    term = ScenarioTerm("es", m, np.arange(k), m @ rng.normal(size=k), np.full(s, 1 / s), 0.95, floor=False)
+    lb = np.array([0.5, -3.0, -np.inf, 0.0, -2.0, -np.inf])
+    ub = np.array([2.0, -1.0, 1.0, np.inf, 0.0, np.inf])
+    cost = np.array([0.03, 0.01, 0.02, 0.0, 0.05, 0.04])
+    r = ScenarioLP([term], lb, ub, cost, method=method).solve()
+    assert r.status == "optimal"
+    assert r.objective == pytest.approx(full_lp([term], lb, ub, cost), rel=1e-8, abs=1e-9)
+    assert (r.h >= lb - 1e-9).all() and (r.h <= ub + 1e-9).all()
+    assert r.gap <= 1e-8 * max(1.0, abs(r.objective))
+
+
+@pytest.mark.parametrize("method", ["primal", "dual"])
+def test_an_unbounded_problem_is_reported(method):
+    # A hedge that gains 1 in every scenario and costs 0.5 a unit lowers the objective without end.
+    rng = np.random.default_rng(8)
+    s = 300
+    m = np.column_stack([factor_losses(rng, s, 2), -np.ones(s)])
+    term = ScenarioTerm("es", m, np.arange(3), m[:, :2] @ np.ones(2), np.full(s, 1 / s), 0.9, floor=False)
+    r = ScenarioLP([term], np.array([-1.0, -1.0, 0.0]), np.array([1.0, 1.0, np.inf]), np.full(3, 0.5),
+                   method=method).solve()
+    assert r.status == "unbounded"

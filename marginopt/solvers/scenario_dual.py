@@ -1,22 +1,23 @@
 r"""The dual of the expected-shortfall program, solved by column generation.
 
 For ``min_h sum_g w_g ES_g(l0_g + L_g h) + cost'|h|`` with box bounds and linear rows
-``lo <= A h <= hi``, the LP dual has one column per scenario and only
-``2K + #terms + #rows`` rows (Ogryczak and Sliwinski): the simplex basis stays small
-however many scenarios enter, where the primal's grows with every scenario row.
+``lo <= A h <= hi``, the LP dual has one column per scenario and only ``#terms + K``
+rows (Ogryczak and Sliwinski): the simplex basis stays small however many scenarios
+enter, where the primal's grows with every scenario row.
 
-    max  sum_s mu_s l0_s + sum_r (nu+_r lo_r - nu-_r hi_r) + sum_k phi_k
+    max  sum_s mu_s l0_s + sum_r (nu+_r lo_r - nu-_r hi_r) - sum_k f_k*(-y_k)
     s.t. sum_{s in g} mu_s = w_g,   0 <= mu_s <= w_g p_s / beta_g,   nu+- >= 0
-         phi_k <= v y_k + cost_k |v|   for each finite bound v of h_k (and phi_k <= 0 when 0 is one)
-         -y_k <= cost_k if h_k has no upper bound,  y_k <= cost_k if no lower bound
-    where y = sum_s mu_s L_s - A'(nu+ - nu-).
+    where y = sum_s mu_s L_s - A'(nu+ - nu-) and f_k*(q) = sup_{lb <= h <= ub} (q h - cost_k |h|).
 
-Minimizing the negated objective, the multipliers of the phi rows give h (a convex
-combination of the bounds and 0, plus the unbounded directions), the rows
-``sum mu = w_g`` give each term's VaR level ``c_g``. A scenario outside the working set
-enters when ``l0_s + L_s h - c_g > 0`` (its reduced cost), as in the primal generation.
-Restricting columns of a maximization gives a lower bound; the exact objective at ``h``
-is the upper bound.
+f_k* is piecewise linear in q (slope lb below -cost, 0 between when h = 0 is allowed, ub
+above +cost), so it is written with bounded columns in hedge k's row: -y_k = z + a - b,
+z in [-cost, cost], a costing ub, b costing -lb; an infinite bound drops its column.
+
+Minimizing the negated objective, the hedge rows' duals are h and the term rows' duals
+give each term's VaR level ``c_g``. A scenario outside the working set enters when
+``l0_s + L_s h - c_g > 0`` (its reduced cost), as in the primal generation. Restricting
+columns of a maximization gives a lower bound; the exact objective at ``h`` is the upper
+bound.
 """
 
 from __future__ import annotations
@@ -65,35 +66,29 @@ def solve_dual(
     n_terms = len(terms)
     hs.addRows(n_terms, np.array([t.weight for t in terms]), np.array([t.weight for t in terms]), 0,
                np.zeros(n_terms, np.int32), np.zeros(0, np.int32), np.zeros(0))
-    # For each hedge k, the rows in which y_k appears, with the multiplier v of y_k:
-    # a finite bound v: phi_k - v y_k <= cost |v|; no upper bound: -y_k <= cost; no lower: y_k <= cost.
-    y_rows: list[list[tuple[int, float]]] = [[] for _ in range(k)]
-    phi_rows: list[list[tuple[int, float]]] = [[] for _ in range(k)]  # (row, bound value v) for recovering h
-    dir_rows: list[list[tuple[int, float]]] = [[] for _ in range(k)]  # (row, +1 / -1) unbounded directions
-    phi_cols = []
+    # One row per hedge j: sum_s mu_s L_sj - (A'nu)_j + z_j + a_j - b_j = 0. The primal's box and
+    # cost on h_j become column bounds: -y = z + a - b prices the conjugate of cost |h| on [lb, ub]
+    # (slope 0 for |y| <= cost when h = 0 is allowed, slope ub beyond +cost through a, lb beyond
+    # -cost through b). The basis is then #terms + K rows and a scenario column has K + 1 entries;
+    # bound rows for h made the basis three times as large and each simplex iteration slower.
+    def_row0 = hs.getNumRow()
+    hs.addRows(k, np.zeros(k), np.zeros(k), 0, np.zeros(k, np.int32), np.zeros(0, np.int32), np.zeros(0))
     for j in range(k):
-        zero_ok = lb[j] <= 0.0 <= ub[j]
-        phi = hs.getNumCol()
-        # Minimizing -objective: phi costs -1; phi <= 0 when h_j = 0 is allowed.
-        hs.addCol(-1.0, -INF, 0.0 if zero_ok else INF, 0, np.zeros(0, np.int32), np.zeros(0))
-        phi_cols.append(phi)
-        for v in (lb[j], ub[j]):
-            if math.isfinite(v) and v != 0.0:
-                r = hs.getNumRow()
-                hs.addRow(-INF, cost[j] * abs(v), 1, np.array([phi], np.int32), np.array([1.0]))
-                y_rows[j].append((r, -v))
-                phi_rows[j].append((r, v))
-        if not math.isfinite(ub[j]):
-            r = hs.getNumRow()
-            hs.addRow(-INF, cost[j], 0, np.zeros(0, np.int32), np.zeros(0))
-            y_rows[j].append((r, -1.0))
-            dir_rows[j].append((r, 1.0))
-        if not math.isfinite(lb[j]):
-            r = hs.getNumRow()
-            hs.addRow(-INF, cost[j], 0, np.zeros(0, np.int32), np.zeros(0))
-            y_rows[j].append((r, 1.0))
-            dir_rows[j].append((r, -1.0))
-    # Linear rows on h: nu+ (lower bound lo) and nu- (upper bound hi) columns, entering y with -a and +a.
+        c_j, lo_j, hi_j = float(cost[j]), float(lb[j]), float(ub[j])
+        if lo_j > 0.0:
+            z_lo = z_hi = c_j
+        elif hi_j < 0.0:
+            z_lo = z_hi = -c_j
+        else:  # h = 0 allowed; a zero bound extends the flat part
+            z_lo = -c_j if lo_j < 0.0 else -INF
+            z_hi = c_j if hi_j > 0.0 else INF
+        row = np.array([def_row0 + j], np.int32)
+        hs.addCol(0.0, z_lo, z_hi, 1, row, np.array([1.0]))
+        if math.isfinite(hi_j) and hi_j != 0.0:  # a: costs ub per unit (minimizing the negated dual)
+            hs.addCol(hi_j, 0.0, INF, 1, row, np.array([1.0]))
+        if math.isfinite(lo_j) and lo_j != 0.0:  # b: costs -lb per unit
+            hs.addCol(-lo_j, 0.0, INF, 1, row, np.array([-1.0]))
+    # Linear rows on h: nu+ (lower bound lo) and nu- (upper bound hi), entering hedge rows with -a and +a.
     nu_cols: list[tuple[int, float, int]] = []  # (linear row, sign, column)
     if linear is not None:
         a, lo, hi = linear
@@ -102,12 +97,8 @@ def solve_dual(
                 if not math.isfinite(bound):
                     continue
                 nu_cols.append((r_, sign, hs.getNumCol()))
-                idx, val = [], []
-                for col_j in np.flatnonzero(a[r_]).tolist():
-                    for row, mult in y_rows[col_j]:  # y_j gets -sign * a_rj * nu
-                        idx.append(row)
-                        val.append(mult * (-sign * a[r_, col_j]))
-                hs.addCol(-sign * bound, 0.0, INF, len(idx), np.array(idx, np.int32), np.array(val))
+                nz = np.flatnonzero(a[r_])
+                hs.addCol(-sign * bound, 0.0, INF, len(nz), (def_row0 + nz).astype(np.int32), -sign * a[r_, nz])
     h = np.zeros(k) if start is None else np.asarray(start, float)
     in_lp = [np.zeros(len(t.offset), dtype=bool) for t in terms]
     cols_of: list[list[tuple[np.ndarray, int]]] = [[] for _ in terms]
@@ -115,21 +106,13 @@ def solve_dual(
     def add(g: int, scen: np.ndarray) -> None:
         term = terms[g]
         n = len(scen)
-        block = term.matrix[scen]
         beta = 1.0 - term.alpha
-        # Column mu_s: cost -l0_s, entry 1 in the term's row, entry mult * L[s, j] in hedge j's rows.
-        entries_r = [g]
-        for j in term.cols:
-            entries_r += [row for row, _ in y_rows[j]]
-        width = len(entries_r)
-        idx = np.tile(np.array(entries_r, np.int32), n)
+        # Column mu_s: cost -l0_s, 1 in the term's row, L[s, j] in hedge j's row.
+        width = 1 + len(term.cols)
+        idx = np.tile(np.concatenate([[g], def_row0 + term.cols]).astype(np.int32), n)
         val = np.empty((n, width))
         val[:, 0] = 1.0
-        pos = 1
-        for j_local, j in enumerate(term.cols):
-            for _, mult in y_rows[j]:
-                val[:, pos] = mult * block[:, j_local]
-                pos += 1
+        val[:, 1:] = term.matrix[scen]
         first = hs.getNumCol()
         hs.addCols(n, -term.offset[scen], np.zeros(n), term.weight * term.probs[scen] / beta, n * width,
                    np.arange(0, n * width, width, dtype=np.int32), idx, val.ravel())
@@ -149,13 +132,9 @@ def solve_dual(
         sol = hs.getSolution()
         row_dual = np.asarray(sol.row_dual)
         lower = -float(hs.getInfo().objective_function_value)
-        # Minimizing: a row at its upper bound has a dual <= 0; its multiplier in the primal is -dual.
-        h = np.zeros(k)
-        for j in range(k):
-            for row, v in phi_rows[j]:
-                h[j] += v * -row_dual[row]
-            for row, d in dir_rows[j]:
-                h[j] += d * -row_dual[row]
+        # Minimizing the negated dual: mu_s has reduced cost -(l0_s + L_s h - c_g) with h the hedge
+        # rows' duals and c_g minus the term row's dual.
+        h = row_dual[def_row0:def_row0 + k].copy()
         c_level = -row_dual[:n_terms]  # d(-objective)/d(w_g): the VaR level c_g, sign as above
         added = 0
         t1 = time.perf_counter()

@@ -37,6 +37,7 @@ import numpy as np
 from marginopt.models.margin.shortfall import tail_mean
 
 INF = highspy.kHighsInf
+ARTIFICIAL = 1e6  # stands in for an infinite bound on h while scenarios are generated
 
 
 @dataclass
@@ -70,7 +71,7 @@ class ScenarioTerm:
 
 @dataclass
 class LargeResult:
-    status: str  # optimal | infeasible | error
+    status: str  # optimal | infeasible | unbounded | error
     h: np.ndarray
     objective: float  # exact objective at h (upper bound)
     lower_bound: float  # restricted LP optimum
@@ -110,6 +111,12 @@ class ScenarioLP:
         objective without floor only; ``solvers.scenario_dual``) or ``auto`` (dual when it applies)."""
         self.terms = list(terms)
         self.lb, self.ub, self.cost = np.asarray(lb, float), np.asarray(ub, float), np.asarray(cost, float)
+        # A restricted LP can be unbounded along an infinite side of h that the scenarios not yet
+        # generated would stop (the dual restriction is then infeasible). Infinite sides are
+        # solved as +-ARTIFICIAL; an optimum strictly inside that box is the optimum without it
+        # (convexity), one on it means the problem is unbounded.
+        self._lb = np.where(np.isfinite(self.lb), self.lb, -ARTIFICIAL)
+        self._ub = np.where(np.isfinite(self.ub), self.ub, ARTIFICIAL)
         self.k = len(self.lb)
         self.linear = linear  # (A, lower, upper)
         self.tol = tol
@@ -129,8 +136,8 @@ class ScenarioLP:
         hs = highspy.Highs()
         hs.setOptionValue("output_flag", False)
         k = self.k
-        hp_lo, hp_hi = np.maximum(self.lb, 0.0), np.maximum(self.ub, 0.0)
-        hn_lo, hn_hi = np.maximum(-self.ub, 0.0), np.maximum(-self.lb, 0.0)
+        hp_lo, hp_hi = np.maximum(self._lb, 0.0), np.maximum(self._ub, 0.0)
+        hn_lo, hn_hi = np.maximum(-self._ub, 0.0), np.maximum(-self._lb, 0.0)
         hs.addCols(2 * k, np.concatenate([self.cost, self.cost]), np.concatenate([hp_lo, hn_lo]),
                    np.concatenate([hp_hi, hn_hi]), 0, np.zeros(2 * k, np.int32), np.zeros(0, np.int32), np.zeros(0))
         m_cols, c_cols, def_rows = [], [], []
@@ -206,9 +213,9 @@ class ScenarioLP:
         if self.method == "dual":
             from marginopt.solvers.scenario_dual import solve_dual
 
-            result, self.working = solve_dual(self.terms, self.lb, self.ub, self.cost, self.linear, self.working, start,
+            result, self.working = solve_dual(self.terms, self._lb, self._ub, self.cost, self.linear, self.working, start,
                                               self.tol, self.max_iterations)
-            return result
+            return self._bounded(result)
         t0 = time.perf_counter()
         seconds = {"passes": 0.0, "lp": 0.0}
         hs, m_cols, c_cols, def_rows = self._base()
@@ -254,7 +261,15 @@ class ScenarioLP:
         lin_duals = row_dual[first_lin:first_lin + n_lin]
         scen_duals = [gather(blocks, row_dual) for blocks in rows]
         seconds["total"] = time.perf_counter() - t0
-        return LargeResult("optimal", h, exact, lower, it, self.working, values, lin_duals, scen_duals, seconds)
+        return self._bounded(LargeResult("optimal", h, exact, lower, it, self.working, values, lin_duals, scen_duals,
+                                         seconds))
+
+    def _bounded(self, result: LargeResult) -> LargeResult:
+        if result.status == "optimal":
+            edge = ARTIFICIAL * (1.0 - 1e-6)
+            if ((~np.isfinite(self.lb)) & (result.h <= -edge)).any() or ((~np.isfinite(self.ub)) & (result.h >= edge)).any():
+                result.status = "unbounded"
+        return result
 
 
 
