@@ -106,7 +106,13 @@ def plan_table(result: Any, ccy: str, console: Console) -> None:
                   f"({', '.join(f'{k} {money(v)}' for k, v in result.costs.items())})", soft_wrap=True)
     console.print(f"verification: {'passed' if ver.passed else 'FAILED'} (largest violation {ver.max_violation:.3g}); "
                   f"solver {rep.solver} ({rep.problem_class.value}), build {rep.build_seconds:.3f} s, solve {rep.solve_seconds:.3f} s"
-                  + (f"; attempts: {chain}" if len(rep.attempts) > 1 else ""), soft_wrap=True)
+                  + (f"; attempts: {chain}" if len(rep.attempts) > 1 and result.certificate is None else ""),
+                  soft_wrap=True)
+    cert = result.certificate
+    if cert is not None:
+        sizes = ", ".join(f"{v} {n:,}" for v, n in cert["scenarios_in_program"].items())
+        console.print(f"certificate: {cert['method']}, {cert['rounds']} rounds; lower bound {money(cert['lower_bound'])}, "
+                      f"gap {cert['gap']:.3g}; scenarios in the program: {sizes}", soft_wrap=True)
     # Interior-point solvers leave round-off (1e-8 contracts) on trades they do not want:
     # people see trades above a millionth of the candidate's bound; JSON keeps every number.
     bound = pd.Series([max(c.max_buy, c.max_sell, 1.0) for c in result.candidates], index=result.hedges.index, dtype=float)

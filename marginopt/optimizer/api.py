@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from dataclasses import replace
+from typing import Any
 
 import numpy as np
 import pandas as pd
@@ -34,15 +35,32 @@ def optimize(
     collateral), ``hedge`` (collateral fixed as posted) or ``allocate`` (no hedges).
     """
     obj = Objective(objective) if objective is not None else None
-    backend = "cvxpy" if solver is not None and solver.upper() != "HIGHS" else "auto"
+    backend, solver = formulation(solver)
     problem = MarginProblem(case, obj, Mode(mode), backend=backend)
     return run(problem, solver)
+
+
+FORMULATIONS = {"GENERATE": "generate", "FULL": "cvxpy"}
+
+
+def formulation(solver: str | None) -> tuple[str, str | None]:
+    """``--solver`` to (builder backend, forced solver): ``GENERATE`` is scenario generation
+    (``optimizer.generation``), ``FULL`` every scenario in one program, a solver name forces
+    that solver (through cvxpy unless HiGHS), and nothing picks by size."""
+    if solver is None:
+        return "auto", None
+    name = solver.upper()
+    if name in FORMULATIONS:
+        return FORMULATIONS[name], None
+    return ("auto" if name == "HIGHS" else "cvxpy"), solver
 
 
 def run(problem: MarginProblem, solver: str | None = None, warm: bool = False) -> OptimizationResult:
     """Solve a built problem (again, after ``problem.update``), verify and report."""
     if problem.direct is not None:
         return _run_direct(problem, solver, warm)
+    if problem.generation is not None:
+        return _run_generation(problem, solver, warm)
     checked: dict[str, Verification] = {}
 
     def accept() -> str | None:
@@ -57,6 +75,51 @@ def run(problem: MarginProblem, solver: str | None = None, warm: bool = False) -
     if report.status is SolveStatus.INFEASIBLE:
         return _infeasible(problem, report, solver)
     return _result(problem, "failed", report, checked.get("last"))
+
+
+def _run_generation(problem: MarginProblem, solver: str | None, warm: bool) -> OptimizationResult:
+    """Scenario generation: solve the restricted problem, add the scenarios its plan violates,
+    until none does; then verify against the full measures and report the bounds."""
+    gen = problem.generation
+    assert gen is not None
+    build, solve_seconds, attempts = problem.build_seconds, 0.0, []
+    rounds = 0
+    while True:
+        rounds += 1
+        report = solve(problem.problem, problem.problem_class, forced=solver, build_seconds=problem.build_seconds,
+                       warm=warm)
+        solve_seconds += report.solve_seconds
+        attempts += list(report.attempts)
+        if report.status is not SolveStatus.OPTIMAL:
+            report = replace(report, build_seconds=build, solve_seconds=solve_seconds, attempts=tuple(attempts))
+            if report.status is SolveStatus.INFEASIBLE:
+                return _infeasible(problem, report, solver)  # the relaxation is, so the full problem is
+            return _result(problem, "failed", report, None)
+        lower = float(problem.problem.value)
+        plan = plan_of(problem)
+        check = verify(problem, plan)
+        positions = {o.venue: o.positions_after for o in check.venues}
+        if not gen.refine(positions) or rounds >= MAX_ROUNDS:
+            break
+        problem.rebuild()
+        build += problem.build_seconds
+    # The restricted optimum is a lower bound on the full one; at the plan the full margins exceed
+    # the restricted ones by ``gap`` (zero up to solver round-off once nothing is violated).
+    gap = gen.gap(problem, positions)
+    report = replace(report, build_seconds=build, solve_seconds=solve_seconds, attempts=tuple(attempts))
+    certificate = {
+        "method": "scenario generation",
+        "rounds": rounds,
+        "converged": rounds < MAX_ROUNDS or gen.added[-1] == 0,
+        "lower_bound": check.objective_value - gap if check.passed else lower,
+        "gap": gap,
+        "scenarios_in_program": gen.sizes(),
+    }
+    status = "optimal" if check.passed and certificate["converged"] else "failed"
+    return _result(problem, status, report, check, certificate=certificate)
+
+
+MAX_ROUNDS = 60
 
 
 def _infeasible(problem: MarginProblem, report: SolveReport, solver: str | None) -> OptimizationResult:
@@ -116,7 +179,8 @@ def diagnose(case: Case, problem: MarginProblem, solver: str | None) -> tuple[tu
 
 def _result(problem: MarginProblem, status: str, report: SolveReport, check: Verification | None,
             shortfalls: tuple[tuple[str, float], ...] = (), plan: Plan | None = None,
-            shadow: dict[str, dict[str, float]] | None = None) -> OptimizationResult:
+            shadow: dict[str, dict[str, float]] | None = None,
+            certificate: dict[str, Any] | None = None) -> OptimizationResult:
     ok = status == "optimal" and check is not None
     if ok and plan is None:
         plan = plan_of(problem)
@@ -161,6 +225,7 @@ def _result(problem: MarginProblem, status: str, report: SolveReport, check: Ver
         costs=check.costs if ok and check is not None else {},
         attribution_of=attribution,
         candidates=tuple(problem.cands),
+        certificate=certificate,
     )
 
 

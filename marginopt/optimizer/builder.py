@@ -51,6 +51,7 @@ from marginopt.solvers import ProblemClass
 
 if TYPE_CHECKING:
     from marginopt.optimizer.direct import DirectLP
+    from marginopt.optimizer.generation import Generation
 
 
 class Mode(str, Enum):
@@ -94,20 +95,24 @@ class VenuePart:
     params: dict[str, cp.Parameter] = field(default_factory=dict)
     piece_asset: np.ndarray = field(default_factory=lambda: np.zeros(0, dtype=np.int64))
     piece_rate: np.ndarray = field(default_factory=lambda: np.zeros(0))
+    full_measure: Measure | None = None  # the convex form before any restriction to working sets
 
 
 class MarginProblem:
     """The allocation problem of a case, built once and re-solvable after a market move."""
 
     def __init__(self, case: Case, objective: Objective | None = None, mode: Mode = Mode.OPTIMIZE,
-                 elastic: bool = False, backend: str = "auto") -> None:
+                 elastic: bool = False, backend: str = "auto", generation: Generation | None = None) -> None:
         """``elastic``: every coverage and limit constraint gets a non-negative slack and
         the objective is their sum, so the problem is always feasible and the slacks
         say which constraint is short and by how much (infeasibility diagnosis).
 
         ``backend``: ``auto`` builds a collateral-only ``min_cost`` problem (no hedge
         traded) directly for HiGHS (``optimizer.direct``) and everything else in cvxpy;
-        ``cvxpy`` always uses cvxpy."""
+        ``cvxpy`` always uses cvxpy with every scenario in the program; ``generate`` restricts
+        expected-shortfall and scenario-maximum measures to working sets of scenarios
+        (``optimizer.generation``), which ``auto`` also chooses for a venue with hedges and
+        at least ``LARGE_SCENARIOS`` scenarios. ``generation`` carries working sets over."""
         t0 = time.perf_counter()
         self.case = case
         self.elastic = elastic
@@ -127,6 +132,7 @@ class MarginProblem:
         self.inventory: dict[str, Any] = {}
         self.parts = [self._part(name) for name in case.venues]
         self.direct: DirectLP | None = None
+        self.generation: Generation | None = None
         if backend == "auto" and self.h is None and self.collateral_free and not elastic:
             from marginopt.optimizer.direct import DirectLP
 
@@ -134,13 +140,36 @@ class MarginProblem:
             self.problem_class = ProblemClass.LP
             self.build_seconds = time.perf_counter() - t0
             return
+        if backend == "generate" or (backend == "auto" and self._large()):
+            from marginopt.optimizer.generation import Generation
+
+            self.generation = generation or Generation()
+        self._assemble()
+        self.build_seconds = time.perf_counter() - t0
+
+    def _large(self) -> bool:
+        from marginopt.optimizer.generation import LARGE_SCENARIOS, largest_scenario_set
+
+        return largest_scenario_set([p.measure for p in self.parts if p.cands]) >= LARGE_SCENARIOS
+
+    def _assemble(self) -> None:
+        """The cvxpy program from the parts (again, with larger working sets, in ``rebuild``)."""
         for part in self.parts:
+            if self.generation is not None and part.cands:
+                part.measure = self.generation.restrict(part.name, part.full_measure or part.measure, part.book.q, len(part.cands))
             self._formulate(part)
         self._inventory()
         self._limits()
-        self.cost_terms = {"shortfall": cp.sum(cp.hstack(list(self.slacks.values())))} if elastic and self.slacks else self._objective_terms()
+        self.cost_terms = ({"shortfall": cp.sum(cp.hstack(list(self.slacks.values())))} if self.elastic and self.slacks
+                           else self._objective_terms())
         self.problem = cp.Problem(cp.Minimize(sum(self.cost_terms.values())), self.constraints)
         self.problem_class = self._class()
+
+    def rebuild(self) -> None:
+        """Compile again after the generation's working sets grew (the books are kept)."""
+        t0 = time.perf_counter()
+        self.slacks, self.constraints, self.limit_params, self.inventory = {}, [], {}, {}
+        self._assemble()
         self.build_seconds = time.perf_counter() - t0
 
     # -- venues ----------------------------------------------------------------
@@ -150,7 +179,8 @@ class MarginProblem:
         cands = [i for i, c in enumerate(self.cands) if c.venue == name]
         assets = tuple(venue.collateral)
         posted = np.array([venue.posted.get(a, 0.0) for a in assets])
-        return VenuePart(name, book, convex_form(book.initial), cands, assets, posted)
+        measure = convex_form(book.initial)
+        return VenuePart(name, book, measure, cands, assets, posted, full_measure=measure)
 
     def _formulate(self, part: VenuePart) -> None:
         name, book, cands, assets = part.name, part.book, part.cands, part.assets
@@ -351,6 +381,15 @@ class MarginProblem:
         """
         t0 = time.perf_counter()
         self.case = case
+        if self.generation is not None:
+            # Restricted measures are compiled for their working sets: compile again with the moved
+            # matrices, starting from the working sets of the last solve.
+            for part in self.parts:
+                part.book = part.book.moved(case)
+                part.full_measure = part.measure = convex_form(part.book.initial)
+            self.rebuild()
+            self.build_seconds = time.perf_counter() - t0
+            return
         for part in self.parts:
             part.book = part.book.moved(case)
             if self.direct is not None:

@@ -36,6 +36,8 @@ class OptimizationResult:
     shortfalls: tuple[tuple[str, float], ...] = ()
     costs: dict[str, float] = field(default_factory=dict)
     candidates: tuple[HedgeCandidate, ...] = ()
+    # Scenario generation: method, rounds, lower_bound, gap, scenarios_in_program (per venue).
+    certificate: dict[str, Any] | None = None
     attribution_of: Callable[[], pd.DataFrame] | None = field(default=None, repr=False, compare=False)
 
     @cached_property
@@ -62,6 +64,8 @@ class OptimizationResult:
             "verification": self.verification.to_dict() if self.verification else {"passed": False, "max_violation": None},
             "solver": self.solver.to_dict(),
         }
+        if self.certificate is not None:
+            out["certificate"] = self.certificate
         if self.status == "infeasible":
             out["infeasibility"] = [{"constraint": name, "shortfall": amount} for name, amount in self.shortfalls]
         return out

@@ -1,0 +1,191 @@
+"""Scenario generation inside the whole allocation problem (venues, collateral, limits).
+
+A venue whose margin is expected shortfall or a scenario maximum over many scenarios
+would put every scenario into the program (one variable and one row each, and cvxpy's
+copy of the matrix). Here each such measure is **restricted** to a working set of
+scenarios per group: dropping scenarios from an ES or a maximum can only lower it, so
+the restricted problem is a relaxation and its optimum a lower bound. At its plan the
+full measures are evaluated (one pass over each matrix); scenarios above the VaR level
+(ES) or above the maximum join the working set and the problem is solved again. When
+none does, the restricted margins equal the full ones at the plan, so the plan is
+feasible for the full problem and optimal; the result carries the lower bound and gap.
+
+The bare-hedge fast path for one ES or maximum over a large matrix is
+``solvers.scenario_lp``; this module is the general one, built on the cvxpy builder.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING
+
+import cvxpy as cp
+import numpy as np
+
+from marginopt.models.margin import Measure
+from marginopt.models.margin.base import CvxForm
+from marginopt.models.margin.composite import Composite
+from marginopt.models.margin.scenario_max import ScenarioMax
+from marginopt.models.margin.shortfall import ExpectedShortfall
+from marginopt.typing import FloatArray
+
+if TYPE_CHECKING:
+    from marginopt.optimizer.builder import MarginProblem
+
+# A measure with at least this many scenarios makes ``auto`` choose generation.
+LARGE_SCENARIOS = 20_000
+# A scenario is violated when its loss exceeds the level by more than this, relative to
+# the largest loss: interior-point solvers return the level to about 1e-8.
+VIOLATION_TOL = 1e-7
+
+
+def scenario_leaves(measure: Measure) -> list[ExpectedShortfall | ScenarioMax]:
+    if isinstance(measure, (ExpectedShortfall, ScenarioMax)):
+        return [measure]
+    if isinstance(measure, Composite):
+        return [leaf for t in measure.terms for leaf in scenario_leaves(t)]
+    return []
+
+
+def largest_scenario_set(problem_measures: list[Measure]) -> int:
+    return max((leaf.losses.shape[0] for m in problem_measures for leaf in scenario_leaves(m)), default=0)
+
+
+class Restricted(Measure):
+    """An ES or scenario-maximum measure whose cvxpy form uses only ``working[k]`` of group k.
+
+    ``evaluate``, ``gradient`` and ``components`` are the full measure's: verification and
+    reports never see the restriction."""
+
+    def __init__(self, full: ExpectedShortfall | ScenarioMax, working: list[np.ndarray]) -> None:
+        self.full, self.name, self.working = full, full.name, working
+        self.levels: list[cp.Variable] = []  # ES: the VaR variable of each group
+        self.values: list[cp.Expression] = []  # each group's restricted value
+
+    def evaluate(self, q: FloatArray) -> float:
+        return self.full.evaluate(q)
+
+    def gradient(self, q: FloatArray) -> FloatArray:
+        return self.full.gradient(q)
+
+    def components(self, q: FloatArray) -> dict[str, float]:
+        return self.full.components(q)
+
+    def worst_scenario(self, q: FloatArray) -> tuple[str, float] | None:
+        return self.full.worst_scenario(q)
+
+    def arrays(self) -> dict[str, FloatArray]:
+        losses = self.full.losses
+        out = {}
+        for k, (g, rows) in enumerate(zip(losses.groups(), self.working, strict=True)):
+            block = losses.matrix[g][rows]  # the working set's rows only
+            out[f"l{k}"] = block if isinstance(self.full, ExpectedShortfall) else losses.weights[g][rows, None] * block
+        return out
+
+    def cvxpy(self, q: cp.Expression) -> CvxForm:
+        self.levels, self.values = [], []
+        for k, rows in enumerate(self.working):
+            if isinstance(self.full, ExpectedShortfall):
+                c = cp.Variable(name=f"{self.name}.var{k}")
+                self.levels.append(c)
+                p = self.full.probs[k][rows]
+                self.values.append(c + (p / self.full.beta) @ cp.pos(self.param(f"l{k}") @ q - c))
+            else:
+                self.values.append(cp.max(self.param(f"l{k}") @ q))
+        terms = [cp.pos(v) for v in self.values]
+        return cp.sum(cp.hstack(terms)) if len(terms) > 1 else terms[0], []
+
+
+@dataclass
+class Generation:
+    """Working sets per venue and scenario measure, kept across the rounds (and a market move)."""
+
+    working: dict[tuple[str, int], list[np.ndarray]] = field(default_factory=dict)
+    restricted: dict[tuple[str, int], Restricted] = field(default_factory=dict)
+    rounds: int = 0
+    added: list[int] = field(default_factory=list)
+
+    def restrict(self, venue: str, measure: Measure, q: FloatArray, n_hedges: int) -> Measure:
+        """``measure`` with every ES and scenario-maximum leaf restricted; first working sets are
+        the worst scenarios at the book held now."""
+        counter = [0]
+
+        def walk(m: Measure) -> Measure:
+            if isinstance(m, (ExpectedShortfall, ScenarioMax)):
+                key = (venue, counter[0])
+                counter[0] += 1
+                if key not in self.working:
+                    self.working[key] = [_seed(m, k, g, q, n_hedges) for k, g in enumerate(m.losses.groups())]
+                self.restricted[key] = r = Restricted(m, self.working[key])
+                return r
+            if isinstance(m, Composite):
+                return type(m)(m.name, [walk(t) for t in m.terms])
+            return m
+
+        return walk(measure)
+
+    def refine(self, positions: dict[str, FloatArray]) -> int:
+        """Add the scenarios violated at the plan (venue -> positions after it); how many."""
+        total = 0
+        for (venue, _), r in self.restricted.items():
+            if venue not in positions:
+                continue
+            loss = r.full.losses.losses(positions[venue])
+            for k, g in enumerate(r.full.losses.groups()):
+                lg = loss[g]
+                if isinstance(r.full, ExpectedShortfall):
+                    level = float(np.asarray(r.levels[k].value))
+                    excess = lg - level
+                else:
+                    weighted = r.full.losses.weights[g] * lg
+                    level = float(np.max(weighted[r.working[k]]))
+                    excess = weighted - level
+                scale = max(1.0, float(np.abs(lg).max(initial=0.0)))
+                mask = excess > VIOLATION_TOL * scale
+                mask[r.working[k]] = False
+                viol = np.flatnonzero(mask)
+                cap = _cap(r.full, len(lg))
+                if viol.size > cap:
+                    viol = viol[np.argpartition(-excess[viol], cap - 1)[:cap]]
+                if viol.size:
+                    r.working[k] = np.union1d(r.working[k], viol)
+                    total += viol.size
+        self.rounds += 1
+        self.added.append(total)
+        return total
+
+    def gap(self, problem: MarginProblem, positions: dict[str, FloatArray]) -> float:
+        """Full less restricted margin at the plan, summed where margins are in the objective."""
+        from marginopt.models.enums import Objective
+
+        if problem.objective is not Objective.MIN_MARGIN:
+            return 0.0
+        gap = 0.0
+        for part in problem.parts:
+            if part.position is None or part.im is None:
+                continue
+            gap += part.book.initial.evaluate(positions[part.name]) - float(np.asarray(part.im.value))
+        return max(gap, 0.0)
+
+    def sizes(self) -> dict[str, int]:
+        out: dict[str, int] = {}
+        for (venue, _), r in self.restricted.items():
+            out[venue] = out.get(venue, 0) + sum(len(w) for w in r.working)
+        return out
+
+
+def _seed(m: ExpectedShortfall | ScenarioMax, k: int, g: slice, q: FloatArray, n_hedges: int) -> np.ndarray:
+    loss = m.losses.losses(q)[g]
+    if isinstance(m, ExpectedShortfall):
+        n = int(math.ceil(m.beta * len(loss))) + n_hedges + 16
+    else:
+        loss = m.losses.weights[g] * loss
+        n = 64
+    if n >= len(loss):
+        return np.arange(len(loss))
+    return np.sort(np.argpartition(-loss, n - 1)[:n])
+
+
+def _cap(m: ExpectedShortfall | ScenarioMax, s: int) -> int:
+    return max(64, int(math.ceil(m.beta * s))) if isinstance(m, ExpectedShortfall) else 256

@@ -1,0 +1,97 @@
+"""Scenario generation inside the whole problem (venues, collateral, limits) against the
+full program with every scenario, on random cases; and its choice by size."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+import yaml
+
+import marginopt
+from marginopt.optimizer import MarginProblem
+
+PRICES = {"BTC": 90000.0, "ETH": 3000.0, "USDC": 1.0}
+INSTRUMENTS = [
+    {"id": "BTCP", "kind": "perpetual", "underlying": "BTC"},
+    {"id": "ETHP", "kind": "perpetual", "underlying": "ETH"},
+    {"id": "BTCF", "kind": "future", "underlying": "BTC", "expiry": "2027-03-26"},
+    {"id": "BTCC", "kind": "option", "underlying": "BTC", "expiry": "2027-01-29", "strike": 100000, "right": "call", "vol": 0.55},
+    {"id": "ETHPUT", "kind": "option", "underlying": "ETH", "expiry": "2026-12-25", "strike": 2800, "right": "put", "vol": 0.7},
+]
+MC = {"kind": "monte_carlo", "n": 4000, "distribution": "student_t", "dof": 4, "correlation": {"BTC": {"ETH": 0.7}}}
+
+
+def case_doc(seed: int, objective: str) -> dict:
+    rng = np.random.default_rng(seed)
+    measures = [
+        {"kind": "expected_shortfall", "alpha": 0.99, "scenarios": {**MC, "seed": seed}},
+        {"kind": "scenario_max", "scenarios": {**MC, "seed": seed + 1}},
+        {"kind": "sum", "terms": [{"kind": "expected_shortfall", "alpha": 0.975, "scenarios": {**MC, "seed": seed + 2}},
+                                  {"kind": "fixed_rate", "rate": 0.01}]},
+    ]
+    venues, positions, hedges = {}, [], []
+    for k, measure in enumerate(measures):
+        name = f"v{k}"
+        venues[name] = {"initial_margin": measure,
+                        "collateral": {"USDC": {"haircut": 0.0}, "BTC": {"tiers": [[2e5, 0.95], [1e6, 0.8]]}},
+                        "concentration": {"USDC": 0.7}}
+        for inst in INSTRUMENTS:
+            positions.append({"venue": name, "instrument": inst["id"],
+                              "quantity": float(rng.normal(0, 5 if inst["underlying"] == "BTC" else 60))})
+        for inst in INSTRUMENTS:
+            hedges.append({"venue": name, "instrument": inst["id"], "max_buy": 30.0, "max_sell": 30.0,
+                           "cost_per_unit": float(rng.uniform(0.5, 40))})
+    return {
+        "format": "marginopt/1", "base_currency": "USD", "valuation_date": "2026-11-20",
+        "market": {"prices": PRICES, "vols": {"BTC": 0.5, "ETH": 0.6}},
+        "instruments": INSTRUMENTS, "positions": positions, "venues": venues, "hedges": hedges,
+        "treasury": {"USDC": {"quantity": 3e6, "cost": 0.05, "transfer_cost": 0.0005}, "BTC": {"quantity": 40, "cost": 0.02}},
+        "limits": {"net_delta": {"BTC": [-20, 20]}, "linear": [{"coefficients": {"ETHP": 1.0, "ETHPUT": 0.5}, "upper": 50}]},
+        "objective": objective,
+    }
+
+
+def load(doc: dict, tmp_path) -> marginopt.Case:
+    path = tmp_path / "case.yaml"
+    path.write_text(yaml.safe_dump(doc, sort_keys=False))
+    return marginopt.load_case(path)
+
+
+@pytest.mark.parametrize("objective", ["min_margin", "min_cost"])
+@pytest.mark.parametrize("seed", [1, 2])
+def test_generation_matches_the_full_program(tmp_path, seed, objective):
+    case = load(case_doc(seed, objective), tmp_path)
+    full = marginopt.optimize(case, solver="FULL")
+    gen = marginopt.optimize(case, solver="GENERATE")
+    assert full.status == gen.status == "optimal", (full.solver.attempts, gen.solver.attempts)
+    assert gen.verification.passed
+    assert gen.objective_value == pytest.approx(full.objective_value, rel=1e-6)
+    cert = gen.certificate
+    assert cert is not None and cert["converged"]
+    assert cert["lower_bound"] <= gen.objective_value + 1e-6 * abs(gen.objective_value)
+    assert cert["gap"] <= 1e-6 * max(1.0, abs(gen.objective_value))
+    # Far fewer scenarios than the 4,000 per venue entered the program.
+    assert all(n < 4000 for n in cert["scenarios_in_program"].values())
+    if objective == "min_cost":
+        for v in ("v0", "v1", "v2"):
+            assert gen.shadow_prices["venues"][v] == pytest.approx(full.shadow_prices["venues"][v], rel=1e-4, abs=1e-6)
+
+
+def test_auto_chooses_generation_by_size_and_a_market_move_reuses_the_working_sets(tmp_path):
+    doc = case_doc(3, "min_margin")
+    doc["venues"]["v0"]["initial_margin"]["scenarios"]["n"] = 25_000  # above LARGE_SCENARIOS
+    case = load(doc, tmp_path)
+    assert MarginProblem(case).generation is not None
+    assert MarginProblem(case, backend="cvxpy").generation is None
+    problem = MarginProblem(case)
+    first = marginopt.optimizer.run(problem)
+    assert first.status == "optimal" and first.certificate is not None
+    moved = dict(doc)
+    moved["market"] = {**doc["market"], "prices": {**PRICES, "BTC": PRICES["BTC"] * 1.01}}
+    moved_case = load(moved, tmp_path)
+    problem.update(moved_case)
+    warm = marginopt.optimizer.run(problem, warm=True)
+    cold = marginopt.optimize(moved_case, solver="FULL")
+    assert warm.status == cold.status == "optimal"
+    assert warm.objective_value == pytest.approx(cold.objective_value, rel=1e-6)
+    assert warm.certificate["rounds"] <= first.certificate["rounds"]
