@@ -5,11 +5,17 @@ hedgeable. Two problems per size:
 
 * hedge:  min ES_0.99(l0 + L h) + c |h|_1,  -10 <= h <= 10;
 * budget: min ES_0.99(L h),  sum h = 1,  h >= 0  (the long-only problem the portfolio
-          libraries solve).
+          libraries solve);
+* limit:  max mu'h  s.t.  ES_0.99(L h) <= kappa,  sum h = 1,  h >= 0  (the CVaR-constrained
+          problem CVQP solves; printed as the minimized -mu'h).
 
-Methods: marginopt (scenario generation on HiGHS, exact with a certificate), the
-Rockafellar-Uryasev LP in cvxpy with HiGHS and with Clarabel, and on the budget problem
-PyPortfolioOpt ``EfficientCVaR`` and skfolio ``MeanRisk`` (CVaR) when installed
+Methods: marginopt (``solvers.scenario_lp``: scenario generation on HiGHS, exact with a
+certificate), ``marginopt case`` (the same problem written as a case file with a matrix
+scenario set, hedge candidates and ``limits.linear``, solved by ``marginopt.optimize``:
+load, price, generation inside the whole problem, verification), the Rockafellar-Uryasev
+LP in cvxpy with HiGHS and with Clarabel, on the budget problem PyPortfolioOpt
+``EfficientCVaR`` and skfolio ``MeanRisk`` (CVaR), and on the limit problem CVQP at its
+default tolerances and at tight ones (abstol 1e-7, reltol 1e-6), when installed
 (``pip install -e '.[bench]'``). Each method runs in its own process, so the peak memory
 printed is that method's, and a method past ``--timeout`` is reported as not finished.
 
@@ -29,10 +35,10 @@ import numpy as np
 ALPHA = 0.99
 BOUND = 10.0
 COST = 0.001
-OWN = float(__import__("os").environ.get("OWN", "3.0"))  # scale of the book's unhedgeable risk
+OWN = 3.0  # default scale of the book's unhedgeable risk (--own; 0 makes the hedges replicate it exactly)
 
 
-def scenarios(s: int, k: int, seed: int = 2026) -> tuple[np.ndarray, np.ndarray]:
+def scenarios(s: int, k: int, own: float = OWN, seed: int = 2026) -> tuple[np.ndarray, np.ndarray]:
     """Instruments load on five Student-t factors plus their own noise. The book holds a
     combination of them (hedgeable) and a heavy-tailed risk of its own that no hedge
     offsets, so the optimum is a partial hedge with a tail of about (1 - alpha) S scenarios
@@ -48,8 +54,16 @@ def scenarios(s: int, k: int, seed: int = 2026) -> tuple[np.ndarray, np.ndarray]
         hi = min(s, lo + 50_000)
         m[lo:hi] = rng.standard_t(4, (hi - lo, 5)) @ loadings
         m[lo:hi] += 0.5 * rng.standard_t(4, (hi - lo, k))
-        l0[lo:hi] = m[lo:hi] @ w + OWN * rng.standard_t(4, hi - lo)
+        l0[lo:hi] = m[lo:hi] @ w + own * rng.standard_t(4, hi - lo)
     return m, l0
+
+
+def limit_data(m: np.ndarray) -> tuple[np.ndarray, float]:
+    """Expected returns (minus the mean loss, plus a seeded drift) and a binding ES limit:
+    0.9 times the ES of equal weights."""
+    s, k = m.shape
+    mu = -m.mean(axis=0) + np.random.default_rng(7).uniform(0.0, 0.05, k)
+    return mu, 0.9 * _es(m @ np.full(k, 1.0 / k))
 
 
 def _marginopt(m: np.ndarray, l0: np.ndarray, problem: str) -> tuple[float, float, float, str]:
@@ -57,6 +71,16 @@ def _marginopt(m: np.ndarray, l0: np.ndarray, problem: str) -> tuple[float, floa
 
     s, k = m.shape
     t0 = time.perf_counter()
+    if problem == "limit":
+        mu, kappa = limit_data(m)
+        t0 = time.perf_counter()
+        term = ScenarioTerm("es", m, np.arange(k), np.zeros(s), np.full(s, 1 / s), ALPHA, weight=0.0, floor=False,
+                            limit=kappa)
+        lp = ScenarioLP([term], np.zeros(k), np.full(k, np.inf), -mu, (np.ones((1, k)), np.ones(1), np.ones(1)))
+        build = time.perf_counter() - t0
+        r = lp.solve(start=np.full(k, 1.0 / k))
+        return (build, time.perf_counter() - t0 - build, r.objective,
+                f"gap {r.gap:.1e}, {r.iterations} rounds, {len(r.working_set[0])} rows, ES/limit {term.value(r.h) / kappa:.9f}")
     if problem == "hedge":
         term = ScenarioTerm("es", m, np.arange(k), l0, np.full(s, 1 / s), ALPHA, floor=False)
         lp = ScenarioLP([term], -np.full(k, BOUND), np.full(k, BOUND), np.full(k, COST))
@@ -73,9 +97,13 @@ def _cvxpy(m: np.ndarray, l0: np.ndarray, problem: str, solver: str) -> tuple[fl
     import cvxpy as cp
 
     s, k = m.shape
+    mu, kappa = limit_data(m) if problem == "limit" else (None, 0.0)
     t0 = time.perf_counter()
     h, c = cp.Variable(k), cp.Variable()
-    if problem == "hedge":
+    if problem == "limit":
+        obj = -mu @ h
+        cons = [c + cp.sum(cp.pos(m @ h - c)) / ((1 - ALPHA) * s) <= kappa, h >= 0, cp.sum(h) == 1]
+    elif problem == "hedge":
         obj = c + cp.sum(cp.pos(l0 + m @ h - c)) / ((1 - ALPHA) * s) + COST * cp.norm1(h)
         cons = [h >= -BOUND, h <= BOUND]
     else:
@@ -85,7 +113,78 @@ def _cvxpy(m: np.ndarray, l0: np.ndarray, problem: str, solver: str) -> tuple[fl
     prob.get_problem_data(solver)  # compile: the build time
     build = time.perf_counter() - t0
     prob.solve(solver=solver)
-    return build, time.perf_counter() - t0 - build, float(prob.value), prob.status
+    note = prob.status
+    if problem == "limit":
+        note += f", ES/limit {_es(m @ h.value) / kappa:.9f}"
+    return build, time.perf_counter() - t0 - build, float(prob.value), note
+
+
+def _cvqp(m: np.ndarray, l0: np.ndarray, problem: str, tight: bool) -> tuple[float, float, float, str]:
+    """CVQP (ADMM): min (1/2) x'Px + q'x s.t. CVaR_beta(A x) <= kappa, l <= B x <= u. Its x is
+    an ADMM iterate: clipped to h >= 0 and scaled to sum 1 before the objective and ES are
+    recomputed here."""
+    import cvqp
+    import scipy.sparse as sp
+
+    s, k = m.shape
+    mu, kappa = limit_data(m)
+    t0 = time.perf_counter()
+    # cvqp takes the int((1 - beta) S) largest entries; half a scenario of slack keeps the count exact.
+    beta = 1.0 - (round((1 - ALPHA) * s) + 0.5) / s
+    b = sp.vstack([sp.csr_matrix(np.ones((1, k))), sp.identity(k, format="csr")], format="csr")
+    lo, hi = np.concatenate([[1.0], np.zeros(k)]), np.concatenate([[1.0], np.full(k, np.inf)])
+    settings = cvqp.Settings(abstol=1e-7, reltol=1e-6) if tight else None
+    build = time.perf_counter() - t0
+    res = cvqp.solve(None, -mu, m, b, lo, hi, beta, kappa, settings=settings)
+    solve = time.perf_counter() - t0 - build
+    h = np.clip(res.x, 0.0, None)
+    h /= h.sum()
+    return build, solve, float(-mu @ h), f"{res.status}, {res.iterations} iterations, ES/limit {_es(m @ h) / kappa:.9f}"
+
+
+def _case(m: np.ndarray, l0: np.ndarray, problem: str) -> tuple[float, float, float, str]:
+    """The problem as a case file: a matrix scenario set (instrument H<j> per hedge, BOOK for the
+    book's own risk), hedge candidates, and for the budget problem ``limits.linear``."""
+    import tempfile
+    from pathlib import Path
+
+    import pandas as pd
+    import yaml
+
+    import marginopt
+
+    s, k = m.shape
+    folder = Path(tempfile.mkdtemp())
+    ids = [f"H{j}" for j in range(k)]
+    frame = pd.DataFrame(m, columns=ids, copy=False)
+    if problem == "hedge":
+        frame["BOOK"] = l0
+    frame.to_parquet(folder / "losses.parquet")
+    del frame
+    instruments = [{"id": i, "kind": "perpetual", "underlying": "X"} for i in ids + (["BOOK"] if problem == "hedge" else [])]
+    if problem == "hedge":
+        hedges = [{"venue": "V", "instrument": i, "max_buy": BOUND, "max_sell": BOUND, "cost_per_unit": COST} for i in ids]
+        positions, limits = [{"venue": "V", "instrument": "BOOK", "quantity": 1.0}], {}
+    else:
+        hedges = [{"venue": "V", "instrument": i, "max_buy": 1.0, "max_sell": 0.0, "cost_per_unit": 0.0} for i in ids]
+        positions = []
+        limits = {"linear": [{"coefficients": {i: 1.0 for i in ids}, "lower": 1.0, "upper": 1.0}]}
+    doc = {"format": "marginopt/1", "base_currency": "USD", "valuation_date": "2026-11-20",
+           "market": {"prices": {"X": 1.0}}, "instruments": instruments, "positions": positions,
+           "venues": {"V": {"initial_margin": {"kind": "expected_shortfall", "alpha": ALPHA,
+                                               "scenarios": {"kind": "matrix", "file": "losses.parquet"}}}},
+           "hedges": hedges, "limits": limits, "objective": "min_margin"}
+    (folder / "case.yaml").write_text(yaml.safe_dump(doc, sort_keys=False))
+    t0 = time.perf_counter()
+    case = marginopt.load_case(folder / "case.yaml")
+    build = time.perf_counter() - t0
+    r = marginopt.optimize(case, mode="hedge")
+    solve = time.perf_counter() - t0 - build
+    if r.status != "optimal":
+        return build, solve, float("nan"), f"status {r.status}"
+    cert = r.certificate or {}
+    return (build, solve, float(r.objective_value), f"verified; {cert.get('rounds')} rounds, gap {cert.get('gap', 0):.1e}, "
+            f"{sum(cert.get('scenarios_in_program', {}).values())} scenarios in the program")
 
 
 def _pypfopt(m: np.ndarray, l0: np.ndarray, problem: str) -> tuple[float, float, float, str]:
@@ -123,18 +222,24 @@ def _es(loss: np.ndarray) -> float:
 
 METHODS: dict[str, Any] = {
     "marginopt": _marginopt,
+    "marginopt case": _case,
     "cvxpy+HiGHS": lambda m, l0, p: _cvxpy(m, l0, p, "HIGHS"),
     "cvxpy+Clarabel": lambda m, l0, p: _cvxpy(m, l0, p, "CLARABEL"),
     "PyPortfolioOpt": _pypfopt,
     "skfolio": _skfolio,
+    "CVQP": lambda m, l0, p: _cvqp(m, l0, p, False),
+    "CVQP tight": lambda m, l0, p: _cvqp(m, l0, p, True),
 }
-BUDGET_ONLY = {"PyPortfolioOpt", "skfolio"}
+# Which problems each method takes (all three when not listed).
+PROBLEMS = {"PyPortfolioOpt": {"budget"}, "skfolio": {"budget"}, "CVQP": {"limit"}, "CVQP tight": {"limit"},
+            "marginopt case": {"hedge", "budget"}}
 # Imported before the memory baseline, so "x matrix" is what solving adds, not the imports.
-MODULES = {"marginopt": ["marginopt.solvers.scenario_lp"], "cvxpy+HiGHS": ["cvxpy"], "cvxpy+Clarabel": ["cvxpy"],
+MODULES = {"marginopt": ["marginopt.solvers.scenario_lp"], "marginopt case": ["marginopt", "pandas", "pyarrow"],
+           "CVQP": ["cvqp"], "CVQP tight": ["cvqp"], "cvxpy+HiGHS": ["cvxpy"], "cvxpy+Clarabel": ["cvxpy"],
            "PyPortfolioOpt": ["pypfopt", "pandas"], "skfolio": ["skfolio.optimization"]}
 
 
-def _worker(name: str, s: int, k: int, problem: str, out: Any) -> None:
+def _worker(name: str, s: int, k: int, problem: str, own: float, out: Any) -> None:
     import importlib
 
     for module in MODULES.get(name, []):
@@ -142,7 +247,7 @@ def _worker(name: str, s: int, k: int, problem: str, out: Any) -> None:
             importlib.import_module(module)
         except ImportError:
             pass  # reported by the method itself
-    m, l0 = scenarios(s, k)
+    m, l0 = scenarios(s, k, own)
     base = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
     try:
         build, solve, value, note = METHODS[name](m, l0, problem)
@@ -154,10 +259,10 @@ def _worker(name: str, s: int, k: int, problem: str, out: Any) -> None:
         out.put((None, None, None, f"failed: {type(exc).__name__}: {str(exc)[:80]}", None, None))
 
 
-def run(name: str, s: int, k: int, problem: str, timeout: float) -> tuple[Any, ...]:
+def run(name: str, s: int, k: int, problem: str, timeout: float, own: float = OWN) -> tuple[Any, ...]:
     ctx = mp.get_context("spawn")
     out = ctx.Queue()
-    proc = ctx.Process(target=_worker, args=(name, s, k, problem, out))
+    proc = ctx.Process(target=_worker, args=(name, s, k, problem, own, out))
     proc.start()
     proc.join(timeout)
     if proc.is_alive():
@@ -172,15 +277,17 @@ def main() -> None:
     ap.add_argument("--sizes", default="20000x100,100000x200")
     ap.add_argument("--timeout", type=float, default=300.0)
     ap.add_argument("--methods", default=",".join(METHODS))
+    ap.add_argument("--problems", default="hedge,budget,limit")
+    ap.add_argument("--own", type=float, default=OWN, help="scale of the book's own (unhedgeable) risk")
     args = ap.parse_args()
     sizes = [tuple(int(x) for x in size.split("x")) for size in args.sizes.split(",")]
     methods = args.methods.split(",")
     print(f"ES at alpha {ALPHA}; matrix generation excluded from times; each method in its own process; "
           "peak MiB is the process's high-water mark, the matrix included")
     for s, k in sizes:
-        for problem in ("hedge", "budget"):
-            rows = [(name, run(name, s, k, problem, args.timeout)) for name in methods
-                    if problem == "budget" or name not in BUDGET_ONLY]
+        for problem in args.problems.split(","):
+            rows = [(name, run(name, s, k, problem, args.timeout, args.own)) for name in methods
+                    if problem in PROBLEMS.get(name, {"hedge", "budget", "limit"})]
             values = [r[2] for _, r in rows if r[2] is not None]
             best = min(values) if values else float("nan")
             ours = next((r[0] + r[1] for n, r in rows if n == "marginopt" and r[0] is not None), None)

@@ -152,3 +152,25 @@ def test_an_unbounded_problem_is_reported(method):
     r = ScenarioLP([term], np.array([-1.0, -1.0, 0.0]), np.array([1.0, 1.0, np.inf]), np.full(3, 0.5),
                    method=method).solve()
     assert r.status == "unbounded"
+
+
+def test_expected_shortfall_as_a_limit():
+    # max mu'h  s.t.  ES_0.95(L h) <= kappa, sum h = 1, h >= 0: the CVQP problem class.
+    rng = np.random.default_rng(9)
+    s, k = 1500, 10
+    m = factor_losses(rng, s, k)
+    mu = rng.uniform(0.0, 0.05, k)
+    equal = ScenarioTerm("es", m, np.arange(k), np.zeros(s), np.full(s, 1 / s), 0.95, floor=False)
+    kappa = 0.9 * equal.value(np.full(k, 1.0 / k))
+    term = ScenarioTerm("es", m, np.arange(k), np.zeros(s), np.full(s, 1 / s), 0.95, weight=0.0, floor=False, limit=kappa)
+    lb, ub = np.zeros(k), np.full(k, np.inf)
+    budget = (np.ones((1, k)), np.ones(1), np.ones(1))
+    r = ScenarioLP([term], lb, ub, -mu, budget).solve()
+    h, c = cp.Variable(k), cp.Variable()
+    es = c + cp.sum(cp.pos(m @ h - c)) / (0.05 * s)
+    ref = cp.Problem(cp.Maximize(mu @ h), [es <= kappa, cp.sum(h) == 1, h >= 0])
+    ref.solve(solver="HIGHS")
+    assert r.status == "optimal"
+    assert -r.objective == pytest.approx(ref.value, rel=1e-8)
+    assert term.value(r.h) <= kappa * (1 + 1e-9)  # the limit holds on every scenario, not only those generated
+    assert len(r.working_set[0]) < s

@@ -43,7 +43,7 @@ INF = highspy.kHighsInf
 
 
 def supported(terms: list[ScenarioTerm]) -> bool:
-    return all(t.kind == "es" and not t.floor and t.weight > 0 for t in terms)
+    return all(t.kind == "es" and not t.floor and t.weight > 0 and t.limit is None for t in terms)
 
 
 def solve_dual(

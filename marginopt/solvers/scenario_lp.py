@@ -59,6 +59,7 @@ class ScenarioTerm:
     weight: float = 1.0  # coefficient in the objective
     floor: bool = True  # margin is max(0, measure)
     name: str = ""
+    limit: float | None = None  # the measure may not exceed this (a risk limit; primal method)
 
     def losses(self, h: np.ndarray) -> np.ndarray:
         return self.offset + self.matrix @ h[self.cols]
@@ -146,7 +147,8 @@ class ScenarioLP:
             # putting c + sum (p_s / beta) u_s in the objective directly made HiGHS over 50 times
             # slower at 100,000 x 200.
             m = hs.getNumCol()
-            hs.addCol(term.weight, 0.0 if term.floor else -INF, INF, 0, np.zeros(0, np.int32), np.zeros(0))
+            hs.addCol(term.weight, 0.0 if term.floor else -INF, INF if term.limit is None else term.limit, 0,
+                      np.zeros(0, np.int32), np.zeros(0))
             m_cols.append(m)
             if term.kind == "es":
                 c = hs.getNumCol()
