@@ -14,7 +14,7 @@ from marginopt.models.case import Case
 from marginopt.models.enums import Objective
 from marginopt.optimizer.builder import MarginProblem, Mode
 from marginopt.optimizer.result import OptimizationResult
-from marginopt.optimizer.verify import Plan, VenueOutcome, Verification, verify
+from marginopt.optimizer.verify import Plan, VenueOutcome, Verification, positions_after, verify
 from marginopt.solvers import Attempt, ProblemClass, SolveReport, SolveStatus, solve
 
 # Shortfalls below this (base currency or units) are solver round-off in the elastic problem.
@@ -97,15 +97,15 @@ def _run_generation(problem: MarginProblem, solver: str | None, warm: bool) -> O
             return _result(problem, "failed", report, None)
         lower = float(problem.problem.value)
         plan = plan_of(problem)
-        check = verify(problem, plan)
-        positions = {o.venue: o.positions_after for o in check.venues}
-        if not gen.refine(positions) or rounds >= MAX_ROUNDS:
+        # Only the positions are needed to find violated scenarios; the plan is verified once, at the end.
+        if not gen.refine(positions_after(problem, plan.hedges)) or rounds >= MAX_ROUNDS:
             break
         problem.rebuild()
         build += problem.build_seconds
+    check = verify(problem, plan)
     # The restricted optimum is a lower bound on the full one; at the plan the full margins exceed
     # the restricted ones by ``gap`` (zero up to solver round-off once nothing is violated).
-    gap = gen.gap(problem, positions)
+    gap = gen.gap(problem, check)
     report = replace(report, build_seconds=build, solve_seconds=solve_seconds, attempts=tuple(attempts))
     certificate = {
         "method": "scenario generation",

@@ -16,7 +16,6 @@ The bare-hedge fast path for one ES or maximum over a large matrix is
 
 from __future__ import annotations
 
-import math
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING
 
@@ -28,10 +27,12 @@ from marginopt.models.margin.base import CvxForm
 from marginopt.models.margin.composite import Composite
 from marginopt.models.margin.scenario_max import ScenarioMax
 from marginopt.models.margin.shortfall import ExpectedShortfall
+from marginopt.solvers.scenario_lp import add_size, largest, seed_size, violated
 from marginopt.typing import FloatArray
 
 if TYPE_CHECKING:
     from marginopt.optimizer.builder import MarginProblem
+    from marginopt.optimizer.verify import Verification
 
 # A measure with at least this many scenarios makes ``auto`` choose generation.
 LARGE_SCENARIOS = 20_000
@@ -116,7 +117,7 @@ class Generation:
                 key = (venue, counter[0])
                 counter[0] += 1
                 if key not in self.working:
-                    self.working[key] = [_seed(m, k, g, q, n_hedges) for k, g in enumerate(m.losses.groups())]
+                    self.working[key] = [_seed(m, g, q, n_hedges) for g in m.losses.groups()]
                 self.restricted[key] = r = Restricted(m, self.working[key])
                 return r
             if isinstance(m, Composite):
@@ -132,22 +133,17 @@ class Generation:
             if venue not in positions:
                 continue
             loss = r.full.losses.losses(positions[venue])
+            kind, alpha = _kind(r.full)
             for k, g in enumerate(r.full.losses.groups()):
                 lg = loss[g]
                 if isinstance(r.full, ExpectedShortfall):
-                    level = float(np.asarray(r.levels[k].value))
-                    excess = lg - level
+                    excess = lg - float(np.asarray(r.levels[k].value))
                 else:
                     weighted = r.full.losses.weights[g] * lg
-                    level = float(np.max(weighted[r.working[k]]))
-                    excess = weighted - level
-                scale = max(1.0, float(np.abs(lg).max(initial=0.0)))
-                mask = excess > VIOLATION_TOL * scale
-                mask[r.working[k]] = False
-                viol = np.flatnonzero(mask)
-                cap = _cap(r.full, len(lg))
-                if viol.size > cap:
-                    viol = viol[np.argpartition(-excess[viol], cap - 1)[:cap]]
+                    excess = weighted - float(np.max(weighted[r.working[k]]))
+                in_program = np.zeros(len(lg), dtype=bool)
+                in_program[r.working[k]] = True
+                viol = violated(excess, lg, in_program, VIOLATION_TOL, add_size(kind, alpha, len(lg)))
                 if viol.size:
                     r.working[k] = np.union1d(r.working[k], viol)
                     total += viol.size
@@ -155,17 +151,15 @@ class Generation:
         self.added.append(total)
         return total
 
-    def gap(self, problem: MarginProblem, positions: dict[str, FloatArray]) -> float:
-        """Full less restricted margin at the plan, summed where margins are in the objective."""
+    def gap(self, problem: MarginProblem, check: Verification) -> float:
+        """Full less restricted margin at the verified plan, summed where margins are in the objective."""
         from marginopt.models.enums import Objective
 
         if problem.objective is not Objective.MIN_MARGIN:
             return 0.0
-        gap = 0.0
-        for part in problem.parts:
-            if part.position is None or part.im is None:
-                continue
-            gap += part.book.initial.evaluate(positions[part.name]) - float(np.asarray(part.im.value))
+        after = {o.venue: o.margin_after for o in check.venues}
+        gap = sum(after[part.name] - float(np.asarray(part.im.value)) for part in problem.parts
+                  if part.position is not None and part.im is not None)
         return max(gap, 0.0)
 
     def sizes(self) -> dict[str, int]:
@@ -175,17 +169,13 @@ class Generation:
         return out
 
 
-def _seed(m: ExpectedShortfall | ScenarioMax, k: int, g: slice, q: FloatArray, n_hedges: int) -> np.ndarray:
+def _kind(m: ExpectedShortfall | ScenarioMax) -> tuple[str, float]:
+    """The measure as ``solvers.scenario_lp`` names it: kind and alpha."""
+    return ("es", m.alpha) if isinstance(m, ExpectedShortfall) else ("max", 0.0)
+
+
+def _seed(m: ExpectedShortfall | ScenarioMax, g: slice, q: FloatArray, n_hedges: int) -> np.ndarray:
     loss = m.losses.losses(q)[g]
-    if isinstance(m, ExpectedShortfall):
-        n = int(math.ceil(m.beta * len(loss))) + n_hedges + 16
-    else:
-        loss = m.losses.weights[g] * loss
-        n = 64
-    if n >= len(loss):
-        return np.arange(len(loss))
-    return np.sort(np.argpartition(-loss, n - 1)[:n])
-
-
-def _cap(m: ExpectedShortfall | ScenarioMax, s: int) -> int:
-    return max(64, int(math.ceil(m.beta * s))) if isinstance(m, ExpectedShortfall) else 256
+    kind, alpha = _kind(m)
+    key = loss if kind == "es" else m.losses.weights[g] * loss
+    return largest(key, seed_size(kind, alpha, len(loss), n_hedges))

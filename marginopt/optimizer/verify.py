@@ -81,6 +81,17 @@ def _check(name: str, violation: float, scale: float) -> Check:
     return Check(name, float(violation), ABS_TOL + REL_TOL * abs(scale))
 
 
+def positions_after(problem: MarginProblem, hedges: np.ndarray) -> dict[str, np.ndarray]:
+    """Each venue's positions after trading ``hedges`` (in ``book.ids`` order)."""
+    out = {}
+    for part in problem.parts:
+        q = part.book.q.copy()
+        for k in part.cands:
+            q[part.book.column(problem.cands[k].instrument)] += hedges[k]
+        out[part.name] = q
+    return out
+
+
 def verify(problem: MarginProblem, plan: Plan) -> Verification:
     case = problem.case
     prices = case.market.prices
@@ -91,11 +102,10 @@ def verify(problem: MarginProblem, plan: Plan) -> Verification:
         checks.append(_check(f"hedge {c.venue}:{c.instrument} within [-{c.max_sell:g}, {c.max_buy:g}]",
                              max(h[k] - c.max_buy, -c.max_sell - h[k]), max(c.max_buy, c.max_sell)))
     used: dict[str, float] = {}
+    after_plan = positions_after(problem, h)
     for part in problem.parts:
         book = part.book
-        q_after = book.q.copy()
-        for k in part.cands:
-            q_after[book.column(problem.cands[k].instrument)] += h[k]
+        q_after = after_plan[part.name]
         before = book.initial.evaluate(book.q)
         after = before if not part.cands else book.initial.evaluate(q_after)
         units = plan.allocation.get(part.name, dict(book.venue.posted))

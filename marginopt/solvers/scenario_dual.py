@@ -31,12 +31,12 @@ import numpy as np
 from marginopt.solvers.scenario_lp import (
     LargeResult,
     ScenarioTerm,
+    cap,
     exact_objective,
+    first_set,
     gather,
     run_lp,
-    seed_size,
     violated,
-    worst,
 )
 
 INF = highspy.kHighsInf
@@ -123,7 +123,7 @@ def solve_dual(
         t1 = time.perf_counter()
         loss = term.losses(h)
         seconds["passes"] += time.perf_counter() - t1
-        add(g, working[g] if len(working[g]) else worst(term, loss, seed_size(term)))
+        add(g, working[g] if len(working[g]) else first_set(term, loss))
     lower, it, c_level = -math.inf, 0, np.zeros(n_terms)
     for it in range(1, max_iterations + 1):
         failed = run_lp(hs, seconds)
@@ -140,7 +140,7 @@ def solve_dual(
         t1 = time.perf_counter()
         for g, term in enumerate(terms):
             loss = term.losses(h)
-            viol = violated(term, loss - c_level[g], loss, in_lp[g], tol)
+            viol = violated(loss - c_level[g], loss, in_lp[g], tol, cap(term))
             if viol.size:
                 add(g, viol)
                 added += viol.size

@@ -229,7 +229,7 @@ class ScenarioLP:
             t1 = time.perf_counter()
             loss = term.losses(h)
             seconds["passes"] += time.perf_counter() - t1
-            seed = self.working[t] if len(self.working[t]) else worst(term, loss, seed_size(term))
+            seed = self.working[t] if len(self.working[t]) else first_set(term, loss)
             self._add(hs, t, term, seed, m_cols[t], c_cols[t], def_rows[t], rows[t])
             in_lp[t][seed] = True
         lower = -math.inf
@@ -247,7 +247,7 @@ class ScenarioLP:
                 loss = term.losses(h)
                 level = col[c_cols[t]] if term.kind == "es" else col[m_cols[t]]
                 excess = (loss if term.kind == "es" else term.probs * loss) - level
-                viol = violated(term, excess, loss, in_lp[t], self.tol)
+                viol = violated(excess, loss, in_lp[t], self.tol, cap(term))
                 if viol.size:
                     self._add(hs, t, term, viol, m_cols[t], c_cols[t], def_rows[t], rows[t])
                     in_lp[t][viol] = True
@@ -286,12 +286,11 @@ def run_lp(hs: highspy.Highs, seconds: dict[str, float]) -> str | None:
     return "infeasible" if status == highspy.HighsModelStatus.kInfeasible else "error"
 
 
-def violated(term: ScenarioTerm, excess: np.ndarray, loss: np.ndarray, in_lp: np.ndarray, tol: float) -> np.ndarray:
-    """Scenarios outside the LP whose excess over the current level is above round-off,
-    the largest ``add_size`` of them."""
+def violated(excess: np.ndarray, loss: np.ndarray, in_lp: np.ndarray, tol: float, cap: int) -> np.ndarray:
+    """Scenarios outside the LP whose excess over the current level is above round-off
+    (``tol`` relative to the largest loss), the largest ``cap`` of them."""
     scale = tol * max(1.0, float(np.abs(loss).max(initial=0.0)))
     viol = np.flatnonzero((excess > scale) & ~in_lp)
-    cap = add_size(term)
     return viol[np.argpartition(-excess[viol], cap - 1)[:cap]] if viol.size > cap else viol
 
 
@@ -308,23 +307,31 @@ def gather(blocks: list[tuple[np.ndarray, int]], values: np.ndarray) -> tuple[np
     return scen, values[at]
 
 
-def seed_size(term: ScenarioTerm) -> int:
-    """Scenarios in the first LP: the tail and as many again as there are hedges near its edge."""
-    s = len(term.offset)
-    if term.kind == "max":
+def seed_size(kind: str, alpha: float, s: int, k: int) -> int:
+    """Scenarios in the first LP: the tail and as many again as there are hedges (k) near its edge."""
+    if kind == "max":
         return min(s, 64)
-    return min(s, int(math.ceil((1.0 - term.alpha) * s)) + len(term.cols) + 16)
+    return min(s, int(math.ceil((1.0 - alpha) * s)) + k + 16)
 
 
-def add_size(term: ScenarioTerm) -> int:
+def add_size(kind: str, alpha: float, s: int) -> int:
     """At most one tail's worth of violated scenarios a round (a quarter needed twice the
     rounds on a budget problem; more rows make each LP slower)."""
-    s = len(term.offset)
-    return max(64, int(math.ceil((1.0 - term.alpha) * s))) if term.kind == "es" else 256
+    return max(64, int(math.ceil((1.0 - alpha) * s))) if kind == "es" else 256
 
-def worst(term: ScenarioTerm, loss: np.ndarray, n: int) -> np.ndarray:
-    """The ``n`` scenarios with the largest (weighted, for a maximum) losses, in index order."""
-    key = loss if term.kind == "es" else term.probs * loss
+
+def largest(key: np.ndarray, n: int) -> np.ndarray:
+    """The ``n`` scenarios with the largest ``key``, in index order."""
     if n >= len(key):
         return np.arange(len(key))
     return np.sort(np.argpartition(-key, n - 1)[:n])
+
+
+def first_set(term: ScenarioTerm, loss: np.ndarray) -> np.ndarray:
+    """The first working set: the worst (weighted, for a maximum) scenarios at the start."""
+    key = loss if term.kind == "es" else term.probs * loss
+    return largest(key, seed_size(term.kind, term.alpha, len(term.offset), len(term.cols)))
+
+
+def cap(term: ScenarioTerm) -> int:
+    return add_size(term.kind, term.alpha, len(term.offset))
