@@ -35,6 +35,7 @@ import highspy
 import numpy as np
 
 from marginopt.models.margin.shortfall import tail_mean
+from marginopt.solvers.scenario_start import start_point
 
 INF = highspy.kHighsInf
 ARTIFICIAL = 1e6  # stands in for an infinite bound on h while scenarios are generated
@@ -212,14 +213,23 @@ class ScenarioLP:
 
     # -- the loop ------------------------------------------------------------------
     def solve(self, start: np.ndarray | None = None) -> LargeResult:
+        """``start``: the hedge whose worst scenarios seed the first LP; by default the hedge
+        minimizing the second moment of loss (``solvers.scenario_start``). Ignored on a warm
+        re-solve, which seeds with the previous working sets."""
+        t_start = time.perf_counter()
+        if start is None and not any(len(w) for w in self.working):
+            start = start_point(self.terms, self._lb, self._ub, self.linear)
+        t_start = time.perf_counter() - t_start
         if self.method == "dual":
             from marginopt.solvers.scenario_dual import solve_dual
 
             result, self.working = solve_dual(self.terms, self._lb, self._ub, self.cost, self.linear, self.working, start,
                                               self.tol, self.max_iterations)
+            result.seconds["start"] = t_start
+            result.seconds["total"] = result.seconds.get("total", 0.0) + t_start
             return self._bounded(result)
         t0 = time.perf_counter()
-        seconds = {"passes": 0.0, "lp": 0.0}
+        seconds = {"passes": 0.0, "lp": 0.0, "start": t_start}
         hs, m_cols, c_cols, def_rows = self._base()
         h = np.zeros(self.k) if start is None else np.asarray(start, float)
         rows: list[list[tuple[np.ndarray, int]]] = [[] for _ in self.terms]
@@ -262,7 +272,7 @@ class ScenarioLP:
         first_lin = sum(1 for r in def_rows if r >= 0)
         lin_duals = row_dual[first_lin:first_lin + n_lin]
         scen_duals = [gather(blocks, row_dual) for blocks in rows]
-        seconds["total"] = time.perf_counter() - t0
+        seconds["total"] = time.perf_counter() - t0 + t_start
         return self._bounded(LargeResult("optimal", h, exact, lower, it, self.working, values, lin_duals, scen_duals,
                                          seconds))
 
@@ -308,10 +318,14 @@ def gather(blocks: list[tuple[np.ndarray, int]], values: np.ndarray) -> tuple[np
 
 
 def seed_size(kind: str, alpha: float, s: int, k: int) -> int:
-    """Scenarios in the first LP: the tail and as many again as there are hedges (k) near its edge."""
+    """Scenarios in the first LP: one and a half tails and as many again as there are hedges (k).
+
+    At a start near the optimum (``scenario_start``) most of the optimal tail lies within
+    1.5 tails of the top; one tail needed five rounds at 100,000 x 200 against two, and
+    2.5 tails made the first LP slower than the rounds it saved."""
     if kind == "max":
         return min(s, 64)
-    return min(s, int(math.ceil((1.0 - alpha) * s)) + k + 16)
+    return min(s, int(math.ceil(1.5 * (1.0 - alpha) * s)) + k + 16)
 
 
 def add_size(kind: str, alpha: float, s: int) -> int:
