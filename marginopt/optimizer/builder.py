@@ -141,9 +141,11 @@ class MarginProblem:
             self.build_seconds = time.perf_counter() - t0
             return
         if backend == "generate" or (backend == "auto" and self._large()):
-            from marginopt.optimizer.generation import Generation
+            from marginopt.optimizer.generation import Generation, start_positions
 
             self.generation = generation or Generation()
+            if not self.generation.working:
+                self.generation.starts = start_positions(self)
         self._assemble()
         self.build_seconds = time.perf_counter() - t0
 

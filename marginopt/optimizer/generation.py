@@ -16,6 +16,7 @@ The bare-hedge fast path for one ES or maximum over a large matrix is
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING
 
@@ -28,6 +29,7 @@ from marginopt.models.margin.composite import Composite
 from marginopt.models.margin.scenario_max import ScenarioMax
 from marginopt.models.margin.shortfall import ExpectedShortfall
 from marginopt.solvers.scenario_lp import add_size, largest, seed_size, violated
+from marginopt.solvers.scenario_start import minimize_second_moment, second_moment
 from marginopt.typing import FloatArray
 
 if TYPE_CHECKING:
@@ -106,11 +108,13 @@ class Generation:
     restricted: dict[tuple[str, int], Restricted] = field(default_factory=dict)
     rounds: int = 0
     added: list[int] = field(default_factory=list)
+    starts: dict[str, FloatArray] = field(default_factory=dict)  # venue -> positions the first sets are taken at
 
     def restrict(self, venue: str, measure: Measure, q: FloatArray, n_hedges: int) -> Measure:
         """``measure`` with every ES and scenario-maximum leaf restricted; first working sets are
-        the worst scenarios at the book held now."""
+        the worst scenarios at the venue's start (``start_positions``), else at the book held now."""
         counter = [0]
+        q = self.starts.get(venue, q)
 
         def walk(m: Measure) -> Measure:
             if isinstance(m, (ExpectedShortfall, ScenarioMax)):
@@ -167,6 +171,58 @@ class Generation:
         for (venue, _), r in self.restricted.items():
             out[venue] = out.get(venue, 0) + sum(len(w) for w in r.working)
         return out
+
+
+def start_positions(problem: MarginProblem) -> dict[str, FloatArray]:
+    """Each venue's positions after the hedge minimizing the second moment of its scenario losses
+    (``solvers.scenario_start``) within the hedges' bounds and the linear limits: the first working
+    sets are the worst scenarios there, far closer to the optimum's tail than at the book held now."""
+    cands = problem.cands
+    k = len(cands)
+    if k == 0:
+        return {}
+    g, b = np.zeros((k, k)), np.zeros(k)
+    used = False
+    for part in problem.parts:
+        if not part.cands:
+            continue
+        measure = part.full_measure or part.measure
+        cols = np.array(part.cands)
+        book_cols = np.array([part.book.column(cands[i].instrument) for i in part.cands])
+        for leaf in scenario_leaves(measure):
+            losses = leaf.losses
+            held = losses.losses(part.book.q)
+            for grp in losses.groups():
+                matrix = losses.matrix[grp]
+                probs = losses.weights[grp] if isinstance(leaf, ExpectedShortfall) else np.ones(grp.stop - grp.start)
+                gl, bl = second_moment(_rows_of(matrix, book_cols), held[grp], probs, cols, k)
+                g += gl
+                b += bl
+                used = True
+    if not used:
+        return {}
+    lb = np.array([-c.max_sell for c in cands])
+    ub = np.array([c.max_buy for c in cands])
+    linear = None
+    rows = [(np.array([lin.coefficients.get(c.instrument, 0.0) for c in cands]), lin.lower, lin.upper)
+            for lin in problem.case.limits.linear]
+    if rows:
+        linear = (np.array([r[0] for r in rows]), np.array([-np.inf if r[1] is None else r[1] for r in rows]),
+                  np.array([np.inf if r[2] is None else r[2] for r in rows]))
+    h = minimize_second_moment(g, b, lb, ub, linear)
+    out: dict[str, FloatArray] = {}
+    for part in problem.parts:
+        if part.cands:
+            q = np.array(part.book.q, dtype=float)
+            for i in part.cands:
+                q[part.book.column(cands[i].instrument)] += h[i]
+            out[part.name] = q
+    return out
+
+
+def _rows_of(matrix: FloatArray, cols: np.ndarray) -> Callable[[np.ndarray], FloatArray]:
+    """Rows of ``matrix`` at columns ``cols``, gathered per call (never a column slice of it all)."""
+    return lambda rows: matrix[rows][:, cols]
 
 
 def _kind(m: ExpectedShortfall | ScenarioMax) -> tuple[str, float]:

@@ -17,7 +17,7 @@ accuracy does not affect the answer.
 from __future__ import annotations
 
 import warnings
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from typing import TYPE_CHECKING
 
 import numpy as np
@@ -31,26 +31,32 @@ ROWS = 20_000  # rows sampled for the second moment (it is a K x K estimate)
 BLOCK = 4_096
 
 
-def second_moment(term: ScenarioTerm, k: int) -> tuple[np.ndarray, np.ndarray, float]:
-    """``E[(l0 + L h)^2] = h'Gh + 2 b'h + c`` for one term, over the full hedge vector of length ``k``,
-    with scenario probabilities (uniform for a maximum's dampening weights)."""
-    s = len(term.offset)
+def second_moment(
+    read_rows: Callable[[np.ndarray], np.ndarray],
+    offset: np.ndarray,
+    probs: np.ndarray,
+    cols: np.ndarray,
+    k: int,
+) -> tuple[np.ndarray, np.ndarray]:
+    """``E[(l0 + L h)^2] = h'Gh + 2 b'h + const`` over the full hedge vector of length ``k``,
+    where ``read_rows(r)`` gives rows ``r`` of ``L`` (columns ``cols`` of h) and ``probs``
+    the scenario probabilities (normalized here)."""
+    s = len(offset)
     step = max(1, s // ROWS)
     rows = np.arange(0, s, step)
-    p = term.probs[rows] if term.kind == "es" else np.ones(len(rows))
-    p = p / p.sum()
-    kc = len(term.cols)
+    p = probs[rows] / probs[rows].sum()
+    kc = len(cols)
     g, b = np.zeros((kc, kc)), np.zeros(kc)
     for lo in range(0, len(rows), BLOCK):
         r = rows[lo:lo + BLOCK]
-        block = term.matrix[r]  # a gathered block of rows, never the whole matrix
+        block = read_rows(r)  # a gathered block of rows, never the whole matrix
         weighted = block * p[lo:lo + BLOCK, None]
         g += weighted.T @ block
-        b += weighted.T @ term.offset[r]
+        b += weighted.T @ offset[r]
     full_g, full_b = np.zeros((k, k)), np.zeros(k)
-    full_g[np.ix_(term.cols, term.cols)] = g
-    full_b[term.cols] = b
-    return full_g, full_b, float(p @ term.offset[rows] ** 2)
+    full_g[np.ix_(cols, cols)] = g
+    full_b[cols] = b
+    return full_g, full_b
 
 
 def start_point(
@@ -59,25 +65,36 @@ def start_point(
     ub: np.ndarray,
     linear: tuple[np.ndarray, np.ndarray, np.ndarray] | None,
 ) -> np.ndarray:
-    """The box- and row-feasible hedge minimizing the terms' weighted second moment of loss.
+    """The box- and row-feasible hedge minimizing the terms' weighted second moment of loss
+    (a maximum's dampening weights count as uniform probabilities; a term with zero weight,
+    a limit only, counts with weight one: its tail matters as much)."""
+    k = len(lb)
+    g, b = np.zeros((k, k)), np.zeros(k)
+    for term in terms:
+        probs = term.probs if term.kind == "es" else np.ones(len(term.offset))
+        gt, bt = second_moment(term.matrix.__getitem__, term.offset, probs, np.asarray(term.cols), k)
+        w = term.weight if term.weight > 0 else 1.0
+        g += w * gt
+        b += w * bt
+    return minimize_second_moment(g, b, lb, ub, linear)
 
-    Terms with zero weight (a limit only) count with weight one: their tail matters as much.
-    Falls back to the point of the box nearest zero if the QP cannot be solved."""
+
+def minimize_second_moment(
+    g: np.ndarray,
+    b: np.ndarray,
+    lb: np.ndarray,
+    ub: np.ndarray,
+    linear: tuple[np.ndarray, np.ndarray, np.ndarray] | None,
+) -> np.ndarray:
+    """``argmin h'Gh + 2b'h`` over ``lb <= h <= ub`` and ``lo <= A h <= hi``: closed form when
+    no bound binds, else OSQP; the point of the box nearest zero if that fails."""
     k = len(lb)
     fallback = np.clip(np.zeros(k), lb, ub)
     if k == 0:
         return fallback
-    g, b = np.zeros((k, k)), np.zeros(k)
-    for term in terms:
-        gt, bt, _ = second_moment(term, k)
-        w = term.weight if term.weight > 0 else 1.0
-        g += w * gt
-        b += w * bt
     scale = max(float(np.abs(np.diag(g)).max()), 1e-300)
     g, b = g / scale, b / scale
     g[np.diag_indices(k)] += 1e-9  # the sample Gram may be singular (k near the rows sampled)
-    if linear is None and np.all(np.isinf(lb)) and np.all(np.isinf(ub)):
-        return np.asarray(np.linalg.solve(g, -b))
     free = np.linalg.solve(g, -b)
     if linear is None and np.all(free >= lb) and np.all(free <= ub):
         return np.asarray(free)
