@@ -95,3 +95,21 @@ def test_auto_chooses_generation_by_size_and_a_market_move_reuses_the_working_se
     assert warm.status == cold.status == "optimal"
     assert warm.objective_value == pytest.approx(cold.objective_value, rel=1e-6)
     assert warm.certificate["rounds"] <= first.certificate["rounds"]
+
+
+def test_shortfalls_under_generation_equal_the_full_programs(tmp_path):
+    """An infeasible case (too little collateral): the elastic problem is generated round by
+    round, so what is short equals what the full program finds, not the restricted relaxation's
+    smaller amounts."""
+    doc = case_doc(11, "min_cost")
+    doc["treasury"] = {"USDC": {"quantity": 1000.0, "cost": 0.05}}
+    for p in doc["positions"]:
+        p["quantity"] *= 4
+    case = load(doc, tmp_path)
+    gen = marginopt.optimize(case, solver="GENERATE")
+    full = marginopt.optimize(case, solver="FULL")
+    assert gen.status == full.status == "infeasible"
+    short_gen, short_full = dict(gen.shortfalls), dict(full.shortfalls)
+    assert short_gen.keys() == short_full.keys() and short_full
+    for name, amount in short_full.items():
+        assert short_gen[name] == pytest.approx(amount, rel=1e-5, abs=1e-3), name

@@ -166,13 +166,25 @@ def plan_of(problem: MarginProblem) -> Plan:
 
 
 def diagnose(case: Case, problem: MarginProblem, solver: str | None) -> tuple[tuple[str, float], ...]:
-    """What is short and by how much, from the elastic problem (every constraint with a slack)."""
-    elastic = MarginProblem(case, problem.objective, problem.mode, elastic=True)
+    """What is short and by how much, from the elastic problem (every constraint with a slack).
+
+    Under scenario generation the elastic problem is generated too, round by round: its
+    restricted optimum understates the margins, so the shortfalls are exact only once no
+    scenario is violated at its plan."""
+    backend = "generate" if problem.generation is not None else "auto"
+    elastic = MarginProblem(case, problem.objective, problem.mode, elastic=True, backend=backend)
     if not elastic.slacks:
         return ()
-    report = solve(elastic.problem, elastic.problem_class, forced=solver)
-    if report.status is not SolveStatus.OPTIMAL:
-        return (("the elastic problem could not be solved", float("nan")),)
+    for rounds in range(1, MAX_ROUNDS + 1):
+        report = solve(elastic.problem, elastic.problem_class, forced=solver)
+        if report.status is not SolveStatus.OPTIMAL:
+            return (("the elastic problem could not be solved", float("nan")),)
+        gen = elastic.generation
+        if gen is None or not gen.refine(positions_after(elastic, plan_of(elastic).hedges)):
+            break
+        if rounds == MAX_ROUNDS:
+            return (("the elastic problem's scenario generation did not converge", float("nan")),)
+        elastic.rebuild()
     values = {name: float(np.asarray(v.value)) for name, v in elastic.slacks.items()}
     return tuple((name, amount) for name, amount in values.items() if amount > _SHORTFALL_TOL)
 
