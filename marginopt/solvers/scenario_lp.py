@@ -4,7 +4,8 @@ The Rockafellar-Uryasev LP of expected shortfall has one variable and one row pe
 scenario; at its optimum only about ``(1 - alpha) S`` scenarios have ``u_s > 0``.
 This solver generates scenario rows as they become active:
 
-1. Solve the LP with a working set ``W`` of scenarios. Dropping the other rows is a
+1. Solve the LP with a working set ``W`` of scenarios (first: the worst at the
+   second-moment hedge, ``solvers.scenario_start``). Dropping the other rows is a
    relaxation, so its optimum is a **lower bound** on the full LP.
 2. One pass over the matrix computes the losses at the candidate ``h``; the exact
    objective there (ES by a tail sum, the maximum) is an **upper bound**.
