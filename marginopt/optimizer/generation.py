@@ -28,6 +28,7 @@ from marginopt.models.margin.base import CvxForm
 from marginopt.models.margin.composite import Composite
 from marginopt.models.margin.scenario_max import ScenarioMax
 from marginopt.models.margin.shortfall import ExpectedShortfall
+from marginopt.optimizer.verify import positions_after
 from marginopt.solvers.scenario_lp import add_size, largest, seed_size, violated
 from marginopt.solvers.scenario_start import minimize_second_moment, second_moment
 from marginopt.typing import FloatArray
@@ -203,21 +204,12 @@ def start_positions(problem: MarginProblem) -> dict[str, FloatArray]:
         return {}
     lb = np.array([-c.max_sell for c in cands])
     ub = np.array([c.max_buy for c in cands])
-    linear = None
-    rows = [(np.array([lin.coefficients.get(c.instrument, 0.0) for c in cands]), lin.lower, lin.upper)
-            for lin in problem.case.limits.linear]
-    if rows:
-        linear = (np.array([r[0] for r in rows]), np.array([-np.inf if r[1] is None else r[1] for r in rows]),
-                  np.array([np.inf if r[2] is None else r[2] for r in rows]))
-    h = minimize_second_moment(g, b, lb, ub, linear)
-    out: dict[str, FloatArray] = {}
-    for part in problem.parts:
-        if part.cands:
-            q = np.array(part.book.q, dtype=float)
-            for i in part.cands:
-                q[part.book.column(cands[i].instrument)] += h[i]
-            out[part.name] = q
-    return out
+    lins = problem.case.limits.linear
+    linear = (np.array([[lin.coefficients.get(c.instrument, 0.0) for c in cands] for lin in lins]),
+              np.array([-np.inf if lin.lower is None else lin.lower for lin in lins]),
+              np.array([np.inf if lin.upper is None else lin.upper for lin in lins])) if lins else None
+    after = positions_after(problem, minimize_second_moment(g, b, lb, ub, linear))
+    return {part.name: after[part.name] for part in problem.parts if part.cands}
 
 
 def _rows_of(matrix: FloatArray, cols: np.ndarray) -> Callable[[np.ndarray], FloatArray]:
