@@ -49,16 +49,21 @@ CASES = [
 ]
 
 
-@pytest.mark.parametrize("method", ["primal", "dual"])
+# The primal on HiGHS, and the dual with each restricted LP by HiGHS's simplex or by the
+# dense interior point (whose lower bound is recomputed from its scenario weights).
+METHODS = [("primal", "auto"), ("dual", "simplex"), ("dual", "ipm")]
+
+
+@pytest.mark.parametrize("method,lp", METHODS)
 @pytest.mark.parametrize("s,k,alpha,integer,weighted", CASES)
-def test_expected_shortfall_matches_the_full_lp(s, k, alpha, integer, weighted, method):
+def test_expected_shortfall_matches_the_full_lp(s, k, alpha, integer, weighted, method, lp):
     rng = np.random.default_rng(s + k)
     m = factor_losses(rng, s, k, integer)
     offset = m @ rng.normal(size=k) * 2
     w = rng.uniform(0.2, 3.0, s) if weighted else np.ones(s)
     term = ScenarioTerm("es", m, np.arange(k), offset, w / w.sum(), alpha, floor=False)
     lb, ub, cost = -np.full(k, 4.0), np.full(k, 4.0), np.full(k, 0.02)
-    r = ScenarioLP([term], lb, ub, cost, method=method).solve()
+    r = ScenarioLP([term], lb, ub, cost, method=method, lp=lp).solve()
     ref = full_lp([term], lb, ub, cost)
     assert r.status == "optimal"
     assert r.objective == pytest.approx(ref, rel=1e-8, abs=1e-9)
@@ -83,8 +88,8 @@ def test_scenario_max_with_dampening_weights_and_two_floored_terms():
     assert all(v >= 0 for v in r.term_values)
 
 
-@pytest.mark.parametrize("method", ["primal", "dual"])
-def test_long_only_budget_and_its_dual(method):
+@pytest.mark.parametrize("method,lp", METHODS)
+def test_long_only_budget_and_its_dual(method, lp):
     # The peers' problem: min ES(L h) subject to sum h = 1, h >= 0.
     rng = np.random.default_rng(3)
     s, k = 600, 8
@@ -94,7 +99,7 @@ def test_long_only_budget_and_its_dual(method):
 
     def solve(budget):
         return ScenarioLP([term], lb, ub, cost, (np.ones((1, k)), np.array([budget]), np.array([budget])),
-                          method=method).solve()
+                          method=method, lp=lp).solve()
 
     r = solve(1.0)
     ref = full_lp([term], lb, ub, cost, (np.ones((1, k)), np.array([1.0]), np.array([1.0])))
@@ -105,27 +110,27 @@ def test_long_only_budget_and_its_dual(method):
     assert solve(1.1).objective == pytest.approx(1.1 * r.objective, rel=1e-8)
 
 
-@pytest.mark.parametrize("method", ["primal", "dual"])
-def test_warm_resolve_after_a_move_matches_a_cold_solve(method):
+@pytest.mark.parametrize("method,lp", METHODS)
+def test_warm_resolve_after_a_move_matches_a_cold_solve(method, lp):
     rng = np.random.default_rng(11)
     s, k = 2000, 10
     m = factor_losses(rng, s, k)
     offset = m @ rng.normal(size=k)
     term = ScenarioTerm("es", m, np.arange(k), offset, np.full(s, 1 / s), 0.99, floor=False)
     lb, ub, cost = -np.full(k, 5.0), np.full(k, 5.0), np.full(k, 0.01)
-    lp = ScenarioLP([term], lb, ub, cost, method=method)
-    first = lp.solve()
+    program = ScenarioLP([term], lb, ub, cost, method=method, lp=lp)
+    first = program.solve()
     term.matrix = np.ascontiguousarray(m * 1.01)  # a 1% move of every loss
     term.offset = offset * 1.01
-    warm = lp.solve(start=first.h)
+    warm = program.solve(start=first.h)
     cold = ScenarioLP([ScenarioTerm("es", term.matrix, np.arange(k), term.offset, term.probs, 0.99, floor=False)],
-                      lb, ub, cost, method=method).solve()
+                      lb, ub, cost, method=method, lp=lp).solve()
     assert warm.objective == pytest.approx(cold.objective, rel=1e-9)
     assert warm.iterations <= cold.iterations
 
 
-@pytest.mark.parametrize("method", ["primal", "dual"])
-def test_boxes_that_exclude_zero_or_are_one_sided(method):
+@pytest.mark.parametrize("method,lp", METHODS)
+def test_boxes_that_exclude_zero_or_are_one_sided(method, lp):
     # Each hedge's box and cost enter the dual as bounded columns (slopes lb, 0, ub around
     # +-cost); boxes away from zero and infinite sides take the other branches.
     rng = np.random.default_rng(5)
@@ -135,22 +140,22 @@ def test_boxes_that_exclude_zero_or_are_one_sided(method):
     lb = np.array([0.5, -3.0, -np.inf, 0.0, -2.0, -np.inf])
     ub = np.array([2.0, -1.0, 1.0, np.inf, 0.0, np.inf])
     cost = np.array([0.03, 0.01, 0.02, 0.0, 0.05, 0.04])
-    r = ScenarioLP([term], lb, ub, cost, method=method).solve()
+    r = ScenarioLP([term], lb, ub, cost, method=method, lp=lp).solve()
     assert r.status == "optimal"
     assert r.objective == pytest.approx(full_lp([term], lb, ub, cost), rel=1e-8, abs=1e-9)
     assert (r.h >= lb - 1e-9).all() and (r.h <= ub + 1e-9).all()
     assert r.gap <= 1e-8 * max(1.0, abs(r.objective))
 
 
-@pytest.mark.parametrize("method", ["primal", "dual"])
-def test_an_unbounded_problem_is_reported(method):
+@pytest.mark.parametrize("method,lp", METHODS)
+def test_an_unbounded_problem_is_reported(method, lp):
     # A hedge that gains 1 in every scenario and costs 0.5 a unit lowers the objective without end.
     rng = np.random.default_rng(8)
     s = 300
     m = np.column_stack([factor_losses(rng, s, 2), -np.ones(s)])
     term = ScenarioTerm("es", m, np.arange(3), m[:, :2] @ np.ones(2), np.full(s, 1 / s), 0.9, floor=False)
     r = ScenarioLP([term], np.array([-1.0, -1.0, 0.0]), np.array([1.0, 1.0, np.inf]), np.full(3, 0.5),
-                   method=method).solve()
+                   method=method, lp=lp).solve()
     assert r.status == "unbounded"
 
 
@@ -174,3 +179,26 @@ def test_expected_shortfall_as_a_limit():
     assert -r.objective == pytest.approx(ref.value, rel=1e-8)
     assert term.value(r.h) <= kappa * (1 + 1e-9)  # the limit holds on every scenario, not only those generated
     assert len(r.working_set[0]) < s
+
+
+@pytest.mark.parametrize("linear", [False, True])
+def test_dual_bound_is_a_bound_from_any_weights_and_tight_at_the_optimum(linear):
+    # The interior point's certificate: from any scenario weights (here random, then the
+    # simplex's optimal ones) dual_bound stays below the full optimum, and reaches it at an
+    # optimal set of weights.
+    from marginopt.solvers.scenario_dual import dual_bound
+
+    rng = np.random.default_rng(21)
+    s, k = 500, 6
+    m = factor_losses(rng, s, k)
+    term = ScenarioTerm("es", m, np.arange(k), m @ rng.normal(size=k), np.full(s, 1 / s), 0.95, floor=False)
+    lb, ub, cost = -np.full(k, 3.0), np.full(k, 3.0), np.full(k, 0.02)
+    rows = (np.ones((1, k)), np.array([-1.0]), np.array([1.0])) if linear else None
+    ref = full_lp([term], lb, ub, cost, rows)
+    for _ in range(5):
+        scen = rng.choice(s, 60, replace=False)
+        bound = dual_bound([term], [(scen, rng.random(60))], lb, ub, cost, rows)
+        assert bound <= ref + 1e-9
+    r = ScenarioLP([term], lb, ub, cost, rows, method="dual", lp="simplex").solve()
+    scen, mu = r.scenario_duals[0]
+    assert dual_bound([term], [(scen, mu)], lb, ub, cost, rows) == pytest.approx(ref, rel=1e-9, abs=1e-9)

@@ -18,6 +18,11 @@ give each term's VaR level ``c_g``. A scenario outside the working set enters wh
 ``l0_s + L_s h - c_g > 0`` (its reduced cost), as in the primal generation. Restricting
 columns of a maximization gives a lower bound; the exact objective at ``h`` is the upper
 bound.
+
+Each restricted LP is solved by HiGHS's dual simplex (warm from the last basis) or, when
+the rows are many and dense (K in the hundreds), by ``solvers.dense_ipm``: an interior
+point is not a vertex, so its lower bound is not read off the iterate but recomputed from
+its scenario weights (``dual_bound``), which are made exactly dual-feasible first.
 """
 
 from __future__ import annotations
@@ -27,7 +32,9 @@ import time
 
 import highspy
 import numpy as np
+import scipy.sparse as sp
 
+from marginopt.solvers import dense_ipm
 from marginopt.solvers.scenario_lp import (
     LargeResult,
     ScenarioTerm,
@@ -40,6 +47,7 @@ from marginopt.solvers.scenario_lp import (
 )
 
 INF = highspy.kHighsInf
+AHEAD = 0.25
 
 
 def supported(terms: list[ScenarioTerm]) -> bool:
@@ -56,7 +64,9 @@ def solve_dual(
     start: np.ndarray | None,
     tol: float,
     max_iterations: int,
+    ipm: bool = False,
 ) -> tuple[LargeResult, list[np.ndarray]]:
+    """``ipm``: solve each restricted LP with ``dense_ipm`` instead of HiGHS's simplex."""
     t0 = time.perf_counter()
     seconds = {"passes": 0.0, "lp": 0.0}
     k = len(lb)
@@ -93,11 +103,17 @@ def solve_dual(
     if linear is not None:
         a, lo, hi = linear
         for r_ in range(a.shape[0]):
+            nz = np.flatnonzero(a[r_])
+            if lo[r_] == hi[r_]:
+                # An equality row's multiplier is free: one column, not nu+ - nu- (a split pair
+                # drifts off to infinity together in an interior-point method).
+                nu_cols.append((r_, 1.0, hs.getNumCol()))
+                hs.addCol(-float(lo[r_]), -INF, INF, len(nz), (def_row0 + nz).astype(np.int32), -a[r_, nz])
+                continue
             for sign, bound in ((1.0, lo[r_]), (-1.0, hi[r_])):
                 if not math.isfinite(bound):
                     continue
                 nu_cols.append((r_, sign, hs.getNumCol()))
-                nz = np.flatnonzero(a[r_])
                 hs.addCol(-sign * bound, 0.0, INF, len(nz), (def_row0 + nz).astype(np.int32), -sign * a[r_, nz])
     h = np.zeros(k) if start is None else np.asarray(start, float)
     in_lp = [np.zeros(len(t.offset), dtype=bool) for t in terms]
@@ -125,22 +141,34 @@ def solve_dual(
         seconds["passes"] += time.perf_counter() - t1
         add(g, working[g] if len(working[g]) else first_set(term, loss))
     lower, it, c_level = -math.inf, 0, np.zeros(n_terms)
+    col = np.zeros(0)
     for it in range(1, max_iterations + 1):
-        failed = run_lp(hs, seconds)
+        if ipm:
+            failed, col, row_dual = run_ipm(hs, seconds)
+        else:
+            failed = run_lp(hs, seconds)
+            if not failed:
+                sol = hs.getSolution()
+                col, row_dual = np.asarray(sol.col_value), np.asarray(sol.row_dual)
         if failed:
             return LargeResult(failed, h, math.nan, lower, it, working, [], np.zeros(0), [], seconds), working
-        sol = hs.getSolution()
-        row_dual = np.asarray(sol.row_dual)
-        lower = -float(hs.getInfo().objective_function_value)
         # Minimizing the negated dual: mu_s has reduced cost -(l0_s + L_s h - c_g) with h the hedge
-        # rows' duals and c_g minus the term row's dual.
-        h = row_dual[def_row0:def_row0 + k].copy()
+        # rows' duals and c_g minus the term row's dual. An interior point's h may sit a round-off
+        # outside its box.
+        h = np.clip(row_dual[def_row0:def_row0 + k], lb, ub)
+        if ipm:
+            scen_mu = [gather(blocks, col) for blocks in cols_of]
+            lower = dual_bound(terms, scen_mu, lb, ub, cost, linear)
+        else:
+            lower = -float(hs.getInfo().objective_function_value)
         c_level = -row_dual[:n_terms]  # d(-objective)/d(w_g): the VaR level c_g, sign as above
         added = 0
         t1 = time.perf_counter()
         for g, term in enumerate(terms):
             loss = term.losses(h)
             viol = violated(loss - c_level[g], loss, in_lp[g], tol, cap(term))
+            if ipm and viol.size and AHEAD > 0:
+                viol = ahead(loss - c_level[g], in_lp[g], viol, int(math.ceil(AHEAD * (1 - term.alpha) * len(loss))))
             if viol.size:
                 add(g, viol)
                 added += viol.size
@@ -149,7 +177,6 @@ def solve_dual(
             break
     working = [np.flatnonzero(mask) for mask in in_lp]
     exact, values = exact_objective(terms, h, cost)
-    col = np.asarray(hs.getSolution().col_value)
     scen_duals = [gather(blocks, col) for blocks in cols_of]
     # d(objective)/d(bound) of each linear row: nu+ for its lower bound less nu- for its upper.
     lin_duals = np.zeros(0 if linear is None else linear[0].shape[0])
@@ -157,3 +184,97 @@ def solve_dual(
         lin_duals[r_] += sign * col[c]
     seconds["total"] = time.perf_counter() - t0
     return LargeResult("optimal", h, exact, lower, it, working, values, lin_duals, scen_duals, seconds), working
+
+
+def run_ipm(hs: highspy.Highs, seconds: dict[str, float]) -> tuple[str | None, np.ndarray, np.ndarray]:
+    """The restricted LP held in ``hs`` (equality rows only) solved by ``dense_ipm``; HiGHS's
+    simplex takes over if the interior point fails. Returns (failure, column values, row duals)."""
+    t1 = time.perf_counter()
+    lp = hs.getLp()
+    a = lp.a_matrix_
+    mat = sp.csc_matrix((np.asarray(a.value_), np.asarray(a.index_), np.asarray(a.start_)),
+                        shape=(lp.num_row_, lp.num_col_))
+
+    def finite(v: object) -> np.ndarray:
+        v = np.asarray(v, float)
+        return np.where(np.abs(v) >= INF, np.copysign(np.inf, v), v)
+
+    r = dense_ipm.solve(np.asarray(lp.col_cost_), mat, np.asarray(lp.row_lower_), finite(lp.col_lower_),
+                        finite(lp.col_upper_))
+    seconds["lp"] += time.perf_counter() - t1
+    if r.status != "error" and r.residual < 1e-6:
+        return None, r.x, r.y
+    failed = run_lp(hs, seconds)
+    if failed:
+        return failed, np.zeros(0), np.zeros(0)
+    sol = hs.getSolution()
+    return None, np.asarray(sol.col_value), np.asarray(sol.row_dual)
+
+
+def dual_bound(
+    terms: list[ScenarioTerm],
+    scen_mu: list[tuple[np.ndarray, np.ndarray]],
+    lb: np.ndarray,
+    ub: np.ndarray,
+    cost: np.ndarray,
+    linear: tuple[np.ndarray, np.ndarray, np.ndarray] | None,
+) -> float:
+    """A lower bound on the full program from any scenario weights ``mu`` (per term: scenario
+    indices and weights): ``ES_g(x) >= sum_s q_s x_s`` for every ``0 <= q_s <= p_s / beta_g``
+    with ``sum q = 1``, so
+
+        sum_g w_g ES_g(l0_g + L_g h) + cost'|h|  >=  sum_g mu_g'l0_g + min_{h in H} (sum_g L_g'mu_g)'h + cost'|h|
+
+    for all h in H (the box and the linear rows). The weights are first clipped to their caps
+    and rescaled to sum w_g, which makes the bound exact whatever the accuracy of mu."""
+    k = len(lb)
+    value = 0.0
+    grad = np.zeros(k)
+    for term, (scen, mu) in zip(terms, scen_mu, strict=True):
+        cap_ = term.weight * term.probs[scen] / (1.0 - term.alpha)
+        q = np.clip(mu, 0.0, cap_)
+        short = term.weight - q.sum()
+        if short > 0.0:  # raise the uncapped ones in proportion to their room
+            room = cap_ - q
+            q = q + short * room / max(room.sum(), 1e-300) if room.sum() >= short else cap_
+        elif short < 0.0:
+            q = q * (term.weight / q.sum())
+        value += float(q @ term.offset[scen])
+        np.add.at(grad, term.cols, q @ term.matrix[scen])
+    return value + _min_linear(grad, lb, ub, cost, linear)
+
+
+def _min_linear(g: np.ndarray, lb: np.ndarray, ub: np.ndarray, cost: np.ndarray,
+                linear: tuple[np.ndarray, np.ndarray, np.ndarray] | None) -> float:
+    """min g'h + cost'|h| over lb <= h <= ub and the linear rows; -inf if unbounded or infeasible."""
+    if linear is None:
+        # Separable: each h_j at lb_j, 0 (if allowed) or ub_j.
+        cand = np.stack([g * lb + cost * np.abs(lb), g * ub + cost * np.abs(ub),
+                         np.where((lb <= 0.0) & (ub >= 0.0), 0.0, np.inf)])
+        return float(np.min(cand, axis=0).sum())
+    a, lo, hi = linear
+    k = len(g)
+    hs = highspy.Highs()
+    hs.setOptionValue("output_flag", False)
+    # h = p - n with p, n >= 0 split at zero.
+    hs.addCols(2 * k, np.concatenate([g + cost, -g + cost]),
+               np.concatenate([np.maximum(lb, 0.0), np.maximum(-ub, 0.0)]),
+               np.concatenate([np.maximum(ub, 0.0), np.maximum(-lb, 0.0)]), 0,
+               np.zeros(2 * k, np.int32), np.zeros(0, np.int32), np.zeros(0))
+    rows = sp.csr_matrix(np.hstack([a, -a]))
+    hs.addRows(a.shape[0], np.where(np.isfinite(lo), lo, -INF), np.where(np.isfinite(hi), hi, INF), rows.nnz,
+               rows.indptr[:-1].astype(np.int32), rows.indices.astype(np.int32), rows.data)
+    hs.run()
+    if hs.getModelStatus() != highspy.HighsModelStatus.kOptimal:
+        return -math.inf
+    return float(hs.getInfo().objective_function_value)
+
+
+def ahead(excess: np.ndarray, in_lp: np.ndarray, viol: np.ndarray, n: int) -> np.ndarray:
+    """``viol`` and the ``n`` scenarios outside the LP nearest to violating after them."""
+    out = ~in_lp
+    out[viol] = False
+    cand = np.flatnonzero(out)
+    if cand.size > n:
+        cand = cand[np.argpartition(-excess[cand], n - 1)[:n]]
+    return np.concatenate([viol, cand])

