@@ -142,14 +142,24 @@ class ScenarioLP:
 
     # -- the LP ------------------------------------------------------------------
     def _base(self) -> tuple[highspy.Highs, list[int], list[int], list[int]]:
-        """HiGHS with h+, h-, each term's value (and VaR) column, definition rows, linear rows."""
+        """HiGHS with h+, h-, each term's value (and VaR) column, definition rows, linear rows.
+
+        A side of h that its box fixes at zero (h- when h >= 0) gets no column: with every
+        scenario row carrying both halves, that halved the LP of a long-only problem."""
         hs = highspy.Highs()
         hs.setOptionValue("output_flag", False)
-        k = self.k
         hp_lo, hp_hi = np.maximum(self._lb, 0.0), np.maximum(self._ub, 0.0)
         hn_lo, hn_hi = np.maximum(-self._ub, 0.0), np.maximum(-self._lb, 0.0)
-        hs.addCols(2 * k, np.concatenate([self.cost, self.cost]), np.concatenate([hp_lo, hn_lo]),
-                   np.concatenate([hp_hi, hn_hi]), 0, np.zeros(2 * k, np.int32), np.zeros(0, np.int32), np.zeros(0))
+        pos, neg = np.flatnonzero(hp_hi > 0.0), np.flatnonzero(hn_hi > 0.0)
+        # Column of h+_j and h-_j, -1 where there is none.
+        self._pos = np.full(self.k, -1)
+        self._neg = np.full(self.k, -1)
+        self._pos[pos] = np.arange(len(pos))
+        self._neg[neg] = len(pos) + np.arange(len(neg))
+        n = len(pos) + len(neg)
+        hs.addCols(n, np.concatenate([self.cost[pos], self.cost[neg]]), np.concatenate([hp_lo[pos], hn_lo[neg]]),
+                   np.concatenate([hp_hi[pos], hn_hi[neg]]), 0, np.zeros(n, np.int32), np.zeros(0, np.int32),
+                   np.zeros(0))
         m_cols, c_cols, def_rows = [], [], []
         for term in self.terms:
             # The value column and its definition row are kept even for a term in the objective:
@@ -173,48 +183,53 @@ class ScenarioLP:
             a, lo, hi = self.linear
             for r in range(a.shape[0]):
                 nz = np.flatnonzero(a[r])
-                idx = np.concatenate([nz, nz + k]).astype(np.int32)
-                hs.addRow(float(lo[r]), float(hi[r]), len(idx), idx, np.concatenate([a[r, nz], -a[r, nz]]))
+                idx, val = self._h_entries(nz, a[r, nz][None, :])
+                hs.addRow(float(lo[r]), float(hi[r]), idx.shape[1], idx[0].astype(np.int32), val[0])
         return hs, m_cols, c_cols, def_rows
+
+    def _h_entries(self, cols: np.ndarray, coef: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """Column indices and values of ``coef @ h[cols]`` written on h+ and h- (a row of ``coef``
+        per LP row, a column per entry of ``cols``; halves without a column are left out)."""
+        pc, nc = self._pos[cols], self._neg[cols]
+        has_p, has_n = pc >= 0, nc >= 0
+        idx = np.concatenate([pc[has_p], nc[has_n]])
+        val = np.hstack([coef[:, has_p], -coef[:, has_n]])
+        return np.broadcast_to(idx, (coef.shape[0], len(idx))), val
+
+    def _hedge(self, col: np.ndarray) -> np.ndarray:
+        """h = h+ - h- from the LP's column values."""
+        h = np.zeros(self.k)
+        has_p, has_n = self._pos >= 0, self._neg >= 0
+        h[has_p] += col[self._pos[has_p]]
+        h[has_n] -= col[self._neg[has_n]]
+        return h
 
     def _add(self, hs: highspy.Highs, t: int, term: ScenarioTerm, scen: np.ndarray, m: int, c: int, def_row: int,
              rows: list[tuple[np.ndarray, int]]) -> None:
         """Add scenarios ``scen`` of term ``t`` (their u columns and rows); ``rows`` records
         (scenarios, first row) in the order added."""
-        k, n = self.k, len(scen)
+        n = len(scen)
         block = term.matrix[scen]  # rows of the working set only
-        cols = term.cols
         if term.kind == "es":
             beta = 1.0 - term.alpha
             first_u = hs.getNumCol()
             hs.addCols(n, np.zeros(n), np.zeros(n), np.full(n, INF), n, np.arange(n, dtype=np.int32),
                        np.full(n, def_row, np.int32), -term.probs[scen] / beta)
             # u_s + c - L_s (h+ - h-) >= l0_s
-            width = 2 * len(cols) + 2
-            idx = np.empty((n, width), np.int32)
-            val = np.empty((n, width))
-            idx[:, 0] = first_u + np.arange(n)
-            val[:, 0] = 1.0
-            idx[:, 1] = c
-            val[:, 1] = 1.0
-            idx[:, 2:2 + len(cols)] = cols
-            idx[:, 2 + len(cols):] = cols + k
-            val[:, 2:2 + len(cols)] = -block
-            val[:, 2 + len(cols):] = block
+            h_idx, h_val = self._h_entries(term.cols, -block)
+            lead_idx = np.column_stack([first_u + np.arange(n), np.full(n, c)])
+            lead_val = np.ones((n, 2))
             lower = term.offset[scen]
         else:
             # m - w_s L_s (h+ - h-) >= w_s l0_s
             w = term.probs[scen]
-            width = 2 * len(cols) + 1
-            idx = np.empty((n, width), np.int32)
-            val = np.empty((n, width))
-            idx[:, 0] = m
-            val[:, 0] = 1.0
-            idx[:, 1:1 + len(cols)] = cols
-            idx[:, 1 + len(cols):] = cols + k
-            val[:, 1:1 + len(cols)] = -w[:, None] * block
-            val[:, 1 + len(cols):] = w[:, None] * block
+            h_idx, h_val = self._h_entries(term.cols, -w[:, None] * block)
+            lead_idx = np.full((n, 1), m)
+            lead_val = np.ones((n, 1))
             lower = w * term.offset[scen]
+        idx = np.hstack([lead_idx, h_idx]).astype(np.int32)
+        val = np.hstack([lead_val, h_val])
+        width = idx.shape[1]
         rows.append((scen, hs.getNumRow()))
         hs.addRows(n, lower, np.full(n, INF), n * width, np.arange(0, n * width, width, dtype=np.int32),
                    idx.ravel(), val.ravel())
@@ -257,7 +272,7 @@ class ScenarioLP:
                 return LargeResult(failed, h, math.nan, lower, it, self.working, [], np.zeros(0), [], seconds)
             sol = hs.getSolution()
             col = np.asarray(sol.col_value)
-            h = col[: self.k] - col[self.k: 2 * self.k]
+            h = self._hedge(col)
             lower = float(hs.getInfo().objective_function_value)
             added = 0
             t1 = time.perf_counter()
