@@ -81,3 +81,42 @@ def test_unbounded_is_not_reported_optimal():
     a = np.array([[1.0, -1.0]])
     r = dense_ipm.solve(np.array([-1.0, 0.0]), a, np.zeros(1), np.zeros(2), np.full(2, np.inf), max_iterations=60)
     assert r.status != "optimal"
+
+
+def capped_lp(seed, k=12, n=150, limit=2.0):
+    """The scenario dual of ``min f'h s.t. ES_0.9(l0 + L h) <= limit, |h| <= 1``: weights mu_s
+    on k + 1 dense rows (sum mu = lam, and per hedge L'mu - a + b = -f with a + b pricing the
+    box), each capped by its own row mu_s - v_s lam + sigma_s = 0 that links it to the limit's
+    multiplier lam."""
+    rng = np.random.default_rng(seed)
+    v = np.full(n, 1.0 / (0.1 * n))
+    loss = rng.standard_t(4, (n, k))
+    rows = 1 + k + n
+    a = np.zeros((rows, n + 1 + n + 2 * k))
+    a[0, :n] = 1.0
+    a[0, n] = -1.0
+    a[1:1 + k, :n] = loss.T
+    a[1 + k:, :n] = np.eye(n)
+    a[1 + k:, n] = -v
+    a[1 + k:, n + 1:n + 1 + n] = np.eye(n)
+    a[1:1 + k, 2 * n + 1:2 * n + 1 + k] = -np.eye(k)
+    a[1:1 + k, 2 * n + 1 + k:] = np.eye(k)
+    b = np.zeros(rows)
+    b[1:1 + k] = -rng.normal(size=k)
+    c = np.r_[-rng.normal(size=n), limit, np.zeros(n), np.ones(2 * k)]
+    lo = np.zeros(a.shape[1])
+    up = np.full(a.shape[1], np.inf)
+    return c, a, b, lo, up, np.arange(1 + k, rows)
+
+
+@pytest.mark.parametrize("seed", range(4))
+def test_eliminating_cap_rows_gives_the_same_optimum(seed):
+    c, a, b, lo, up, caps = capped_lp(seed)
+    status, ref = highs(c, a, b, lo, up)
+    assert status == "Optimal"
+    whole = dense_ipm.solve(c, a, b, lo, up)
+    reduced = dense_ipm.solve(c, a, b, lo, up, eliminate=caps)
+    assert reduced.status == "optimal"
+    assert reduced.objective == pytest.approx(ref, rel=1e-8, abs=1e-8)
+    assert whole.objective == pytest.approx(ref, rel=1e-8, abs=1e-8)
+    assert reduced.x[150] > 1e-3  # the limit binds: the linking column is in play
