@@ -55,27 +55,29 @@ class _Matrix:
 
     def __init__(self, a: sp.csc_matrix, eliminate: np.ndarray | None = None) -> None:
         m, n = a.shape
-        nnz = np.diff(a.indptr)
-        self.dense = np.flatnonzero(nnz > DENSE_NNZ)
-        self.sparse = np.flatnonzero(nnz <= DENSE_NNZ)
-        self.d = np.ascontiguousarray(a[:, self.dense].toarray()) if self.dense.size else np.zeros((m, 0))
-        self.s = a[:, self.sparse].tocsc()
         self.shape = a.shape
         gone = np.zeros(m, bool)
         if eliminate is not None:
             gone[eliminate] = True
         self.kept = np.flatnonzero(~gone)
         self.gone = np.flatnonzero(gone)
+        # The kept rows split by column density; the eliminated rows (one entry per column but
+        # for the linking ones) stay sparse: dense they were scenarios x scenarios.
+        a1 = a[self.kept, :].tocsc() if self.gone.size else a
+        nnz = np.diff(a1.indptr)
+        self.dense = np.flatnonzero(nnz > DENSE_NNZ)
+        self.sparse = np.flatnonzero(nnz <= DENSE_NNZ)
+        self.d1 = np.ascontiguousarray(a1[:, self.dense].toarray()) if self.dense.size else np.zeros((len(self.kept), 0))
+        self.s1 = a1[:, self.sparse].tocsc()
+        self.link = np.zeros(0, np.int64)
         if not self.gone.size:
-            self.link = np.zeros(0, np.int64)
-            self.d1, self.s1 = self.d, self.s
             return
         r2 = a[self.gone, :].tocsc()
+        self.a2 = r2
         count = np.diff(r2.indptr)
         self.link = np.flatnonzero(count > 1)
         single = np.flatnonzero(count == 1)
-        a1 = a[self.kept, :].tocsc()
-        carries = np.diff(a1.indptr) > 0
+        carries = nnz > 0
         self.row_of = np.full(n, -1)  # position among eliminated rows of a non-linking column's entry
         self.coef = np.zeros(n)
         self.row_of[single] = r2.indices[r2.indptr[single]]
@@ -85,16 +87,23 @@ class _Matrix:
         if np.bincount(self.row_of[self.carrier], minlength=len(self.gone)).max(initial=0) > 1:
             raise ValueError("an eliminated row may carry only one column with entries in the kept rows")
         self.u = a[:, self.link].toarray()  # m x (linking columns)
-        self.d1 = np.ascontiguousarray(self.d[self.kept])
-        self.s1 = a1[:, self.sparse].tocsc()
 
     def dot(self, x: np.ndarray) -> np.ndarray:
-        return self.d @ x[self.dense] + self.s @ x[self.sparse]
+        top = self.d1 @ x[self.dense] + self.s1 @ x[self.sparse]
+        if not self.gone.size:
+            return top
+        out = np.empty(self.shape[0])
+        out[self.kept] = top
+        out[self.gone] = self.a2 @ x
+        return out
 
     def tdot(self, y: np.ndarray) -> np.ndarray:
         out = np.empty(self.shape[1])
-        out[self.dense] = self.d.T @ y
-        out[self.sparse] = self.s.T @ y
+        y1 = y[self.kept] if self.gone.size else y
+        out[self.dense] = self.d1.T @ y1
+        out[self.sparse] = self.s1.T @ y1
+        if self.gone.size:
+            out += self.a2.T @ y[self.gone]
         return out
 
     def normal(self, theta: np.ndarray) -> np.ndarray:

@@ -55,7 +55,8 @@ AHEAD = 0.25
 
 
 def supported(terms: list[ScenarioTerm]) -> bool:
-    return all(t.kind == "es" and not t.floor and t.weight > 0 and t.limit is None for t in terms)
+    """Expected shortfall without a floor, in the objective, as a limit, or both."""
+    return all(t.kind == "es" and not t.floor and (t.weight > 0 or t.limit is not None) for t in terms)
 
 
 def solve_dual(
@@ -123,19 +124,44 @@ def solve_dual(
     in_lp = [np.zeros(len(t.offset), dtype=bool) for t in terms]
     cols_of: list[list[tuple[np.ndarray, int]]] = [[] for _ in terms]
 
+    # A term with a limit: its multiplier lam_g >= 0 (cost kappa_g) joins the term's row, sum mu =
+    # w_g + lam_g, and each of its scenarios gets a cap row mu_s - (p_s / beta) lam_g + sigma_s =
+    # w_g p_s / beta (sigma_s >= 0): the cap moves with lam_g, so it is a row, not a bound. The
+    # interior point eliminates these rows (dense_ipm's ``eliminate``).
+    lam_col = [-1] * n_terms
+    for g, term in enumerate(terms):
+        if term.limit is not None:
+            lam_col[g] = hs.getNumCol()
+            hs.addCol(float(term.limit), 0.0, INF, 1, np.array([g], np.int32), np.array([-1.0]))
+    cap_rows: list[np.ndarray] = []
+
     def add(g: int, scen: np.ndarray) -> None:
         term = terms[g]
         n = len(scen)
         beta = 1.0 - term.alpha
-        # Column mu_s: cost -l0_s, 1 in the term's row, L[s, j] in hedge j's row.
-        width = 1 + len(term.cols)
-        idx = np.tile(np.concatenate([[g], def_row0 + term.cols]).astype(np.int32), n)
+        share = term.probs[scen] / beta
+        # Column mu_s: cost -l0_s, 1 in the term's row, L[s, j] in hedge j's row (and 1 in its cap row).
+        limited = lam_col[g] >= 0
+        width = 1 + len(term.cols) + limited
+        idx = np.empty((n, width), np.int32)
+        idx[:, 0] = g
+        idx[:, 1:1 + len(term.cols)] = def_row0 + term.cols
         val = np.empty((n, width))
         val[:, 0] = 1.0
-        val[:, 1:] = term.matrix[scen]
+        val[:, 1:1 + len(term.cols)] = term.matrix[scen]
+        if limited:
+            first_cap = hs.getNumRow()
+            hs.addRows(n, term.weight * share, term.weight * share, n, np.arange(n, dtype=np.int32),
+                       np.full(n, lam_col[g], np.int32), -share)
+            idx[:, -1] = first_cap + np.arange(n)
+            val[:, -1] = 1.0
+            cap_rows.append(first_cap + np.arange(n))
         first = hs.getNumCol()
-        hs.addCols(n, -term.offset[scen], np.zeros(n), term.weight * term.probs[scen] / beta, n * width,
-                   np.arange(0, n * width, width, dtype=np.int32), idx, val.ravel())
+        hs.addCols(n, -term.offset[scen], np.zeros(n), np.full(n, INF) if limited else term.weight * share, n * width,
+                   np.arange(0, n * width, width, dtype=np.int32), idx.ravel(), val.ravel())
+        if limited:
+            hs.addCols(n, np.zeros(n), np.zeros(n), np.full(n, INF), n, np.arange(n, dtype=np.int32),
+                       (first_cap + np.arange(n)).astype(np.int32), np.ones(n))
         cols_of[g].append((scen, first))
         in_lp[g][scen] = True
 
@@ -148,7 +174,7 @@ def solve_dual(
     col = np.zeros(0)
     for it in range(1, max_iterations + 1):
         if ipm:
-            failed, col, row_dual = run_ipm(hs, seconds)
+            failed, col, row_dual = run_ipm(hs, seconds, np.concatenate(cap_rows) if cap_rows else None)
         else:
             failed = run_lp(hs, seconds)
             if not failed:
@@ -162,7 +188,8 @@ def solve_dual(
         h = np.clip(row_dual[def_row0:def_row0 + k], lb, ub)
         if ipm:
             scen_mu = [gather(blocks, col) for blocks in cols_of]
-            lower = dual_bound(terms, scen_mu, lb, ub, cost, linear)
+            lams = [float(col[c]) if c >= 0 else 0.0 for c in lam_col]
+            lower = dual_bound(terms, scen_mu, lb, ub, cost, linear, lams)
         else:
             lower = -float(hs.getInfo().objective_function_value)
         c_level = -row_dual[:n_terms]  # d(-objective)/d(w_g): the VaR level c_g, sign as above
@@ -190,9 +217,11 @@ def solve_dual(
     return LargeResult("optimal", h, exact, lower, it, working, values, lin_duals, scen_duals, seconds), working
 
 
-def run_ipm(hs: highspy.Highs, seconds: dict[str, float]) -> tuple[str | None, np.ndarray, np.ndarray]:
-    """The restricted LP held in ``hs`` (equality rows only) solved by ``dense_ipm``; HiGHS's
-    simplex takes over if the interior point fails. Returns (failure, column values, row duals)."""
+def run_ipm(hs: highspy.Highs, seconds: dict[str, float],
+            eliminate: np.ndarray | None = None) -> tuple[str | None, np.ndarray, np.ndarray]:
+    """The restricted LP held in ``hs`` (equality rows only) solved by ``dense_ipm`` (``eliminate``:
+    the cap rows); HiGHS's simplex takes over if the interior point fails. Returns (failure,
+    column values, row duals)."""
     t1 = time.perf_counter()
     lp = hs.getLp()
     a = lp.a_matrix_
@@ -204,7 +233,7 @@ def run_ipm(hs: highspy.Highs, seconds: dict[str, float]) -> tuple[str | None, n
         return np.where(np.abs(v) >= INF, np.copysign(np.inf, v), v)
 
     r = dense_ipm.solve(np.asarray(lp.col_cost_), mat, np.asarray(lp.row_lower_), finite(lp.col_lower_),
-                        finite(lp.col_upper_))
+                        finite(lp.col_upper_), eliminate=eliminate)
     seconds["lp"] += time.perf_counter() - t1
     if r.status != "error" and r.residual < 1e-6:
         return None, r.x, r.y
@@ -222,28 +251,33 @@ def dual_bound(
     ub: np.ndarray,
     cost: np.ndarray,
     linear: tuple[np.ndarray, np.ndarray, np.ndarray] | None,
+    lams: list[float] | None = None,
 ) -> float:
     """A lower bound on the full program from any scenario weights ``mu`` (per term: scenario
-    indices and weights): ``ES_g(x) >= sum_s q_s x_s`` for every ``0 <= q_s <= p_s / beta_g``
-    with ``sum q = 1``, so
+    indices and weights) and limit multipliers ``lam >= 0``: ``ES_g(x) >= sum_s q_s x_s`` for
+    every ``0 <= q_s <= p_s / beta_g`` with ``sum q = 1``, so with ``t_g = w_g + lam_g`` and
+    ``mu_g = t_g q_g``, for all h in H (the box and the linear rows) with ``ES_g <= kappa_g``
 
-        sum_g w_g ES_g(l0_g + L_g h) + cost'|h|  >=  sum_g mu_g'l0_g + min_{h in H} (sum_g L_g'mu_g)'h + cost'|h|
+        sum_g w_g ES_g + cost'|h|  >=  sum_g (t_g ES_g - lam_g kappa_g) + cost'|h|
+                                   >=  sum_g (mu_g'l0_g - lam_g kappa_g) + min_{h in H} (sum_g L_g'mu_g)'h + cost'|h|.
 
-    for all h in H (the box and the linear rows). The weights are first clipped to their caps
-    and rescaled to sum w_g, which makes the bound exact whatever the accuracy of mu."""
+    The weights are first clipped to their caps and rescaled to sum t_g, which makes the bound
+    exact whatever the accuracy of mu."""
     k = len(lb)
     value = 0.0
     grad = np.zeros(k)
-    for term, (scen, mu) in zip(terms, scen_mu, strict=True):
-        cap_ = term.weight * term.probs[scen] / (1.0 - term.alpha)
+    for g, (term, (scen, mu)) in enumerate(zip(terms, scen_mu, strict=True)):
+        lam = max(lams[g], 0.0) if lams is not None and term.limit is not None else 0.0
+        total = term.weight + lam
+        cap_ = total * term.probs[scen] / (1.0 - term.alpha)
         q = np.clip(mu, 0.0, cap_)
-        short = term.weight - q.sum()
+        short = total - q.sum()
         if short > 0.0:  # raise the uncapped ones in proportion to their room
             room = cap_ - q
             q = q + short * room / max(room.sum(), 1e-300) if room.sum() >= short else cap_
         elif short < 0.0:
-            q = q * (term.weight / q.sum())
-        value += float(q @ term.offset[scen])
+            q = q * (total / q.sum())
+        value += float(q @ term.offset[scen]) - (lam * term.limit if term.limit is not None else 0.0)
         np.add.at(grad, term.cols, q @ term.matrix[scen])
     return value + _min_linear(grad, lb, ub, cost, linear)
 
