@@ -159,8 +159,10 @@ def test_an_unbounded_problem_is_reported(method, lp):
     assert r.status == "unbounded"
 
 
-def test_expected_shortfall_as_a_limit():
-    # max mu'h  s.t.  ES_0.95(L h) <= kappa, sum h = 1, h >= 0: the CVQP problem class.
+@pytest.mark.parametrize("method,lp", METHODS)
+def test_expected_shortfall_as_a_limit(method, lp):
+    # max mu'h  s.t.  ES_0.95(L h) <= kappa, sum h = 1, h >= 0: the CVQP problem class. On the
+    # dual the limit's multiplier is a column and each scenario's cap a row.
     rng = np.random.default_rng(9)
     s, k = 1500, 10
     m = factor_losses(rng, s, k)
@@ -170,7 +172,7 @@ def test_expected_shortfall_as_a_limit():
     term = ScenarioTerm("es", m, np.arange(k), np.zeros(s), np.full(s, 1 / s), 0.95, weight=0.0, floor=False, limit=kappa)
     lb, ub = np.zeros(k), np.full(k, np.inf)
     budget = (np.ones((1, k)), np.ones(1), np.ones(1))
-    r = ScenarioLP([term], lb, ub, -mu, budget).solve()
+    r = ScenarioLP([term], lb, ub, -mu, budget, method=method, lp=lp).solve()
     h, c = cp.Variable(k), cp.Variable()
     es = c + cp.sum(cp.pos(m @ h - c)) / (0.05 * s)
     ref = cp.Problem(cp.Maximize(mu @ h), [es <= kappa, cp.sum(h) == 1, h >= 0])
@@ -202,3 +204,39 @@ def test_dual_bound_is_a_bound_from_any_weights_and_tight_at_the_optimum(linear)
     r = ScenarioLP([term], lb, ub, cost, rows, method="dual", lp="simplex").solve()
     scen, mu = r.scenario_duals[0]
     assert dual_bound([term], [(scen, mu)], lb, ub, cost, rows) == pytest.approx(ref, rel=1e-9, abs=1e-9)
+
+
+def test_a_limit_and_a_term_in_the_objective_on_the_dual():
+    # min ES_0.9(book + L h) + 0.01|h|  s.t.  ES_0.97 of the hedges alone <= 1.5: one term with
+    # weight and no limit, one with a limit and weight 0, on the same hedges.
+    rng = np.random.default_rng(13)
+    s, k = 900, 6
+    m = factor_losses(rng, s, k)
+    book = ScenarioTerm("es", m, np.arange(k), m @ rng.normal(size=k) * 2, np.full(s, 1 / s), 0.9, floor=False)
+    cap = ScenarioTerm("es", m, np.arange(k), np.zeros(s), np.full(s, 1 / s), 0.97, weight=0.0, floor=False, limit=1.5)
+    lb, ub, cost = -np.full(k, 3.0), np.full(k, 3.0), np.full(k, 0.01)
+    h, c1, c2 = cp.Variable(k), cp.Variable(), cp.Variable()
+    es1 = c1 + cp.sum(cp.pos(book.offset + m @ h - c1)) / (0.1 * s)
+    es2 = c2 + cp.sum(cp.pos(m @ h - c2)) / (0.03 * s)
+    ref = cp.Problem(cp.Minimize(es1 + cost @ cp.abs(h)), [es2 <= 1.5, h >= lb, h <= ub])
+    ref.solve(solver="HIGHS")
+    assert es2.value == pytest.approx(1.5, rel=1e-6)  # the limit binds
+    for lp in ("ipm", "simplex"):
+        r = ScenarioLP([book, cap], lb, ub, cost, method="dual", lp=lp).solve()
+        assert r.status == "optimal"
+        assert r.objective == pytest.approx(ref.value, rel=1e-8)
+        assert r.lower_bound <= r.objective + 1e-9 and r.gap <= 1e-7
+        assert cap.value(r.h) <= 1.5 * (1 + 1e-8)
+
+
+@pytest.mark.parametrize("method,lp", METHODS)
+def test_a_limit_no_hedge_can_meet_is_infeasible(method, lp):
+    # ES of a long-only portfolio of these instruments is positive: a limit of -5 is out of reach
+    # (on the dual the restricted LP is unbounded, and the primal's relaxation infeasible).
+    rng = np.random.default_rng(13)
+    s, k = 900, 6
+    m = factor_losses(rng, s, k)
+    cap = ScenarioTerm("es", m, np.arange(k), np.zeros(s), np.full(s, 1 / s), 0.97, weight=0.0, floor=False, limit=-5.0)
+    budget = (np.ones((1, k)), np.ones(1), np.ones(1))
+    r = ScenarioLP([cap], np.zeros(k), np.ones(k), -np.ones(k), budget, method=method, lp=lp).solve()
+    assert r.status == "infeasible"

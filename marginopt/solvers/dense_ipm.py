@@ -30,6 +30,7 @@ from threadpoolctl import ThreadpoolController
 DENSE_NNZ = 16  # a column with more entries than this goes to the dense block
 _BLAS: ThreadpoolController | None = None
 _BLAS_THREADS = 1
+THREADED_FLOPS = 5e7  # a normal matrix this costly is formed on all BLAS threads
 REFINE = 2  # iterative-refinement steps per solve with the normal matrix
 STALL = 4  # stop after this many iterations without a better residual
 
@@ -109,8 +110,10 @@ class _Matrix:
     def normal(self, theta: np.ndarray) -> np.ndarray:
         """A1 diag(theta) A1' over the kept rows (the one product worth BLAS threads, see ``solve``)."""
         ds = self.d1 * np.sqrt(theta[self.dense])
-        with _threads(None):
-            m = ds @ ds.T  # numpy sees X @ X.T and calls syrk: half the flops of a general product
+        # numpy sees X @ X.T and calls syrk: half the flops of a general product. Switching BLAS
+        # threads costs about a millisecond, more than a small product.
+        with _threads(None) if ds.shape[0] ** 2 * ds.shape[1] > THREADED_FLOPS else contextlib.nullcontext():
+            m = ds @ ds.T
         if self.sparse.size:
             s = self.s1
             m += (s @ sp.diags(theta[self.sparse]) @ s.T).toarray()

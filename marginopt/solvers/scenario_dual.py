@@ -176,7 +176,7 @@ def solve_dual(
         if ipm:
             failed, col, row_dual = run_ipm(hs, seconds, np.concatenate(cap_rows) if cap_rows else None)
         else:
-            failed = run_lp(hs, seconds)
+            failed = run_simplex(hs, seconds)
             if not failed:
                 sol = hs.getSolution()
                 col, row_dual = np.asarray(sol.col_value), np.asarray(sol.row_dual)
@@ -237,7 +237,7 @@ def run_ipm(hs: highspy.Highs, seconds: dict[str, float],
     seconds["lp"] += time.perf_counter() - t1
     if r.status != "error" and r.residual < 1e-6:
         return None, r.x, r.y
-    failed = run_lp(hs, seconds)
+    failed = run_simplex(hs, seconds)
     if failed:
         return failed, np.zeros(0), np.zeros(0)
     sol = hs.getSolution()
@@ -316,3 +316,13 @@ def ahead(excess: np.ndarray, in_lp: np.ndarray, viol: np.ndarray, n: int) -> np
     if cand.size > n:
         cand = cand[np.argpartition(-excess[cand], n - 1)[:n]]
     return np.concatenate([viol, cand])
+
+
+def run_simplex(hs: highspy.Highs, seconds: dict[str, float]) -> str | None:
+    """HiGHS on the restricted dual. Unbounded there means the primal's restriction, a
+    relaxation of the full program, is infeasible (a limit or linear rows no h meets)."""
+    failed = run_lp(hs, seconds)
+    if failed == "error" and hs.getModelStatus() in (highspy.HighsModelStatus.kUnbounded,
+                                                      highspy.HighsModelStatus.kUnboundedOrInfeasible):
+        return "infeasible"
+    return failed
