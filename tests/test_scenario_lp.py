@@ -240,3 +240,36 @@ def test_a_limit_no_hedge_can_meet_is_infeasible(method, lp):
     budget = (np.ones((1, k)), np.ones(1), np.ones(1))
     r = ScenarioLP([cap], np.zeros(k), np.ones(k), -np.ones(k), budget, method=method, lp=lp).solve()
     assert r.status == "infeasible"
+
+
+@pytest.mark.parametrize("method,lp", METHODS)
+def test_a_limit_starts_from_its_subsample_optimum(method, lp, monkeypatch):
+    # With an ES limit over many scenarios the start is the same program solved on every 5th
+    # scenario (lowered here to 2,000 scenarios so the test stays small): the optimum is the full LP's.
+    import marginopt.solvers.scenario_lp as scenario_lp
+
+    monkeypatch.setattr(scenario_lp, "SUBSAMPLE_MIN", 2000)
+    used = []
+    original = scenario_lp.ScenarioLP._subsample_start
+
+    def spy(self):
+        h = original(self)
+        used.append(h is not None)
+        return h
+
+    monkeypatch.setattr(scenario_lp.ScenarioLP, "_subsample_start", spy)
+    rng = np.random.default_rng(17)
+    s, k = 3000, 8
+    m = factor_losses(rng, s, k)
+    mu = rng.uniform(0.0, 0.05, k)
+    equal = ScenarioTerm("es", m, np.arange(k), np.zeros(s), np.full(s, 1 / s), 0.95, floor=False)
+    kappa = 0.9 * equal.value(np.full(k, 1.0 / k))
+    term = ScenarioTerm("es", m, np.arange(k), np.zeros(s), np.full(s, 1 / s), 0.95, weight=0.0, floor=False, limit=kappa)
+    budget = (np.ones((1, k)), np.ones(1), np.ones(1))
+    r = ScenarioLP([term], np.zeros(k), np.full(k, np.inf), -mu, budget, method=method, lp=lp).solve()
+    h, c = cp.Variable(k), cp.Variable()
+    es = c + cp.sum(cp.pos(m @ h - c)) / (0.05 * s)
+    ref = cp.Problem(cp.Maximize(mu @ h), [es <= kappa, cp.sum(h) == 1, h >= 0])
+    ref.solve(solver="HIGHS")
+    assert used[-1]  # the outer call (the subsample's own, first in the list, is too small to subsample)
+    assert -r.objective == pytest.approx(ref.value, rel=1e-8)

@@ -30,7 +30,7 @@ from __future__ import annotations
 import math
 import time
 from collections.abc import Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 
 import highspy
 import numpy as np
@@ -44,6 +44,7 @@ ARTIFICIAL = 1e6  # stands in for an infinite bound on h while scenarios are gen
 # iteration: at 20,000 x 100 the primal on HiGHS took 0.23 s against 0.42, at 100,000 x 200
 # 5.4 s against 2.8 and at 100,000 x 1,000 55 s against 31.
 LIMIT_DUAL_MIN_K = 150
+SUBSAMPLE, SUBSAMPLE_MIN = 5, 50_000  # an ES-limit program over this many scenarios starts from every 5th
 
 
 @dataclass
@@ -244,11 +245,14 @@ class ScenarioLP:
     # -- the loop ------------------------------------------------------------------
     def solve(self, start: np.ndarray | None = None) -> LargeResult:
         """``start``: the hedge whose worst scenarios seed the first LP; by default the hedge
-        minimizing the second moment of loss (``solvers.scenario_start``). Ignored on a warm
+        minimizing the second moment of loss (``solvers.scenario_start``), or with an ES limit
+        over many scenarios the optimum on every ``SUBSAMPLE``-th scenario. Ignored on a warm
         re-solve, which seeds with the previous working sets."""
         t_start = time.perf_counter()
         if start is None and not any(len(w) for w in self.working):
-            start = start_point(self.terms, self._lb, self._ub, self.linear)
+            start = self._subsample_start()
+            if start is None:
+                start = start_point(self.terms, self._lb, self._ub, self.linear)
         t_start = time.perf_counter() - t_start
         if self.method == "dual":
             from marginopt.solvers.scenario_dual import solve_dual
@@ -305,6 +309,19 @@ class ScenarioLP:
         seconds["total"] = time.perf_counter() - t0 + t_start
         return self._bounded(LargeResult("optimal", h, exact, lower, it, self.working, values, lin_duals, scen_duals,
                                          seconds))
+
+    def _subsample_start(self) -> np.ndarray | None:
+        """With an ES limit, the least-variance start is far from the optimum (which leans on
+        the objective up to the limit) and generation took five rounds at 100,000 x 200. The
+        same program on every ``SUBSAMPLE``-th scenario (row views, no copy) lands near it:
+        0.6 s for the subsample, then two rounds (2.5 s -> 1.1 s in all)."""
+        if all(t.limit is None for t in self.terms) or min(len(t.offset) for t in self.terms) < SUBSAMPLE_MIN:
+            return None
+        sub = [replace(t, matrix=t.matrix[::SUBSAMPLE], offset=t.offset[::SUBSAMPLE],
+                       probs=_thinned(t.kind, t.probs[::SUBSAMPLE])) for t in self.terms]
+        r = ScenarioLP(sub, self.lb, self.ub, self.cost, self.linear, tol=self.tol, method=self.method,
+                       lp="ipm" if self.ipm else "simplex").solve()
+        return r.h if r.status == "optimal" else None
 
     def _bounded(self, result: LargeResult) -> LargeResult:
         if result.status == "optimal":
@@ -379,3 +396,8 @@ def first_set(term: ScenarioTerm, loss: np.ndarray) -> np.ndarray:
 
 def cap(term: ScenarioTerm) -> int:
     return add_size(term.kind, term.alpha, len(term.offset))
+
+
+def _thinned(kind: str, probs: np.ndarray) -> np.ndarray:
+    """A subsample's scenario weights: probabilities rescaled to sum 1 (ES), dampening weights as they are."""
+    return probs / probs.sum() if kind == "es" else probs
