@@ -10,6 +10,10 @@ normal equations ``A Theta A'`` are formed with one BLAS product over the dense 
 (syrk) and factored by dense Cholesky (0.01 s), so an iteration costs about 0.07 s at
 1,001 x 5,500 and 20-30 iterations (Mehrotra predictor-corrector) solve the LP.
 
+An ES limit adds a cap row per scenario (``mu_s <= lam p_s / beta``, linking each weight to
+the limit's multiplier): ``eliminate`` takes such rows out of the normal equations by their
+structure, so they stay K-sized.
+
 The answer is an interior point of the optimal face, not a vertex, accurate to ``tol``
 (relative residuals and duality gap); callers that need a certificate compute a bound
 from it (``scenario_dual.dual_bound``) rather than trusting the iterate.
