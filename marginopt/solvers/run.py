@@ -68,8 +68,10 @@ def solve(
     accept: Callable[[], str | None] | None = None,
     build_seconds: float = 0.0,
     warm: bool = False,
+    options: dict[str, dict[str, Any]] | None = None,
 ) -> SolveReport:
     """Solve with the first solver of the chain whose answer is optimal and accepted.
+    ``options``: per solver, settings on top of ``OPTIONS``.
 
     ``accept`` checks a solution independently (verification) and returns why it
     is refused, or None. Infeasibility is an answer and ends the chain (the
@@ -85,7 +87,7 @@ def solve(
         try:
             with warnings.catch_warnings(), _quiet_stdout():
                 warnings.simplefilter("ignore")  # solver chatter; the status says what matters
-                problem.solve(solver=name, warm_start=warm, **OPTIONS.get(name, {}))
+                problem.solve(solver=name, warm_start=warm, **{**OPTIONS.get(name, {}), **(options or {}).get(name, {})})
             status = map_status(problem.status)
         except cp.error.SolverError as exc:
             status, note = SolveStatus.ERROR, str(exc).splitlines()[0] if str(exc) else "solver error"
