@@ -67,19 +67,24 @@ def limit_data(m: np.ndarray) -> tuple[np.ndarray, float]:
     return mu, 0.9 * _es(m @ np.full(k, 1.0 / k))
 
 
-def _warm(m: np.ndarray, l0: np.ndarray, problem: str) -> tuple[float, float, float, str]:
-    """A desk re-run: solve, move the market (each instrument's losses by its own seeded
-    ~1%, the book's by 1%; the matrix is changed in place, so no second copy), re-solve
-    from the previous working set. The times printed are the re-solve's."""
+def _program(m: np.ndarray, l0: np.ndarray, problem: str) -> tuple[Any, Any]:
+    """The hedge or budget problem as a ScenarioTerm and its ScenarioLP."""
     from marginopt.solvers.scenario_lp import ScenarioLP, ScenarioTerm
 
     s, k = m.shape
     if problem == "hedge":
         term = ScenarioTerm("es", m, np.arange(k), l0, np.full(s, 1 / s), ALPHA, floor=False)
-        lp = ScenarioLP([term], -np.full(k, BOUND), np.full(k, BOUND), np.full(k, COST))
-    else:
-        term = ScenarioTerm("es", m, np.arange(k), np.zeros(s), np.full(s, 1 / s), ALPHA, floor=False)
-        lp = ScenarioLP([term], np.zeros(k), np.full(k, np.inf), np.zeros(k), (np.ones((1, k)), np.ones(1), np.ones(1)))
+        return term, ScenarioLP([term], -np.full(k, BOUND), np.full(k, BOUND), np.full(k, COST))
+    term = ScenarioTerm("es", m, np.arange(k), np.zeros(s), np.full(s, 1 / s), ALPHA, floor=False)
+    return term, ScenarioLP([term], np.zeros(k), np.full(k, np.inf), np.zeros(k), (np.ones((1, k)), np.ones(1), np.ones(1)))
+
+
+def _warm(m: np.ndarray, l0: np.ndarray, problem: str) -> tuple[float, float, float, str]:
+    """A desk re-run: solve, move the market (each instrument's losses by its own seeded
+    ~1%, the book's by 1%; the matrix is changed in place, so no second copy), re-solve
+    from the previous working set. The times printed are the re-solve's."""
+    s, k = m.shape
+    term, lp = _program(m, l0, problem)
     t0 = time.perf_counter()
     cold = lp.solve()
     cold_s = time.perf_counter() - t0
@@ -108,12 +113,7 @@ def _marginopt(m: np.ndarray, l0: np.ndarray, problem: str) -> tuple[float, floa
         r = lp.solve()
         return (build, time.perf_counter() - t0 - build, r.objective,
                 f"gap {r.gap:.1e}, {r.iterations} rounds, {len(r.working_set[0])} rows, ES/limit {term.value(r.h) / kappa:.9f}")
-    if problem == "hedge":
-        term = ScenarioTerm("es", m, np.arange(k), l0, np.full(s, 1 / s), ALPHA, floor=False)
-        lp = ScenarioLP([term], -np.full(k, BOUND), np.full(k, BOUND), np.full(k, COST))
-    else:
-        term = ScenarioTerm("es", m, np.arange(k), np.zeros(s), np.full(s, 1 / s), ALPHA, floor=False)
-        lp = ScenarioLP([term], np.zeros(k), np.full(k, np.inf), np.zeros(k), (np.ones((1, k)), np.ones(1), np.ones(1)))
+    _, lp = _program(m, l0, problem)
     build = time.perf_counter() - t0
     # No start given: the solver starts from its second-moment hedge (solvers.scenario_start),
     # whose time is in the solve time printed.

@@ -163,24 +163,33 @@ def test_an_unbounded_problem_is_reported(method, lp):
 def test_expected_shortfall_as_a_limit(method, lp):
     # max mu'h  s.t.  ES_0.95(L h) <= kappa, sum h = 1, h >= 0: the CVQP problem class. On the
     # dual the limit's multiplier is a column and each scenario's cap a row.
-    rng = np.random.default_rng(9)
-    s, k = 1500, 10
+    term, mu, ref = limit_problem(9, 1500, 10)
+    r = ScenarioLP([term], np.zeros(10), np.full(10, np.inf), -mu, budget_row(10), method=method, lp=lp).solve()
+    assert r.status == "optimal"
+    assert -r.objective == pytest.approx(ref, rel=1e-8)
+    assert term.value(r.h) <= term.limit * (1 + 1e-9)  # the limit holds on every scenario, not only those generated
+    assert len(r.working_set[0]) < 1500
+
+
+def budget_row(k):
+    """sum h = 1 as a linear row."""
+    return np.ones((1, k)), np.ones(1), np.ones(1)
+
+
+def limit_problem(seed, s, k):
+    """``max mu'h s.t. ES_0.95(L h) <= 0.9 ES(equal weights), sum h = 1, h >= 0``: the limited
+    term, mu, and the optimum of the full Rockafellar-Uryasev LP by HiGHS through cvxpy."""
+    rng = np.random.default_rng(seed)
     m = factor_losses(rng, s, k)
     mu = rng.uniform(0.0, 0.05, k)
     equal = ScenarioTerm("es", m, np.arange(k), np.zeros(s), np.full(s, 1 / s), 0.95, floor=False)
     kappa = 0.9 * equal.value(np.full(k, 1.0 / k))
     term = ScenarioTerm("es", m, np.arange(k), np.zeros(s), np.full(s, 1 / s), 0.95, weight=0.0, floor=False, limit=kappa)
-    lb, ub = np.zeros(k), np.full(k, np.inf)
-    budget = (np.ones((1, k)), np.ones(1), np.ones(1))
-    r = ScenarioLP([term], lb, ub, -mu, budget, method=method, lp=lp).solve()
     h, c = cp.Variable(k), cp.Variable()
     es = c + cp.sum(cp.pos(m @ h - c)) / (0.05 * s)
     ref = cp.Problem(cp.Maximize(mu @ h), [es <= kappa, cp.sum(h) == 1, h >= 0])
     ref.solve(solver="HIGHS")
-    assert r.status == "optimal"
-    assert -r.objective == pytest.approx(ref.value, rel=1e-8)
-    assert term.value(r.h) <= kappa * (1 + 1e-9)  # the limit holds on every scenario, not only those generated
-    assert len(r.working_set[0]) < s
+    return term, mu, float(ref.value)
 
 
 @pytest.mark.parametrize("linear", [False, True])
@@ -237,8 +246,7 @@ def test_a_limit_no_hedge_can_meet_is_infeasible(method, lp):
     s, k = 900, 6
     m = factor_losses(rng, s, k)
     cap = ScenarioTerm("es", m, np.arange(k), np.zeros(s), np.full(s, 1 / s), 0.97, weight=0.0, floor=False, limit=-5.0)
-    budget = (np.ones((1, k)), np.ones(1), np.ones(1))
-    r = ScenarioLP([cap], np.zeros(k), np.ones(k), -np.ones(k), budget, method=method, lp=lp).solve()
+    r = ScenarioLP([cap], np.zeros(k), np.ones(k), -np.ones(k), budget_row(k), method=method, lp=lp).solve()
     assert r.status == "infeasible"
 
 
@@ -258,18 +266,7 @@ def test_a_limit_starts_from_its_subsample_optimum(method, lp, monkeypatch):
         return h
 
     monkeypatch.setattr(scenario_lp.ScenarioLP, "_subsample_start", spy)
-    rng = np.random.default_rng(17)
-    s, k = 3000, 8
-    m = factor_losses(rng, s, k)
-    mu = rng.uniform(0.0, 0.05, k)
-    equal = ScenarioTerm("es", m, np.arange(k), np.zeros(s), np.full(s, 1 / s), 0.95, floor=False)
-    kappa = 0.9 * equal.value(np.full(k, 1.0 / k))
-    term = ScenarioTerm("es", m, np.arange(k), np.zeros(s), np.full(s, 1 / s), 0.95, weight=0.0, floor=False, limit=kappa)
-    budget = (np.ones((1, k)), np.ones(1), np.ones(1))
-    r = ScenarioLP([term], np.zeros(k), np.full(k, np.inf), -mu, budget, method=method, lp=lp).solve()
-    h, c = cp.Variable(k), cp.Variable()
-    es = c + cp.sum(cp.pos(m @ h - c)) / (0.05 * s)
-    ref = cp.Problem(cp.Maximize(mu @ h), [es <= kappa, cp.sum(h) == 1, h >= 0])
-    ref.solve(solver="HIGHS")
+    term, mu, ref = limit_problem(17, 3000, 8)
+    r = ScenarioLP([term], np.zeros(8), np.full(8, np.inf), -mu, budget_row(8), method=method, lp=lp).solve()
     assert used[-1]  # the outer call (the subsample's own, first in the list, is too small to subsample)
-    assert -r.objective == pytest.approx(ref.value, rel=1e-8)
+    assert -r.objective == pytest.approx(ref, rel=1e-8)

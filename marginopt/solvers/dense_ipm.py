@@ -91,25 +91,32 @@ class _Matrix:
         self.own = single[~carries[single]]
         if np.bincount(self.row_of[self.carrier], minlength=len(self.gone)).max(initial=0) > 1:
             raise ValueError("an eliminated row may carry only one column with entries in the kept rows")
-        self.u = a[:, self.link].toarray()  # m x (linking columns)
+        u = a[:, self.link].toarray()  # the linking columns on kept and eliminated rows
+        self.u1, self.u2 = u[self.kept], u[self.gone]
+
+    def dot1(self, x: np.ndarray) -> np.ndarray:
+        """A1 x over the kept rows (x a vector or a matrix of columns)."""
+        return self.d1 @ x[self.dense] + self.s1 @ x[self.sparse]
+
+    def tdot1(self, y: np.ndarray) -> np.ndarray:
+        """A1' y over the kept rows (y a vector or a matrix of columns)."""
+        out = np.empty((self.shape[1],) + y.shape[1:])
+        out[self.dense] = self.d1.T @ y
+        out[self.sparse] = self.s1.T @ y
+        return out
 
     def dot(self, x: np.ndarray) -> np.ndarray:
-        top = self.d1 @ x[self.dense] + self.s1 @ x[self.sparse]
         if not self.gone.size:
-            return top
+            return self.dot1(x)
         out = np.empty(self.shape[0])
-        out[self.kept] = top
+        out[self.kept] = self.dot1(x)
         out[self.gone] = self.a2 @ x
         return out
 
     def tdot(self, y: np.ndarray) -> np.ndarray:
-        out = np.empty(self.shape[1])
-        y1 = y[self.kept] if self.gone.size else y
-        out[self.dense] = self.d1.T @ y1
-        out[self.sparse] = self.s1.T @ y1
-        if self.gone.size:
-            out += self.a2.T @ y[self.gone]
-        return out
+        if not self.gone.size:
+            return self.tdot1(y)
+        return self.tdot1(y[self.kept]) + self.a2.T @ y[self.gone]
 
     def normal(self, theta: np.ndarray) -> np.ndarray:
         """A1 diag(theta) A1' over the kept rows (the one product worth BLAS threads, see ``solve``)."""
@@ -151,10 +158,9 @@ class _Normal:
             w[j] = theta[j] * other[mat.row_of[j]] / self.diag[mat.row_of[j]]
         normal = mat.normal(w)
         if mat.link.size:
-            u1, u2 = mat.u[mat.kept], mat.u[mat.gone]
-            t = u2 / self.diag[:, None]
-            self.ut = u1 - self._carry(t)  # U1 - M12 D^-1 U2
-            c = np.diag(1.0 / np.maximum(theta[mat.link], 1e-300)) + u2.T @ t
+            t = mat.u2 / self.diag[:, None]
+            self.ut = mat.u1 - self._carry(t)  # U1 - M12 D^-1 U2
+            c = np.diag(1.0 / np.maximum(theta[mat.link], 1e-300)) + mat.u2.T @ t
             self.c = sla.cho_factor(c, check_finite=False)
             normal += self.ut @ sla.cho_solve(self.c, self.ut.T, check_finite=False)
         factored = _cholesky(normal, shift)
@@ -171,7 +177,7 @@ class _Normal:
         j = mat.carrier
         v = np.zeros((mat.shape[1], t.shape[1]))
         v[j] = (self.theta[j] * mat.coef[j])[:, None] * t[mat.row_of[j]]
-        return mat.d1 @ v[mat.dense] + mat.s1 @ v[mat.sparse]
+        return mat.dot1(v)
 
     def solve(self, r: np.ndarray) -> np.ndarray:
         mat, factor = self.mat, self.factor
@@ -182,25 +188,18 @@ class _Normal:
         t = r2 / self.diag[:, None]
         rhs = r1 - self._carry(t)
         if mat.link.size:
-            q = mat.u[mat.gone].T @ t
+            q = mat.u2.T @ t
             rhs = rhs - self.ut @ sla.cho_solve(self.c, q, check_finite=False)
         y1 = sla.cho_solve(factor, rhs, check_finite=False)
         j = mat.carrier
         back = np.zeros_like(r2)
-        back[mat.row_of[j]] = (self.theta[j] * mat.coef[j])[:, None] * self._tdot1(y1)[j]
+        back[mat.row_of[j]] = (self.theta[j] * mat.coef[j])[:, None] * mat.tdot1(y1)[j]
         if mat.link.size:
             z = sla.cho_solve(self.c, self.ut.T @ y1 + q, check_finite=False)
-            back += mat.u[mat.gone] @ z
+            back += mat.u2 @ z
         out = np.empty(len(r))
         out[mat.kept] = y1[:, 0]
         out[mat.gone] = ((r2 - back) / self.diag[:, None])[:, 0]
-        return out
-
-    def _tdot1(self, y: np.ndarray) -> np.ndarray:
-        mat = self.mat
-        out = np.empty((mat.shape[1], y.shape[1]))
-        out[mat.dense] = mat.d1.T @ y
-        out[mat.sparse] = mat.s1.T @ y
         return out
 
 
@@ -225,9 +224,7 @@ def _solve(c: np.ndarray, a: sp.spmatrix, b: np.ndarray, lower: np.ndarray, uppe
     Bound slacks ``sl = x - l``, ``su = u - x`` are variables of their own with their
     residuals in the Newton system: the start need not satisfy them, and recomputing
     ``x - l`` would lose a slack of 1e-17 next to a bound of 1 to cancellation."""
-    a = sp.csc_matrix(a)
-    mat = _Matrix(a, eliminate)
-    m, n = a.shape
+    mat = _Matrix(sp.csc_matrix(a), eliminate)
     c, b, lower, upper = (np.asarray(v, float) for v in (c, b, lower, upper))
     hl, hu = np.isfinite(lower), np.isfinite(upper)
     # A free column gets a small proximal term so the normal matrix stays defined.

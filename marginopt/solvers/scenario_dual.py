@@ -176,10 +176,7 @@ def solve_dual(
         if ipm:
             failed, col, row_dual = run_ipm(hs, seconds, np.concatenate(cap_rows) if cap_rows else None)
         else:
-            failed = run_simplex(hs, seconds)
-            if not failed:
-                sol = hs.getSolution()
-                col, row_dual = np.asarray(sol.col_value), np.asarray(sol.row_dual)
+            failed, col, row_dual = run_simplex(hs, seconds)
         if failed:
             return LargeResult(failed, h, math.nan, lower, it, working, [], np.zeros(0), [], seconds), working
         # Minimizing the negated dual: mu_s has reduced cost -(l0_s + L_s h - c_g) with h the hedge
@@ -197,9 +194,10 @@ def solve_dual(
         t1 = time.perf_counter()
         for g, term in enumerate(terms):
             loss = term.losses(h)
-            viol = violated(loss - c_level[g], loss, in_lp[g], tol, cap(term))
+            excess = loss - c_level[g]
+            viol = violated(excess, loss, in_lp[g], tol, cap(term))
             if ipm and viol.size and AHEAD > 0:
-                viol = ahead(loss - c_level[g], in_lp[g], viol, int(math.ceil(AHEAD * (1 - term.alpha) * len(loss))))
+                viol = ahead(excess, in_lp[g], viol, int(math.ceil(AHEAD * (1 - term.alpha) * len(loss))))
             if viol.size:
                 add(g, viol)
                 added += viol.size
@@ -237,11 +235,7 @@ def run_ipm(hs: highspy.Highs, seconds: dict[str, float],
     seconds["lp"] += time.perf_counter() - t1
     if r.status != "error" and r.residual < 1e-6:
         return None, r.x, r.y
-    failed = run_simplex(hs, seconds)
-    if failed:
-        return failed, np.zeros(0), np.zeros(0)
-    sol = hs.getSolution()
-    return None, np.asarray(sol.col_value), np.asarray(sol.row_dual)
+    return run_simplex(hs, seconds)
 
 
 def dual_bound(
@@ -318,11 +312,15 @@ def ahead(excess: np.ndarray, in_lp: np.ndarray, viol: np.ndarray, n: int) -> np
     return np.concatenate([viol, cand])
 
 
-def run_simplex(hs: highspy.Highs, seconds: dict[str, float]) -> str | None:
-    """HiGHS on the restricted dual. Unbounded there means the primal's restriction, a
-    relaxation of the full program, is infeasible (a limit or linear rows no h meets)."""
+def run_simplex(hs: highspy.Highs, seconds: dict[str, float]) -> tuple[str | None, np.ndarray, np.ndarray]:
+    """HiGHS on the restricted dual: (failure, column values, row duals). Unbounded there means
+    the primal's restriction, a relaxation of the full program, is infeasible (a limit or
+    linear rows no h meets)."""
     failed = run_lp(hs, seconds)
     if failed == "error" and hs.getModelStatus() in (highspy.HighsModelStatus.kUnbounded,
                                                       highspy.HighsModelStatus.kUnboundedOrInfeasible):
-        return "infeasible"
-    return failed
+        failed = "infeasible"
+    if failed:
+        return failed, np.zeros(0), np.zeros(0)
+    sol = hs.getSolution()
+    return None, np.asarray(sol.col_value), np.asarray(sol.row_dual)

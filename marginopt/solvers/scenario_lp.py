@@ -131,6 +131,12 @@ class ScenarioLP:
         self._lb = np.where(np.isfinite(self.lb), self.lb, -ARTIFICIAL)
         self._ub = np.where(np.isfinite(self.ub), self.ub, ARTIFICIAL)
         self.k = len(self.lb)
+        # LP column of h+_j and h-_j in the primal, -1 where the box fixes that half at zero.
+        pos, neg = np.flatnonzero(self._ub > 0.0), np.flatnonzero(self._lb < 0.0)
+        self._pos = np.full(self.k, -1)
+        self._neg = np.full(self.k, -1)
+        self._pos[pos] = np.arange(len(pos))
+        self._neg[neg] = len(pos) + np.arange(len(neg))
         self.linear = linear  # (A, lower, upper)
         self.tol = tol
         self.max_iterations = max_iterations
@@ -158,12 +164,7 @@ class ScenarioLP:
         hs.setOptionValue("output_flag", False)
         hp_lo, hp_hi = np.maximum(self._lb, 0.0), np.maximum(self._ub, 0.0)
         hn_lo, hn_hi = np.maximum(-self._ub, 0.0), np.maximum(-self._lb, 0.0)
-        pos, neg = np.flatnonzero(hp_hi > 0.0), np.flatnonzero(hn_hi > 0.0)
-        # Column of h+_j and h-_j, -1 where there is none.
-        self._pos = np.full(self.k, -1)
-        self._neg = np.full(self.k, -1)
-        self._pos[pos] = np.arange(len(pos))
-        self._neg[neg] = len(pos) + np.arange(len(neg))
+        pos, neg = np.flatnonzero(self._pos >= 0), np.flatnonzero(self._neg >= 0)
         n = len(pos) + len(neg)
         hs.addCols(n, np.concatenate([self.cost[pos], self.cost[neg]]), np.concatenate([hp_lo[pos], hn_lo[neg]]),
                    np.concatenate([hp_hi[pos], hn_hi[neg]]), 0, np.zeros(n, np.int32), np.zeros(0, np.int32),
