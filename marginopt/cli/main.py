@@ -164,8 +164,10 @@ def _plan_command(mode: str, doc: str) -> None:
     @click.argument("case", type=click.Path(path_type=Path))
     @click.option("--objective", type=click.Choice(["min_cost", "min_margin"]), default=None,
                   help="Overrides the case's objective.")
-    @click.option("--solver", default=None, help="Force a solver (HIGHS, CLARABEL, ECOS, OSQP) or a formulation: GENERATE (scenario "
-                  "generation, chosen by itself for 20,000+ scenarios) or FULL (every scenario in one program).")
+    @click.option("--solver", default=None, help="Force a solver (HIGHS, CLARABEL, ECOS, OSQP) or a formulation: SCENARIO (the large-scenario "
+                  "solver, chosen by itself for 20,000+ scenarios when the problem is a min_margin hedge over ES or scenario "
+                  "maximum margins), GENERATE (scenario generation in the whole problem, chosen by itself otherwise) or FULL "
+                  "(every scenario in one program).")
     @click.option("--format", "fmt", type=PLAN_FORMATS, default="table", show_default=True)
     @click.option("--out", type=click.Path(path_type=Path), default=None, help="Folder for the plan as CSV and Parquet tables.")
     def command(case: Path, objective: str | None, solver: str | None, fmt: str, out: Path | None) -> None:

@@ -40,11 +40,12 @@ def optimize(
     return run(problem, solver)
 
 
-FORMULATIONS = {"GENERATE": "generate", "FULL": "cvxpy"}
+FORMULATIONS = {"SCENARIO": "scenario", "GENERATE": "generate", "FULL": "cvxpy"}
 
 
 def formulation(solver: str | None) -> tuple[str, str | None]:
-    """``--solver`` to (builder backend, forced solver): ``GENERATE`` is scenario generation
+    """``--solver`` to (builder backend, forced solver): ``SCENARIO`` is the large-scenario solver
+    (``optimizer.scenario_route``), ``GENERATE`` scenario generation in cvxpy
     (``optimizer.generation``), ``FULL`` every scenario in one program, a solver name forces
     that solver (through cvxpy unless HiGHS), and nothing picks by size."""
     if solver is None:
@@ -59,6 +60,8 @@ def run(problem: MarginProblem, solver: str | None = None, warm: bool = False) -
     """Solve a built problem (again, after ``problem.update``), verify and report."""
     if problem.direct is not None:
         return _run_direct(problem, solver, warm)
+    if problem.route is not None:
+        return _run_route(problem, solver, warm)
     if problem.generation is not None:
         return _run_generation(problem, solver, warm)
     checked: dict[str, Verification] = {}
@@ -158,6 +161,43 @@ def _run_direct(problem: MarginProblem, solver: str | None, warm: bool) -> Optim
     fallback = run(MarginProblem(problem.case, problem.objective, problem.mode, backend="cvxpy"), solver)
     report = fallback.solver
     return replace(fallback, solver=replace(report, attempts=(attempt, *report.attempts)))
+
+
+def _run_route(problem: MarginProblem, solver: str | None, warm: bool) -> OptimizationResult:
+    """The hedge program on ``solvers.scenario_lp``, verified against the venues' own measures;
+    the cvxpy generation route if it fails or its plan does not verify."""
+    route = problem.route
+    assert route is not None
+    res = route.solve()
+    assert route.lp is not None
+    seconds = res.seconds.get("total", 0.0)
+    note = f"large-scenario solver ({route.lp.method} LP), {res.iterations} rounds"
+    status = {"optimal": SolveStatus.OPTIMAL, "infeasible": SolveStatus.INFEASIBLE}.get(res.status, SolveStatus.ERROR)
+    if res.status == "optimal":
+        plan = Plan(res.h, {})
+        check = verify(problem, plan)
+        if not check.passed:
+            status = SolveStatus.INACCURATE
+            note += "; verification: " + "; ".join(c.name for c in check.failures[:3])
+    attempt = Attempt("SCENARIO", status, seconds, note)
+    report = SolveReport("SCENARIO", status, ProblemClass.LP, problem.build_seconds, seconds, (attempt,), res.iterations, warm)
+    if status is SolveStatus.OPTIMAL:
+        gap = max(res.gap, 0.0)
+        certificate = {
+            "method": f"scenario generation on the {route.lp.method} LP",
+            "rounds": res.iterations,
+            "converged": True,
+            "lower_bound": check.objective_value - gap,
+            "gap": gap,
+            "scenarios_in_program": route.sizes(),
+        }
+        # min_margin: each venue's margin is in the objective with weight one; collateral is as posted.
+        shadow: dict[str, dict[str, float]] = {"assets": {}, "venues": {p.name: 1.0 for p in problem.parts}}
+        return _result(problem, "optimal", report, check, plan=plan, shadow=shadow, certificate=certificate)
+    if status is SolveStatus.INFEASIBLE:
+        return _infeasible(problem, report, solver)
+    fallback = run(MarginProblem(problem.case, problem.objective, problem.mode, backend="generate"), solver)
+    return replace(fallback, solver=replace(fallback.solver, attempts=(attempt, *fallback.solver.attempts)))
 
 
 def plan_of(problem: MarginProblem) -> Plan:

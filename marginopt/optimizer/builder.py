@@ -41,6 +41,7 @@ import cvxpy as cp
 import numpy as np
 import scipy.sparse as sp
 
+from marginopt.errors import MarginoptError
 from marginopt.models.book import VenueBook, whole_book_losses
 from marginopt.models.case import Case
 from marginopt.models.collateral import HaircutSchedule
@@ -52,6 +53,7 @@ from marginopt.solvers import ProblemClass
 if TYPE_CHECKING:
     from marginopt.optimizer.direct import DirectLP
     from marginopt.optimizer.generation import Generation
+    from marginopt.optimizer.scenario_route import ScenarioRoute
 
 
 class Mode(str, Enum):
@@ -112,7 +114,9 @@ class MarginProblem:
         ``cvxpy`` always uses cvxpy with every scenario in the program; ``generate`` restricts
         expected-shortfall and scenario-maximum measures to working sets of scenarios
         (``optimizer.generation``), which ``auto`` also chooses for a venue with hedges and
-        at least ``LARGE_SCENARIOS`` scenarios. ``generation`` carries working sets over."""
+        at least ``LARGE_SCENARIOS`` scenarios; ``scenario`` hands a ``min_margin`` hedge program
+        over ES and scenario-maximum margins to ``solvers.scenario_lp`` (``optimizer.scenario_route``),
+        which ``auto`` prefers to ``generate`` where it applies. ``generation`` carries working sets over."""
         t0 = time.perf_counter()
         self.case = case
         self.elastic = elastic
@@ -133,6 +137,7 @@ class MarginProblem:
         self.parts = [self._part(name) for name in case.venues]
         self.direct: DirectLP | None = None
         self.generation: Generation | None = None
+        self.route: ScenarioRoute | None = None
         if backend == "auto" and self.h is None and self.collateral_free and not elastic:
             from marginopt.optimizer.direct import DirectLP
 
@@ -140,6 +145,17 @@ class MarginProblem:
             self.problem_class = ProblemClass.LP
             self.build_seconds = time.perf_counter() - t0
             return
+        if backend == "scenario" or (backend == "auto" and not elastic and self._large()):
+            from marginopt.optimizer.scenario_route import ScenarioRoute, why_not
+
+            reason = why_not(self)
+            if reason is None:
+                self.route = ScenarioRoute(self)
+                self.problem_class = ProblemClass.LP
+                self.build_seconds = time.perf_counter() - t0
+                return
+            if backend == "scenario":
+                raise MarginoptError(f"--solver SCENARIO: {reason}; use GENERATE or FULL")
         if backend == "generate" or (backend == "auto" and self._large()):
             from marginopt.optimizer.generation import Generation, start_positions
 
@@ -383,6 +399,13 @@ class MarginProblem:
         """
         t0 = time.perf_counter()
         self.case = case
+        if self.route is not None:
+            # The route reads the books at each solve.
+            for part in self.parts:
+                part.book = part.book.moved(case)
+                part.full_measure = part.measure = convex_form(part.book.initial)
+            self.build_seconds = time.perf_counter() - t0
+            return
         if self.generation is not None:
             # Restricted measures are compiled for their working sets: compile again with the moved
             # matrices, starting from the working sets of the last solve.

@@ -28,7 +28,7 @@ if TYPE_CHECKING:
     from marginopt.solvers.scenario_lp import ScenarioTerm
 
 ROWS = 20_000  # rows sampled for the second moment (it is a K x K estimate)
-BLOCK = 4_096
+BLOCK = 1_024
 
 
 def second_moment(

@@ -17,6 +17,8 @@ from marginopt.models.pricing import PricingInputs
 from marginopt.models.reader import Node
 from marginopt.typing import FloatArray, IntArray
 
+_CHECK_ROWS = 8192
+
 
 @dataclass(frozen=True, eq=False)
 class ScenarioLosses:
@@ -52,9 +54,12 @@ class ScenarioLosses:
             raise ValueError("a scenario set needs at least one scenario")
         if not np.all(self.weights > 0) or not np.all(np.isfinite(self.weights)):
             raise ValueError("scenario weights must be finite and positive")
-        if not np.isfinite(m).all():
-            bad = np.argwhere(~np.isfinite(m))[0]
-            raise ValueError(f"loss of {self.instrument_ids[bad[1]]} in scenario {self.labels[bad[0]]} is not finite")
+        # In row blocks: a mask of the whole matrix would add an eighth of it to the peak memory.
+        for lo in range(0, s, _CHECK_ROWS):
+            block = m[lo:lo + _CHECK_ROWS]
+            if not np.isfinite(block).all():
+                bad = np.argwhere(~np.isfinite(block))[0]
+                raise ValueError(f"loss of {self.instrument_ids[bad[1]]} in scenario {self.labels[lo + bad[0]]} is not finite")
         bounds = self.group_bounds if self.group_bounds is not None else np.array([0, s], dtype=np.int64)
         if bounds[0] != 0 or bounds[-1] != s or len(bounds) != len(self.group_names) + 1 or np.any(np.diff(bounds) <= 0):
             raise ValueError("group_bounds must split the scenarios into non-empty groups in order")

@@ -83,7 +83,7 @@ def matrix_losses(path: Path, columns: list[str], n_rows: int, column: Callable[
             raise CaseError(Location(path, int(bad[0]) + 1, "row"), "weight", "a positive weight", raw_weights.iloc[bad[0]])
     else:
         weights = np.ones(n_rows)
-    labels = column("scenario").astype(str).to_numpy() if "scenario" in columns else np.char.add("row ", np.arange(1, n_rows + 1).astype(str))
+    labels = column("scenario").astype(str).to_numpy() if "scenario" in columns else _row_labels(n_rows)
     if "group" not in columns:
         return ScenarioLosses(labels.astype(str), weights, ids, np.ascontiguousarray(values), source=f"matrix: {path.name}")
     groups = column("group").astype(str).to_numpy()
@@ -93,6 +93,12 @@ def matrix_losses(path: Path, columns: list[str], n_rows: int, column: Callable[
     bounds = np.searchsorted(code[order], np.arange(len(names) + 1)).astype(np.int64)
     return ScenarioLosses(labels[order].astype(str), weights[order], ids, np.ascontiguousarray(values[order]),
                           names, bounds, source=f"matrix: {path.name}")
+
+
+def _row_labels(n: int) -> np.ndarray:
+    """"row 1" .. "row n", built at their final width (a plain ``astype(str)`` of the numbers
+    is 21 characters wide: 0.1x of a 100-column matrix, briefly)."""
+    return np.char.add("row ", np.arange(1, n + 1).astype(f"U{len(str(n))}"))
 
 
 def _finite(path: Path, series: pd.Series, col: str) -> np.ndarray:
