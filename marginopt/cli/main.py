@@ -79,9 +79,35 @@ def _report(path: Path, fmt: str, title: str) -> None:
 @cli.command()
 @click.argument("case", type=click.Path(path_type=Path))
 @click.option("--format", "fmt", type=FORMATS, default="table", show_default=True)
-def margin(case: Path, fmt: str) -> None:
+@click.option("--from", "source", type=click.Choice(["case", "derive-pm2"]), default="case", show_default=True,
+              help="What CASE is: a marginopt case file, or a Derive portfolio-margin (PMRM_2) snapshot in Derive's JSON.")
+def margin(case: Path, fmt: str, source: str) -> None:
     """Initial and maintenance margin, components, collateral and excess per venue."""
+    if source == "derive-pm2":
+        _derive_report(case, fmt)
+        return
     _report(case, fmt, "")
+
+
+def _derive_report(path: Path, fmt: str) -> None:
+    import json
+
+    from marginopt.cli import render
+    from marginopt.models.derive.model import DeriveModel
+    from marginopt.models.derive.report import derive_json, derive_report
+    from marginopt.models.derive.snapshot import load_snapshot
+
+    model = DeriveModel.from_snapshot(load_snapshot(path))
+    if fmt == "json":
+        click.echo(json.dumps(derive_json(model), indent=2))
+        return
+    report, extra = derive_report(model)
+    if fmt == "csv":
+        click.echo(render.margin_csv(report), nl=False)
+    else:
+        render.margin_table(report, render.stdout_console(), f"Derive PMRM_2 snapshot {path.name}")
+        render.stdout_console().print(f"Derive IM {render.money(report.venues[0].excess)}, "
+                                      f"MM {render.money(extra['maintenance_excess'])} (equity less what each requires)")
 
 
 @cli.command()
