@@ -7,21 +7,11 @@ from __future__ import annotations
 import numpy as np
 import pandas as pd
 import pytest
-import yaml
 
 import marginopt
 from marginopt.errors import MarginoptError
 from marginopt.optimizer import MarginProblem
-
-PRICES = {"BTC": 90000.0, "ETH": 3000.0, "USDC": 1.0}
-INSTRUMENTS = [
-    {"id": "BTCP", "kind": "perpetual", "underlying": "BTC"},
-    {"id": "ETHP", "kind": "perpetual", "underlying": "ETH"},
-    {"id": "BTCF", "kind": "future", "underlying": "BTC", "expiry": "2027-03-26"},
-    {"id": "BTCC", "kind": "option", "underlying": "BTC", "expiry": "2027-01-29", "strike": 100000, "right": "call", "vol": 0.55},
-    {"id": "ETHPUT", "kind": "option", "underlying": "ETH", "expiry": "2026-12-25", "strike": 2800, "right": "put", "vol": 0.7},
-]
-MC = {"kind": "monte_carlo", "n": 3000, "distribution": "student_t", "dof": 4, "correlation": {"BTC": {"ETH": 0.7}}}
+from tests.test_generation import INSTRUMENTS, MC, PRICES, load
 
 
 def case_doc(seed: int, n: int = 3000, es_only: bool = False) -> dict:
@@ -55,12 +45,6 @@ def case_doc(seed: int, n: int = 3000, es_only: bool = False) -> dict:
         "limits": {"net_delta": {"BTC": [-20, 20]}, "linear": [{"coefficients": {"ETHP": 1.0, "BTCC": 0.5}, "upper": 40}]},
         "objective": "min_margin",
     }
-
-
-def load(doc: dict, tmp_path) -> marginopt.Case:
-    path = tmp_path / "case.yaml"
-    path.write_text(yaml.safe_dump(doc, sort_keys=False))
-    return marginopt.load_case(path)
 
 
 def assert_same(route, full) -> None:

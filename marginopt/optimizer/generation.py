@@ -28,6 +28,7 @@ from marginopt.models.margin.base import CvxForm
 from marginopt.models.margin.composite import Composite
 from marginopt.models.margin.scenario_max import ScenarioMax
 from marginopt.models.margin.shortfall import ExpectedShortfall
+from marginopt.optimizer.scenario_route import limit_rows
 from marginopt.optimizer.verify import positions_after
 from marginopt.solvers.scenario_lp import add_size, largest, seed_size, violated
 from marginopt.solvers.scenario_start import minimize_second_moment, second_moment
@@ -204,10 +205,7 @@ def start_positions(problem: MarginProblem) -> dict[str, FloatArray]:
         return {}
     lb = np.array([-c.max_sell for c in cands])
     ub = np.array([c.max_buy for c in cands])
-    lins = problem.case.limits.linear
-    linear = (np.array([[lin.coefficients.get(c.instrument, 0.0) for c in cands] for lin in lins]),
-              np.array([-np.inf if lin.lower is None else lin.lower for lin in lins]),
-              np.array([np.inf if lin.upper is None else lin.upper for lin in lins])) if lins else None
+    linear = limit_rows(problem, net_delta=False)
     after = positions_after(problem, minimize_second_moment(g, b, lb, ub, linear))
     return {part.name: after[part.name] for part in problem.parts if part.cands}
 

@@ -69,6 +69,35 @@ def why_not(problem: MarginProblem) -> str | None:
     return None
 
 
+def limit_rows(problem: MarginProblem, net_delta: bool = True) -> tuple[np.ndarray, np.ndarray, np.ndarray] | None:
+    """The case's linear limits (and net-delta limits, the held book's delta moving their bounds)
+    as rows ``lower <= A h <= upper`` on the hedges."""
+    cands, limits = problem.cands, problem.case.limits
+    rows, lo, hi = [], [], []
+    for lin in limits.linear:
+        rows.append([lin.coefficients.get(c.instrument, 0.0) for c in cands])
+        lo.append(-np.inf if lin.lower is None else lin.lower)
+        hi.append(np.inf if lin.upper is None else lin.upper)
+    for u, (low, high) in (limits.net_delta.items() if net_delta else ()):
+        coef, held, touched = np.zeros(len(cands)), 0.0, False
+        for part in problem.parts:
+            inp = part.book.inputs
+            if u not in inp.underlyings:
+                continue
+            touched = True
+            delta = inp.delta_matrix()[inp.underlyings.index(u)]
+            held += float(delta @ part.book.q)
+            for i in part.cands:
+                coef[i] += delta[part.book.column(cands[i].instrument)]
+        if touched:
+            rows.append(coef.tolist())
+            lo.append(low - held)
+            hi.append(high - held)
+    if not rows:
+        return None
+    return np.array(rows, dtype=float), np.array(lo, dtype=float), np.array(hi, dtype=float)
+
+
 @dataclass
 class ScenarioRoute:
     """The problem's terms, bounds and rows for ``ScenarioLP``, rebuilt from the books at each
@@ -103,33 +132,6 @@ class ScenarioRoute:
                     self.venues.append(part.name)
         return out
 
-    def linear(self) -> tuple[np.ndarray, np.ndarray, np.ndarray] | None:
-        """Linear limits and net-delta limits as rows on h (the held book's delta moves the bounds)."""
-        cands, limits = self.problem.cands, self.problem.case.limits
-        rows, lo, hi = [], [], []
-        for lin in limits.linear:
-            rows.append([lin.coefficients.get(c.instrument, 0.0) for c in cands])
-            lo.append(-np.inf if lin.lower is None else lin.lower)
-            hi.append(np.inf if lin.upper is None else lin.upper)
-        for u, (low, high) in limits.net_delta.items():
-            coef, held, touched = np.zeros(len(cands)), 0.0, False
-            for part in self.problem.parts:
-                inp = part.book.inputs
-                if u not in inp.underlyings:
-                    continue
-                touched = True
-                delta = inp.delta_matrix()[inp.underlyings.index(u)]
-                held += float(delta @ part.book.q)
-                for i in part.cands:
-                    coef[i] += delta[part.book.column(cands[i].instrument)]
-            if touched:
-                rows.append(coef.tolist())
-                lo.append(low - held)
-                hi.append(high - held)
-        if not rows:
-            return None
-        return np.array(rows, dtype=float), np.array(lo, dtype=float), np.array(hi, dtype=float)
-
     def solve(self) -> LargeResult:
         """Solve (again); with the floors on if a term is negative at the unfloored optimum."""
         result = self._solve(self.floor)
@@ -142,7 +144,7 @@ class ScenarioRoute:
         cands = self.problem.cands
         terms = self.terms(floor)
         lp = ScenarioLP(terms, np.array([-c.max_sell for c in cands]), np.array([c.max_buy for c in cands]),
-                        np.array([c.cost_per_unit for c in cands]), self.linear())
+                        np.array([c.cost_per_unit for c in cands]), limit_rows(self.problem))
         if self.lp is not None and len(self.lp.working) == len(terms):
             lp.working = self.lp.working  # a re-solve after a market move starts from the last working sets
         self.lp = lp

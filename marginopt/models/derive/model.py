@@ -43,13 +43,9 @@ REGULAR_RANGE = 0.2  # a dampening of one and a move within +-20% is a regular s
 class Expiry:
     seconds: int
     cols: np.ndarray  # option columns of this expiry
-    discount: float  # exp(-r tau), the rate clipped at zero
     long_factor: float  # static discount of a positive expiry value
     short_factor: float  # ... of a negative one
     basis_factor: float  # basis add factor + mult factor * tau
-    confidence: float  # min of the feed's confidences and the portfolio's
-    up_mult: float
-    down_mult: float
 
 
 @dataclass
@@ -61,7 +57,6 @@ class DeriveModel:
     q0: FloatArray
     strikes: FloatArray
     calls: np.ndarray
-    vols: FloatArray
     expiries: list[Expiry]
     base: FloatArray  # (n_opt,) value of one option now
     values: FloatArray  # (S, n_opt) value of one option in each scenario (undiscounted by static factors)
@@ -94,9 +89,7 @@ class DeriveModel:
         x = np.array([s.spot_shock for s in sc])
         w = np.array([s.weight for s in sc])
         skew = np.array([s.skew for s in sc], dtype=bool)
-        port_conf = snap.spot_confidence if snap.perp_amount == 0 else min(snap.spot_confidence, snap.perp_confidence)
         floor_seconds = math.floor(p("VolShock.DTE_FLOOR") * 86400)
-        vols = np.zeros(n)
         base, up, down = np.zeros(n), np.zeros(n), np.zeros(n)
         values = np.zeros((len(sc), n))
         expiries = []
@@ -110,7 +103,6 @@ class DeriveModel:
             fixed, var = (feed.forward * (NEAR_EXPIRY - e) / NEAR_EXPIRY, feed.forward * e / NEAR_EXPIRY) if e < NEAR_EXPIRY \
                 else (0.0, feed.forward)
             vol = svi_vol(strikes[cols], feed.svi)
-            vols[cols] = vol
             if max(e, floor_seconds) == 0:
                 raise ModelError(f"{snap.source}: expiry 0 s with DTE_FLOOR 0 has no vol-shock scaling (Derive reverts)")
             g = (MONTH / max(e, floor_seconds)) ** (p("VolShock.SHORTTERMPOWER") if e <= MONTH else p("VolShock.LONGTERMPOWER"))
@@ -135,14 +127,14 @@ class DeriveModel:
             short_factor = min(1.0 / disc, p("Margin.BASE_STATIC_DISCOUNT_NEG")
                                * math.exp(tau * (rate * p("Margin.SHORT_RATE_MULTSCALE") + p("Margin.SHORT_RATE_ADDSCALE"))))
             basis = p("BasisContingency.BASIS_CONT_ADD_FACTOR") + p("BasisContingency.BASIS_CONT_MULT_FACTOR") * tau
-            expiries.append(Expiry(e, cols, disc, long_factor, short_factor, basis, min(feed.confidence, port_conf), up_mult, down_mult))
+            expiries.append(Expiry(e, cols, long_factor, short_factor, basis))
         groups: dict[tuple[int, float], list[int]] = {}
         for i, o in enumerate(opts):
             groups.setdefault((o.expiry, o.strike), []).append(i)
         coll_values = np.array([c.amount * c.price / snap.stable_price for c in snap.collateral])
         rc = np.array([c.risk_cancelling for c in snap.collateral], dtype=bool)
         collateral_pnl = w * (x - 1.0) * float(coll_values[rc].sum()) if len(coll_values) else np.zeros(len(sc))
-        return cls(snap, ids, q0, strikes, calls, vols, expiries, base, values, up, down, w, x - 1.0, skew, collateral_pnl,
+        return cls(snap, ids, q0, strikes, calls, expiries, base, values, up, down, w, x - 1.0, skew, collateral_pnl,
                    [np.array(g) for g in groups.values()], coll_values)
 
     # -- evaluation ----------------------------------------------------------------
@@ -180,10 +172,9 @@ class DeriveModel:
         port_conf = snap.spot_confidence if perp == 0 else min(snap.spot_confidence, snap.perp_confidence)
         perp_notional = abs(perp) * snap.spot
         oracle = conf(port_conf, perp_notional)
-        naked_notional = 0.0
+        # A call and a put at one strike net: only what stays short at a strike is naked.
+        naked_notional = snap.spot * sum(max(0.0, -float(opt[g].sum())) for g in self.strike_groups)
         for e in self.expiries:
-            naked = sum(max(0.0, -float(opt[g].sum())) for g in self.strike_groups if g[0] in set(e.cols.tolist()))
-            naked_notional += naked * snap.spot
             feed_conf = snap.feeds[e.seconds].confidence
             oracle += conf(min(feed_conf, port_conf), float(np.abs(opt[e.cols]).sum()) * snap.spot)
         values = self.collateral_values

@@ -41,6 +41,7 @@ def derive_report(model: DeriveModel) -> tuple[MarginReport, dict[str, Any]]:
     cont = model.contingencies(q)
     option_mtm = model.option_mtm(q)
     collateral_mtm = float(model.collateral_values.sum())
+    equity = model.equity(q)
     components = {
         "ForwardContingency": basis,
         **cont,
@@ -54,7 +55,7 @@ def derive_report(model: DeriveModel) -> tuple[MarginReport, dict[str, Any]]:
         "PerpMTM": snap.unrealised_pnl,
         "UnrealisedFunding": snap.unrealised_funding,
         "Cash": snap.cash,
-        "PortfolioMTM": model.equity(q),
+        "PortfolioMTM": equity,
     }
     for kind, name in (("regular", "worst_reg_loss"), ("tail", "worst_tail_loss"), ("skew", "worst_skew_loss")):
         values = [pnl[s] for s in range(len(pnl)) if kinds[s] == kind]
@@ -64,7 +65,7 @@ def derive_report(model: DeriveModel) -> tuple[MarginReport, dict[str, Any]]:
         venue=VENUE,
         initial_margin=im_req,
         maintenance_margin=mm_req,
-        collateral_value=model.equity(q),
+        collateral_value=equity,
         worst_scenario="forward (basis) contingency" if basis_worst else model.scenario_label(s_worst),
         worst_scenario_loss=worst,
         components=components,
