@@ -16,6 +16,8 @@ from typing import Any, ClassVar, Protocol, TypeVar
 
 import cvxpy as cp
 
+from marginopt.errors import NonConvexMeasureError
+
 from marginopt.models.pricing import PricingInputs
 from marginopt.models.reader import Node
 from marginopt.models.scenarios import ScenarioLosses, ScenarioSpec
@@ -58,6 +60,10 @@ class Measure(ABC):
     def worst_scenario(self, q: FloatArray) -> tuple[str, float] | None:
         """Label and weighted loss of the scenario that drives this measure, if any."""
         return None
+
+    def convex_bound(self) -> Measure:
+        """A convex measure never below this one, for the optimizer (a measure with ``convex = False`` defines it)."""
+        raise NonConvexMeasureError(f"{self.name}: not convex, and no convex bound to optimize against")
 
     @abstractmethod
     def gradient(self, q: FloatArray) -> FloatArray:

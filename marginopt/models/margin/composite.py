@@ -124,12 +124,10 @@ def parse_max(node: Node) -> CompositeSpec:
 
 
 def convex_form(measure: Measure) -> Measure:
-    """The measure to optimize: itself when convex, else with historical VaR bounded by ES."""
-    from marginopt.models.margin.shortfall import HistoricalVaR
-
+    """The measure to optimize: itself when convex, else each non-convex term replaced by its
+    convex bound (historical VaR by ES at the same alpha, for example)."""
     if measure.convex:
         return measure
-    if isinstance(measure, HistoricalVaR):
-        return measure.convex_bound()
-    assert isinstance(measure, Composite)
-    return type(measure)(measure.name, [convex_form(t) for t in measure.terms])
+    if isinstance(measure, Composite):
+        return type(measure)(measure.name, [convex_form(t) for t in measure.terms])
+    return measure.convex_bound()
