@@ -196,7 +196,17 @@ def _plan_command(mode: str, doc: str) -> None:
                   "(every scenario in one program).")
     @click.option("--format", "fmt", type=PLAN_FORMATS, default="table", show_default=True)
     @click.option("--out", type=click.Path(path_type=Path), default=None, help="Folder for the plan as CSV and Parquet tables.")
-    def command(case: Path, objective: str | None, solver: str | None, fmt: str, out: Path | None) -> None:
+    @click.option("--from", "source", type=click.Choice(["case", "derive-pm2"]), default="case", show_default=True,
+                  help="What CASE is: a marginopt case file, or a Derive PMRM_2 snapshot (run as the case derive-case writes).")
+    def command(case: Path, objective: str | None, solver: str | None, fmt: str, out: Path | None, source: str) -> None:
+        if source == "derive-pm2":
+            import tempfile
+
+            from marginopt.models.derive.case import write_case
+
+            with tempfile.TemporaryDirectory(prefix="marginopt-derive-") as folder:
+                _plan(write_case(case, Path(folder)), mode, objective, solver, fmt, out)
+            return
         _plan(case, mode, objective, solver, fmt, out)
 
 
@@ -204,6 +214,22 @@ _plan_command("optimize", "Margin-minimizing hedges and collateral allocation ac
               "Exits 3 when no plan exists (saying what is short), 4 when no verified plan was found.")
 _plan_command("hedge", "Hedges only: collateral stays as posted.")
 _plan_command("allocate", "Collateral allocation only: no hedges.")
+
+
+@cli.command(name="derive-case")
+@click.argument("snapshot", type=click.Path(path_type=Path))
+@click.option("--out", "out", required=True, type=click.Path(path_type=Path), help="Folder for case.yaml, its tables and a copy of the snapshot.")
+@click.option("--underlying", default="UNDERLYING", show_default=True, help="Name of the underlying (the snapshot does not say).")
+@click.option("--cost-bp", type=click.FloatRange(min=0.0), default=3.0, show_default=True,
+              help="Assumed cost of a hedge, in basis points of spot per contract.")
+@click.option("--unwind", is_flag=True, help="Offer the held lines as hedges too (closing them).")
+def derive_case(snapshot: Path, out: Path, underlying: str, cost_bp: float, unwind: bool) -> None:
+    """Write a marginopt case from a Derive PMRM_2 snapshot: its account at one venue margined as
+    Derive's, with hedge candidates around each expiry's forward (and the perp where priced)."""
+    from marginopt.models.derive.case import write_case
+
+    path = write_case(snapshot, out, underlying=underlying, cost_bp=cost_bp, unwind=unwind)
+    click.echo(f"wrote {path} (instruments, positions and hedges beside it); run: marginopt hedge {path}", err=True)
 
 
 @cli.command()

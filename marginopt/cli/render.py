@@ -59,8 +59,8 @@ def _venue_detail(v: Any, ccy: str, console: Console) -> None:
     console.print(comp)
     if v.worst_scenario is not None:
         console.print(f"worst scenario: {v.worst_scenario} (weighted loss {money(v.worst_scenario_loss)} {ccy})", soft_wrap=True)
-    if not v.convex:
-        console.print("includes historical VaR: not convex; the optimizer bounds it by expected shortfall", soft_wrap=True)
+    for note in v.bound_notes:
+        console.print(note, soft_wrap=True)
     if not v.collateral:
         console.print(f"{v.venue}: no collateral posted")
         return

@@ -12,6 +12,7 @@ import pandas as pd
 from marginopt.models.book import VenueBook
 from marginopt.models.case import Case
 from marginopt.models.collateral import CollateralLine
+from marginopt.models.margin.composite import bound_notes
 
 
 @dataclass(frozen=True)
@@ -24,7 +25,8 @@ class VenueMargin:
     worst_scenario_loss: float | None
     components: Mapping[str, float]
     collateral: tuple[CollateralLine, ...]
-    convex: bool  # False when the initial margin includes a non-convex measure (historical VaR)
+    convex: bool  # False when the initial margin includes a non-convex measure (historical VaR, Derive's margin)
+    bound_notes: tuple[str, ...] = ()  # what the optimizer does instead of each non-convex term
 
     @property
     def excess(self) -> float:
@@ -98,6 +100,7 @@ def venue_margin(book: VenueBook) -> VenueMargin:
         components=book.initial.components(q),
         collateral=lines,
         convex=book.initial.convex,
+        bound_notes=tuple(bound_notes(book.initial)),
     )
 
 

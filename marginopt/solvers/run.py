@@ -91,6 +91,10 @@ def solve(
             status = map_status(problem.status)
         except cp.error.SolverError as exc:
             status, note = SolveStatus.ERROR, str(exc).splitlines()[0] if str(exc) else "solver error"
+        except ValueError as exc:  # cvxpy's HiGHS interface raises this on a status it cannot map (UNKNOWN)
+            if not str(exc).startswith("Cannot unpack invalid solution"):
+                raise
+            status, note = SolveStatus.ERROR, "no solution returned (solver status unknown)"
         seconds = time.perf_counter() - t0
         total += seconds
         if status is SolveStatus.OPTIMAL and accept is not None:

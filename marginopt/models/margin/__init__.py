@@ -11,6 +11,8 @@ from marginopt.models.margin.parametric import ParametricVaR
 from marginopt.models.margin.scenario_max import ScenarioMax
 from marginopt.models.margin.shortfall import ExpectedShortfall, HistoricalVaR
 
+from marginopt.models.derive import measure as _derive  # noqa: E402, F401  (registers derive_pmrm2; imports margin.base)
+
 __all__ = [
     "BindContext",
     "ExpectedShortfall",

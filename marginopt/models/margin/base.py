@@ -44,6 +44,7 @@ class Measure(ABC):
     """
 
     convex: ClassVar[bool] = True
+    bound_note: ClassVar[str] = ""  # what the optimizer does instead, for a measure that is not convex
     name: str
 
     @abstractmethod

@@ -53,7 +53,8 @@ class Composite(Measure):
 
     def _forms(self, q: cp.Expression) -> tuple[list[cp.Expression], list[object]]:
         if not self.convex:
-            raise NonConvexMeasureError(f"{self.name}: a term is not convex (historical_var); use expected_shortfall to optimize")
+            names = ", ".join(t.name for t in self.terms if not t.convex)
+            raise NonConvexMeasureError(f"{self.name}: a term is not convex ({names}); optimize against convex_form(measure)")
         exprs, cons = [], []
         for t in self.terms:
             e, c = t.cvxpy(q)
@@ -121,6 +122,15 @@ def parse_sum(node: Node) -> CompositeSpec:
 @register("max")
 def parse_max(node: Node) -> CompositeSpec:
     return _parse(node, "max")
+
+
+def bound_notes(measure: Measure) -> list[str]:
+    """What the optimizer does instead of each non-convex term, once each."""
+    if measure.convex:
+        return []
+    if isinstance(measure, Composite):
+        return list(dict.fromkeys(n for t in measure.terms for n in bound_notes(t)))
+    return [measure.bound_note or f"{measure.name}: not convex; the optimizer works against a convex bound never below it"]
 
 
 def convex_form(measure: Measure) -> Measure:

@@ -94,6 +94,7 @@ class HistoricalVaR(ScenarioMeasure):
     """
 
     convex = False
+    bound_note = "historical VaR: not convex; the optimizer bounds it by expected shortfall"
 
     def __init__(self, name: str, losses: ScenarioLosses, alpha: float) -> None:
         self.name, self.losses, self.alpha = name, losses, alpha
