@@ -92,6 +92,7 @@ def test_the_case_from_a_snapshot_reports_derives_requirements(tmp_path):
     assert im == pytest.approx(equity - venue["excess"], rel=1e-12)
     assert book.maintenance_margin(book.q, im) == pytest.approx(equity - venue["maintenance_excess"], rel=1e-12)
     assert isinstance(book.initial, DeriveMargin) and not book.initial.convex
+    assert case.venues["derive"].preset == "derive-pmrm2-2026-01"  # the case names the preset, alias derive-pmrm2
     # Hedges: calls and puts around each forward and at the held strikes, not the held lines; the perp (trusted).
     held = {line_id(o) for o in load_snapshot(source).options}
     offered = {h.instrument for h in case.hedges}

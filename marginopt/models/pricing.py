@@ -50,6 +50,7 @@ class PricingInputs:
     notional: FloatArray  # base currency per contract (fixed-rate margin)
     underlying_notional: FloatArray  # multiplier * S0
     is_option: np.ndarray
+    kinds: tuple[str, ...] = ()  # instrument kind of each contract (spot, future, perpetual, option)
 
     def __len__(self) -> int:
         return len(self.ids)
@@ -137,6 +138,7 @@ def price_inputs(
         notional=_ro(notional),
         underlying_notional=_ro(mult * spot),
         is_option=_ro(is_opt),
+        kinds=tuple(inst.kind.value for inst in items),
     )
 
 

@@ -120,6 +120,10 @@ class Node:
         return CaseError(self.where, self.path or "(top level)", expected, got)
 
     def _child(self, key: Any, value: Any, line: int | None) -> Node:
+        if isinstance(value, Node):
+            # A value from another document placed here (a case's value inside a venue preset):
+            # it keeps its own file, line and field, so an error names where it was written.
+            return value
         path = f"{self.path}.{key}" if self.path else str(key)
         return Node(self.file, path, value, line)
 

@@ -1,15 +1,23 @@
-"""Venues: their margin measures, eligible collateral, concentration limits and posted collateral."""
+"""Venues: their margin measures, eligible collateral, concentration limits and posted collateral.
+
+A venue may start from a dated preset (``marginopt.presets``): ``{preset: <id>, ...}``, each
+venue key given beside ``preset`` replacing the preset's.
+"""
 
 from __future__ import annotations
 
 from collections.abc import Mapping
 from dataclasses import dataclass, field
+from pathlib import Path
 from types import MappingProxyType
+from typing import Any
 
+from marginopt.errors import CaseError
 from marginopt.models.collateral import HaircutSchedule, parse_schedule
 from marginopt.models.margin import MeasureSpec, parse_measure
 from marginopt.models.market import MarketData
 from marginopt.models.reader import Node
+from marginopt.presets import Param, Preset, get_preset, known_ids
 
 
 @dataclass(frozen=True)
@@ -27,6 +35,7 @@ class Venue:
     collateral: Mapping[str, HaircutSchedule] = field(default_factory=dict)
     concentration: Mapping[str, float] = field(default_factory=dict)
     posted: Mapping[str, float] = field(default_factory=dict)
+    preset: str | None = None  # id of the venue preset it was built from
 
     def measure_specs(self) -> list[MeasureSpec]:
         """The initial margin measure, and the maintenance one when it is a measure."""
@@ -48,7 +57,12 @@ def parse_venues(node: Node, market: MarketData) -> dict[str, Venue]:
 
 
 def _parse_venue(name: str, node: Node, market: MarketData) -> Venue:
-    parts = node.mapping(allowed=_VENUE_KEYS, required=("initial_margin",))
+    preset: Preset | None = None
+    from_preset: set[str] = set()
+    if isinstance(node.value, dict) and "preset" in node.value:
+        preset, parts, from_preset = _with_preset(node)
+    else:
+        parts = node.mapping(allowed=(*_VENUE_KEYS, "preset"), required=("initial_margin",))
     im = parse_measure(parts["initial_margin"])
     mm: MeasureSpec | FractionOfInitial | None = None
     if "maintenance_margin" in parts:
@@ -59,25 +73,86 @@ def _parse_venue(name: str, node: Node, market: MarketData) -> Venue:
         else:
             mm = parse_measure(mnode)
     collateral: dict[str, HaircutSchedule] = {}
+    unpriced: list[str] = []  # a preset's collateral assets the case has no price for: not eligible here
     if "collateral" in parts and parts["collateral"].value is not None:
         for asset, cnode in parts["collateral"].mapping().items():
+            if "collateral" in from_preset and asset not in market.prices:
+                unpriced.append(asset)
+                continue
             _check_asset(cnode, asset, market)
             collateral[asset] = parse_schedule(cnode)
     concentration: dict[str, float] = {}
     if "concentration" in parts and parts["concentration"].value is not None:
         for asset, cnode in parts["concentration"].mapping().items():
+            if "concentration" in from_preset and asset in unpriced:
+                continue
             if asset not in collateral:
                 raise cnode.error(f"an asset eligible at venue {name} (listed under its collateral)", asset)
             concentration[asset] = cnode.number(lower=0.0, upper=1.0, lower_open=True)
     posted: dict[str, float] = {}
     if "posted" in parts and parts["posted"].value is not None:
         for asset, pnode in parts["posted"].mapping().items():
+            if asset in unpriced:
+                assert preset is not None
+                raise pnode.error(
+                    f"an asset with a price in market.prices: preset {preset.id} lists {asset} as collateral, "
+                    f"and the case does not price it", asset)
             if asset not in collateral:
                 raise pnode.error(
                     f"an asset eligible at venue {name} (listed under its collateral: {', '.join(collateral) or 'none'})", asset
                 )
             posted[asset] = pnode.number(lower=0.0)
-    return Venue(name, im, mm, MappingProxyType(collateral), MappingProxyType(concentration), MappingProxyType(posted))
+    return Venue(name, im, mm, MappingProxyType(collateral), MappingProxyType(concentration), MappingProxyType(posted),
+                 preset.id if preset is not None else None)
+
+
+def _with_preset(node: Node) -> tuple[Preset, dict[str, Node], set[str]]:
+    """The venue's keys: the preset's, each replaced by the same key given beside ``preset``.
+
+    The preset's own values are read from a node whose file is ``preset <id>``, so an
+    error in them names the preset; the case's values keep their file and line.
+    Returns the preset, the keys and which of them came from the preset.
+    """
+    given = node.mapping()
+    pnode = given.pop("preset")
+    pid = pnode.string()
+    try:
+        preset = get_preset(pid)
+    except KeyError:
+        raise pnode.error(
+            f"a venue preset id (one of {', '.join(known_ids())}); each venue key given beside preset "
+            "replaces the preset's", pid) from None
+    allowed = (*_VENUE_KEYS, *preset.parameters)
+    for key, child in given.items():
+        if key not in allowed:
+            raise CaseError(child.where, child.path, f"a venue key or a parameter of preset {preset.id} (one of {', '.join(allowed)})",
+                            key)
+    params = {k: given.pop(k) for k in list(given) if k in preset.parameters}
+    used: set[str] = set()
+
+    def fill(p: Param) -> Any:
+        if p.name not in params:
+            raise CaseError(node.where, f"{node.path}.{p.name}",
+                            f"{preset.parameters[p.name]}: a parameter preset {preset.id} needs, given beside preset", "nothing")
+        used.add(p.name)
+        user = params[p.name]
+        if p.scale is None:
+            return user
+        return Node(user.file, user.path, user.number(lower=0.0) * p.scale, user.line)
+
+    values = preset.mapping(fill, skip=given)
+    for key, child in params.items():
+        if key not in used:
+            raise CaseError(child.where, child.path,
+                            f"no {key} here: it fills preset {preset.id}'s values that this venue replaces", key)
+    root = Node(Path(f"preset {preset.id}"), node.path, values, None)
+    parts = root.mapping(allowed=_VENUE_KEYS)
+    from_preset = set(parts)
+    parts.update(given)
+    if "initial_margin" not in parts:
+        raise CaseError(node.where, f"{node.path}.initial_margin",
+                        f"this key beside preset {preset.id}, which sets no margin measure ({preset.title})", "nothing")
+    return preset, parts, from_preset
 
 
 def _check_asset(node: Node, asset: str, market: MarketData) -> None:

@@ -88,7 +88,7 @@ def write_case(snapshot: Path, out: Path, *, underlying: str = "UNDERLYING", cos
     pd.DataFrame({"venue": "derive", "instrument": hedged, "max_buy": size, "max_sell": size,
                   "cost_per_unit": cost}).to_csv(out / "hedges.csv", index=False)
     yaml = f"""# Written by marginopt from the Derive snapshot {snapshot.name}: its account at one venue,
-# margined as Derive's PMRM_2 (kind derive_pmrm2 reads the copy beside this file).
+# margined as Derive's PMRM_2 (the preset's derive_pmrm2 measures read the copy beside this file).
 # Hedges: calls and puts at the held strikes{" (the held lines too)" if unwind else ""} and around each forward{", and the perp" if trade_perp else ""},
 # at most {size:g} contract{"s" if size != 1 else ""} each way, at an assumed cost of {cost_bp:g} bp of spot per contract: edit hedges.csv.
 format: marginopt/1
@@ -103,8 +103,8 @@ positions: positions.csv
 hedges: hedges.csv
 venues:
   derive:
-    initial_margin: {{kind: derive_pmrm2, snapshot: snapshot.json}}
-    maintenance_margin: {{kind: derive_pmrm2, margin: maintenance, snapshot: snapshot.json}}
+    preset: derive-pmrm2
+    snapshot: snapshot.json
 objective: min_margin
 """
     (out / "case.yaml").write_text(yaml)

@@ -3,18 +3,28 @@
 Importing this package registers every measure kind.
 """
 
-from marginopt.models.margin import composite, notional, parametric, scenario_max, shortfall  # noqa: F401  (registration)
+from marginopt.models.derive import measure as _derive  # noqa: F401  (registers derive_pmrm2; imports margin.base)
+from marginopt.models.margin import (  # noqa: F401  (registration)
+    composite,
+    delta,
+    notional,
+    parametric,
+    scenario_max,
+    shortfall,
+    spread_credit,
+)
 from marginopt.models.margin.base import BindContext, Measure, MeasureSpec, measure_kinds, parse_measure, scenario_specs
 from marginopt.models.margin.composite import MaxMeasure, SumMeasure, convex_form
+from marginopt.models.margin.delta import DeltaRequirement
 from marginopt.models.margin.notional import FixedRate, NetDeltaCharge, ShortOptionMinimum
 from marginopt.models.margin.parametric import ParametricVaR
 from marginopt.models.margin.scenario_max import ScenarioMax
 from marginopt.models.margin.shortfall import ExpectedShortfall, HistoricalVaR
-
-from marginopt.models.derive import measure as _derive  # noqa: E402, F401  (registers derive_pmrm2; imports margin.base)
+from marginopt.models.margin.spread_credit import SpreadCredit, ZeroMeasure
 
 __all__ = [
     "BindContext",
+    "DeltaRequirement",
     "ExpectedShortfall",
     "FixedRate",
     "HistoricalVaR",
@@ -25,9 +35,11 @@ __all__ = [
     "ParametricVaR",
     "ScenarioMax",
     "ShortOptionMinimum",
+    "SpreadCredit",
     "convex_form",
     "SumMeasure",
     "measure_kinds",
     "parse_measure",
     "scenario_specs",
+    "ZeroMeasure",
 ]

@@ -17,7 +17,6 @@ from typing import Any, ClassVar, Protocol, TypeVar
 import cvxpy as cp
 
 from marginopt.errors import NonConvexMeasureError
-
 from marginopt.models.pricing import PricingInputs
 from marginopt.models.reader import Node
 from marginopt.models.scenarios import ScenarioLosses, ScenarioSpec
