@@ -292,6 +292,9 @@ def demo(fmt: str) -> None:
         _report(path, fmt, "")
 
 
+from marginopt.cli import batch as _batch  # noqa: E402, F401  (registers marginopt batch)
+
+
 def main() -> None:
     cli(prog_name="marginopt")
 
