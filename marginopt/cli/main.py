@@ -61,7 +61,31 @@ def _progress(total: int, what: str) -> Iterator[Callable[[str], None]]:
         yield step
 
 
-def _report(path: Path, fmt: str, title: str) -> None:
+def _check_report(ctx: click.Context, param: click.Parameter, value: Path | None) -> Path | None:
+    """--report FILE.html: checked before any work, so a mistyped folder does not cost a whole run."""
+    if value is None:
+        return None
+    if not value.parent.is_dir():
+        raise click.BadParameter(f"the folder {value.parent} does not exist", ctx, param)
+    from marginopt.reports import require_plots
+
+    require_plots()
+    return value
+
+
+REPORT_OPTION = click.option("--report", "report_file", type=click.Path(dir_okay=False, path_type=Path), default=None,
+                             callback=_check_report, help="Also write a self-contained HTML report (tables and charts) "
+                             "to this file; needs the plots extra (matplotlib).")
+
+
+def _write_html(report_file: Path, text: str) -> None:
+    from marginopt.reports import write_report
+
+    write_report(report_file, text)
+    click.echo(f"wrote the HTML report to {report_file}", err=True)
+
+
+def _report(path: Path, fmt: str, title: str, report_file: Path | None = None) -> None:
     from marginopt.cli import render
     from marginopt.models import load_case, margin_report
 
@@ -74,6 +98,10 @@ def _report(path: Path, fmt: str, title: str) -> None:
         click.echo(render.margin_csv(report), nl=False)
     else:
         render.margin_table(report, render.stdout_console(), title or case.description)
+    if report_file is not None:
+        from marginopt.reports import margin_html
+
+        _write_html(report_file, margin_html(report, case, title=title))
 
 
 @cli.command()
@@ -81,15 +109,16 @@ def _report(path: Path, fmt: str, title: str) -> None:
 @click.option("--format", "fmt", type=FORMATS, default="table", show_default=True)
 @click.option("--from", "source", type=click.Choice(["case", "derive-pm2"]), default="case", show_default=True,
               help="What CASE is: a marginopt case file, or a Derive portfolio-margin (PMRM_2) snapshot in Derive's JSON.")
-def margin(case: Path, fmt: str, source: str) -> None:
+@REPORT_OPTION
+def margin(case: Path, fmt: str, source: str, report_file: Path | None) -> None:
     """Initial and maintenance margin, components, collateral and excess per venue."""
     if source == "derive-pm2":
-        _derive_report(case, fmt)
+        _derive_report(case, fmt, report_file)
         return
-    _report(case, fmt, "")
+    _report(case, fmt, "", report_file)
 
 
-def _derive_report(path: Path, fmt: str) -> None:
+def _derive_report(path: Path, fmt: str, report_file: Path | None = None) -> None:
     import json
 
     from marginopt.cli import render
@@ -98,6 +127,15 @@ def _derive_report(path: Path, fmt: str) -> None:
     from marginopt.models.derive.snapshot import load_snapshot
 
     model = DeriveModel.from_snapshot(load_snapshot(path))
+    if report_file is not None:
+        from marginopt.reports import margin_html
+        from marginopt.reports.data import largest
+
+        losses = model.scenario_losses(model.q0)
+        labels = [model.scenario_label(s) for s in range(len(losses))]
+        report, _ = derive_report(model)
+        _write_html(report_file, margin_html(report, title=f"Derive PMRM_2 snapshot {path.name}",
+                                             worst={report.venues[0].venue: largest(labels, losses, 10)}))
     if fmt == "json":
         click.echo(json.dumps(derive_json(model), indent=2))
         return
@@ -156,7 +194,8 @@ EXIT_FAILED = 4
 PLAN_FORMATS = click.Choice(["table", "json"])
 
 
-def _plan(path: Path, mode: str, objective: str | None, solver: str | None, fmt: str, out: Path | None) -> None:
+def _plan(path: Path, mode: str, objective: str | None, solver: str | None, fmt: str, out: Path | None,
+          report_file: Path | None = None) -> None:
     import json
 
     from marginopt.cli import render
@@ -179,6 +218,10 @@ def _plan(path: Path, mode: str, objective: str | None, solver: str | None, fmt:
         if result.attribution is not None:
             result.attribution.to_csv(out / "attribution.csv", index=False)
         click.echo(f"wrote hedges, allocation, margins (.csv and .parquet) and attribution.csv to {out}", err=True)
+    if report_file is not None:  # also for a plan that failed: the page says why, beside the book as it is
+        from marginopt.reports import plan_html
+
+        _write_html(report_file, plan_html(result, case))
     if result.status == "infeasible":
         raise SystemExit(EXIT_INFEASIBLE)
     if result.status != "optimal":
@@ -198,16 +241,18 @@ def _plan_command(mode: str, doc: str) -> None:
     @click.option("--out", type=click.Path(path_type=Path), default=None, help="Folder for the plan as CSV and Parquet tables.")
     @click.option("--from", "source", type=click.Choice(["case", "derive-pm2"]), default="case", show_default=True,
                   help="What CASE is: a marginopt case file, or a Derive PMRM_2 snapshot (run as the case derive-case writes).")
-    def command(case: Path, objective: str | None, solver: str | None, fmt: str, out: Path | None, source: str) -> None:
+    @REPORT_OPTION
+    def command(case: Path, objective: str | None, solver: str | None, fmt: str, out: Path | None, source: str,
+                report_file: Path | None) -> None:
         if source == "derive-pm2":
             import tempfile
 
             from marginopt.models.derive.case import write_case
 
             with tempfile.TemporaryDirectory(prefix="marginopt-derive-") as folder:
-                _plan(write_case(case, Path(folder)), mode, objective, solver, fmt, out)
+                _plan(write_case(case, Path(folder)), mode, objective, solver, fmt, out, report_file)
             return
-        _plan(case, mode, objective, solver, fmt, out)
+        _plan(case, mode, objective, solver, fmt, out, report_file)
 
 
 _plan_command("optimize", "Margin-minimizing hedges and collateral allocation across venues, verified. "
@@ -293,6 +338,7 @@ def demo(fmt: str) -> None:
 
 
 from marginopt.cli import batch as _batch  # noqa: E402, F401  (registers marginopt batch)
+from marginopt.cli import serve as _serve  # noqa: E402, F401  (registers marginopt serve)
 
 
 def main() -> None:

@@ -7,6 +7,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from types import MappingProxyType
+from typing import Any
 
 from marginopt.models.enums import Objective
 from marginopt.models.hedges import HedgeCandidate, parse_hedges
@@ -16,7 +17,7 @@ from marginopt.models.margin import scenario_specs
 from marginopt.models.market import MarketData, parse_market
 from marginopt.models.positions import Positions, parse_positions
 from marginopt.models.pricing import check_option_prices
-from marginopt.models.reader import load_yaml
+from marginopt.models.reader import Node, load_yaml
 from marginopt.models.scenarios import ScenarioSpec
 from marginopt.models.treasury import TreasuryAsset, parse_treasury
 from marginopt.models.venues import Venue, parse_venues
@@ -61,7 +62,23 @@ def load_case(path: str | Path) -> Case:
     expected for anything it cannot accept; nothing is dropped or clamped.
     """
     path = Path(path)
-    root = load_yaml(path)
+    return _parse_case(load_yaml(path), path)
+
+
+def load_case_data(data: Any, source: str | Path = "<data>", *, files_refused: str | None = None) -> Case:
+    """Validate a case given as data: the YAML file's keys as a mapping (parsed JSON, say).
+
+    ``source`` names the case in error messages; table paths are relative to its
+    folder. With ``files_refused`` set, every value that would name a file (a
+    table path, a matrix scenario set, a Derive snapshot) is a ``CaseError`` giving
+    that reason: tables must then be inline lists of row mappings.
+    """
+    path = Path(source)
+    return _parse_case(Node(path, "", data, None, files_refused), path)
+
+
+def _parse_case(root: Node, path: Path) -> Case:
+    """The one parser behind ``load_case`` and ``load_case_data``."""
     parts = root.mapping(allowed=_KEYS, required=("format", "base_currency", "valuation_date", "market", "instruments", "venues"))
     fmt = parts["format"].value
     if fmt != FORMAT:

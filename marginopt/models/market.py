@@ -12,7 +12,7 @@ import numpy as np
 import pandas as pd
 
 from marginopt.errors import CaseError, Location
-from marginopt.models.reader import Node, read_frame
+from marginopt.models.reader import Node, Table, read_frame, read_table
 
 
 @dataclass(frozen=True)
@@ -63,9 +63,16 @@ def parse_market(node: Node, base_currency: str) -> MarketData:
 
 
 def _parse_history(node: Node) -> PriceHistory:
-    path, frame = read_frame(node)
+    """A CSV or Parquet file, or inline rows ``{date: ..., <underlying>: price, ...}``."""
+    if isinstance(node.value, list):
+        table = read_table(node, "market.history")
+    else:
+        node.refuse_file("inline rows")
+        path, frame = read_frame(node)
+        table = Table("market.history", frame, path, None)
+    frame, path = table.frame, table.file
     if "date" not in frame.columns:
-        raise CaseError(Location(path, 1, "row"), "date", "a column named date (then one price column per underlying)", list(frame.columns))
+        raise CaseError(table.where(0) if len(frame) else Location(path), "date", "a column named date (then one price column per underlying)", list(frame.columns))
     if len(frame) < 2:
         raise CaseError(Location(path), "date", "at least two rows of prices", len(frame))
     dates: list[dt.date] = []
@@ -73,21 +80,24 @@ def _parse_history(node: Node) -> PriceHistory:
         try:
             dates.append(pd.Timestamp(v).date())
         except (ValueError, TypeError):
-            raise CaseError(Location(path, i + 1, "row"), "date", "a date YYYY-MM-DD", v) from None
+            raise CaseError(table.where(i), "date", "a date YYYY-MM-DD", v) from None
     d = np.array(dates, dtype="datetime64[D]")
     bad = np.flatnonzero(np.diff(d) <= np.timedelta64(0, "D"))
     if bad.size:
         i = int(bad[0]) + 1
-        raise CaseError(Location(path, i + 1, "row"), "date", f"dates strictly ascending (after {dates[i - 1]})", str(dates[i]))
+        raise CaseError(table.where(i), "date", f"dates strictly ascending (after {dates[i - 1]})", str(dates[i]))
     closes: dict[str, np.ndarray] = {}
     for col in frame.columns:
         if col == "date":
             continue
-        vals = pd.to_numeric(frame[col], errors="coerce").to_numpy(dtype=float)
+        raw = frame[col]
+        # Inline rows keep Python objects: true/false is refused, not read as 1/0.
+        cells = raw.map(lambda v: None if isinstance(v, bool) else v) if table.is_inline else raw
+        vals = pd.to_numeric(cells, errors="coerce").to_numpy(dtype=float)
         bad_rows = np.flatnonzero(~np.isfinite(vals) | (vals <= 0))
         if bad_rows.size:
             i = int(bad_rows[0])
-            raise CaseError(Location(path, i + 1, "row"), col, "a positive price", frame[col].iloc[i])
+            raise CaseError(table.where(i), col, "a positive price", raw.iloc[i])
         vals.setflags(write=False)
         closes[col] = vals
     return PriceHistory(path, tuple(dates), MappingProxyType(closes))

@@ -4,6 +4,11 @@ YAML is parsed with line numbers kept on every mapping key and list item; a
 ``Node`` is one value with its dotted field path and line. Tables (inline lists,
 CSV or Parquet) are read into a ``Table`` that maps a row index back to where the
 row came from.
+
+A case can also arrive as data (a JSON document, a dict) rather than a file: its
+root ``Node`` then has no lines, inline table rows are counted from 1, and with
+``files_refused`` set every value that would name a file is refused with that
+reason (the HTTP service reads no file a request names).
 """
 
 from __future__ import annotations
@@ -111,6 +116,8 @@ class Node:
     path: str
     value: Any
     line: int | None
+    # Why this document may not name files (None: it may, relative to ``file``). Children inherit it.
+    files_refused: str | None = None
 
     @property
     def where(self) -> Location:
@@ -125,7 +132,12 @@ class Node:
             # it keeps its own file, line and field, so an error names where it was written.
             return value
         path = f"{self.path}.{key}" if self.path else str(key)
-        return Node(self.file, path, value, line)
+        return Node(self.file, path, value, line, self.files_refused)
+
+    def refuse_file(self, expected: str) -> None:
+        """Raise when this value names a file and its document may not read files."""
+        if self.files_refused is not None and isinstance(self.value, str):
+            raise self.error(f"{expected} ({self.files_refused})", self.value)
 
     # -- structure ---------------------------------------------------------
     def mapping(self, allowed: Iterable[str] | None = None, required: Iterable[str] = ()) -> dict[str, Node]:
@@ -234,9 +246,14 @@ class Table:
     frame: pd.DataFrame
     file: Path
     row_lines: tuple[int, ...] | None
+    inline: bool = False  # rows given as data (no lines when the document was JSON, not YAML)
 
     def __len__(self) -> int:
         return len(self.frame)
+
+    @property
+    def is_inline(self) -> bool:
+        return self.inline or self.row_lines is not None
 
     def where(self, i: int) -> Location:
         if self.row_lines is not None:
@@ -252,7 +269,7 @@ class Table:
         for col in self.frame.columns:
             if col not in known:
                 first = int(np.argmax(~self._missing(col))) if len(self.frame) else 0
-                where = self.where(first) if self.row_lines is not None else Location(self.file, None)
+                where = self.where(first) if self.is_inline else Location(self.file, None)
                 raise CaseError(where, f"{self.name}.{col}", f"a known column (one of {', '.join(known)})", col)
         if len(self.frame) == 0:
             return
@@ -268,7 +285,7 @@ class Table:
         if column not in self.frame.columns:
             return np.ones(len(self.frame), dtype=bool)
         values = self.frame[column].tolist()
-        if self.row_lines is not None:
+        if self.is_inline:
             return np.array([v is None or (isinstance(v, str) and not v.strip()) for v in values], dtype=bool)
         return np.array([v is None or (isinstance(v, float) and v != v) or (isinstance(v, str) and not v.strip())
                          for v in values], dtype=bool)
@@ -371,6 +388,7 @@ def read_table(node: Node, name: str) -> Table:
     value = node.value
     if value is None:
         return Table(name, pd.DataFrame(), node.file, ())
+    node.refuse_file("inline rows")
     if isinstance(value, str):
         return _read_table_file(node, name)
     if not isinstance(value, list):
@@ -381,15 +399,18 @@ def read_table(node: Node, name: str) -> Table:
         if not isinstance(row.value, dict):
             raise row.error("a row as a mapping of column: value", row.value)
         records.append({str(k): v for k, v in row.value.items()})
-    lines = tuple(r.line or node.line or 0 for r in rows)
     # Object columns with None for an absent key, so an explicit .nan stays a (bad) value.
     columns = list(dict.fromkeys(k for r in records for k in r))
     frame = pd.DataFrame({c: pd.Series([r.get(c) for r in records], dtype=object) for c in columns})
+    if node.line is None:  # data without lines (JSON): errors name the row, counted from 1
+        return Table(name, frame, node.file, None, inline=True)
+    lines = tuple(r.line or node.line or 0 for r in rows)
     return Table(name, frame, node.file, lines)
 
 
 def resolve_path(node: Node, suffixes: Iterable[str]) -> Path:
     suffixes = tuple(suffixes)
+    node.refuse_file("data given inline, not a file path")
     rel = node.string()
     path = (node.file.parent / rel).resolve()
     if path.suffix.lower() not in suffixes:

@@ -138,14 +138,14 @@ def _with_preset(node: Node) -> tuple[Preset, dict[str, Node], set[str]]:
         user = params[p.name]
         if p.scale is None:
             return user
-        return Node(user.file, user.path, user.number(lower=0.0) * p.scale, user.line)
+        return Node(user.file, user.path, user.number(lower=0.0) * p.scale, user.line, user.files_refused)
 
     values = preset.mapping(fill, skip=given)
     for key, child in params.items():
         if key not in used:
             raise CaseError(child.where, child.path,
                             f"no {key} here: it fills preset {preset.id}'s values that this venue replaces", key)
-    root = Node(Path(f"preset {preset.id}"), node.path, values, None)
+    root = Node(Path(f"preset {preset.id}"), node.path, values, None, node.files_refused)
     parts = root.mapping(allowed=_VENUE_KEYS)
     from_preset = set(parts)
     parts.update(given)

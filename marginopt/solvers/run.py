@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import os
 import sys
+import threading
 import time
 import warnings
 from collections.abc import Callable, Iterator
@@ -85,8 +86,7 @@ def solve(
         t0 = time.perf_counter()
         note = ""
         try:
-            with warnings.catch_warnings(), _quiet_stdout():
-                warnings.simplefilter("ignore")  # solver chatter; the status says what matters
+            with _quiet():  # solver chatter; the status says what matters
                 problem.solve(solver=name, warm_start=warm, **{**OPTIONS.get(name, {}), **(options or {}).get(name, {})})
             status = map_status(problem.status)
         except cp.error.SolverError as exc:
@@ -109,23 +109,53 @@ def solve(
     return SolveReport(None, attempts[-1].status, problem_class, build_seconds, total, tuple(attempts), None, warm)
 
 
+# Warning filters and file descriptor 1 belong to the process, not the thread: when solves run on
+# several threads (the HTTP service), the first to enter silences both and the last to leave
+# restores them. Nested save/restore per thread would let one thread "restore" another's
+# /dev/null, losing stdout for good.
+_quiet_lock = threading.Lock()
+_quiet_depth = 0
+_quiet_saved: tuple[warnings.catch_warnings[None], int | None] | None = None
+
+
 @contextmanager
-def _quiet_stdout() -> Iterator[None]:
-    """Silence what solvers' C code prints on file descriptor 1 (it would corrupt JSON output)."""
+def _quiet() -> Iterator[None]:
+    """Silence Python warnings and what solvers' C code prints on file descriptor 1 (it would corrupt JSON output)."""
+    global _quiet_depth, _quiet_saved
+    with _quiet_lock:
+        if _quiet_depth == 0:
+            caught = warnings.catch_warnings()
+            caught.__enter__()
+            warnings.simplefilter("ignore")
+            _quiet_saved = (caught, _silence_stdout())
+        _quiet_depth += 1
+    try:
+        yield
+    finally:
+        with _quiet_lock:
+            _quiet_depth -= 1
+            if _quiet_depth == 0 and _quiet_saved is not None:
+                caught, saved = _quiet_saved
+                _quiet_saved = None
+                if saved is not None:
+                    os.dup2(saved, 1)
+                    os.close(saved)
+                caught.__exit__(None, None, None)
+
+
+def _silence_stdout() -> int | None:
+    """Point file descriptor 1 at /dev/null; the saved descriptor, or None with no real stdout."""
     try:
         sys.stdout.flush()
         saved = os.dup(1)
     except (OSError, ValueError):  # no real stdout (embedded interpreter): nothing to protect
-        yield
-        return
+        return None
     devnull = os.open(os.devnull, os.O_WRONLY)
     try:
         os.dup2(devnull, 1)
-        yield
     finally:
-        os.dup2(saved, 1)
-        os.close(saved)
         os.close(devnull)
+    return saved
 
 
 def _compile_seconds(problem: cp.Problem) -> float:

@@ -28,7 +28,7 @@ class MatrixSpec:
     kind: str = "matrix"
 
     def build(self, ctx: ScenarioContext) -> ScenarioLosses:
-        node = Node(self.node.file, self.node.path, str(self.file), self.node.line)
+        node = Node(self.node.file, self.node.path, str(self.file), self.node.line, self.node.files_refused)
         path = resolve_path(node, (".csv", ".parquet", ".pq"))
         columns = _parquet_columns(path) if path.suffix.lower() != ".csv" else None
         if columns is None:

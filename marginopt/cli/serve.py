@@ -1,0 +1,45 @@
+"""``marginopt serve``: the HTTP service and its desk page (needs the ``service`` extra)."""
+
+from __future__ import annotations
+
+import copy
+import os
+
+import click
+
+from marginopt.cli.main import cli
+
+
+@cli.command()
+@click.option("--port", type=click.IntRange(0, 65535), default=8000, show_default=True, help="TCP port (0: any free port).")
+@click.option("--host", default="127.0.0.1", show_default=True,
+              help="Address to listen on; the default takes connections from this machine only.")
+@click.option("--max-body-mb", type=click.FloatRange(min=0.001), default=8.0, show_default=True,
+              help="Largest request body, in MiB; larger is refused with 413.")
+@click.option("--solve-timeout", type=click.FloatRange(min=0.001), default=30.0, show_default=True,
+              help="Seconds a request's solve may take (queueing included); then 504 (or 503 if it never started).")
+@click.option("--solve-threads", type=click.IntRange(min=1), default=min(4, os.cpu_count() or 1), show_default=True,
+              help="Solves run at once, each on its own thread.")
+@click.option("--max-pending", type=click.IntRange(min=1), default=512, show_default=True,
+              help="Requests queued or solving at once; more are refused with 503.")
+@click.option("--max-scenario-cells", type=click.IntRange(min=1), default=25_000_000, show_default=True,
+              help="Largest scenario-loss matrix a request may ask for (scenarios x instruments, 8 bytes each); more is 422.")
+def serve(port: int, host: str, max_body_mb: float, solve_timeout: float, solve_threads: int, max_pending: int,
+          max_scenario_cells: int) -> None:
+    """Serve the HTTP API (POST /v1/margin, /v1/optimize, /v1/hedge, /v1/whatif, /v1/route; GET /health,
+    /openapi.json) and the desk page at /."""
+    try:
+        import uvicorn
+
+        from marginopt.service.app import Settings, create_app
+    except ImportError as exc:
+        raise click.ClickException(f"marginopt serve needs the service extra ({exc.name} is missing): "
+                                   "pip install 'marginopt[service]'") from None
+    settings = Settings(max_body_bytes=int(max_body_mb * 2**20), solve_timeout_s=solve_timeout,
+                        solve_threads=solve_threads, max_pending=max_pending, max_scenario_cells=max_scenario_cells)
+    # Access lines go to stderr like the rest of the log: a solver silences stdout (file descriptor 1)
+    # while it runs, which would drop them.
+    log_config = copy.deepcopy(uvicorn.config.LOGGING_CONFIG)
+    log_config["handlers"]["access"]["stream"] = "ext://sys.stderr"
+    click.echo("marginopt service: the desk page at /, the API spec at /openapi.json", err=True)
+    uvicorn.run(create_app(settings), host=host, port=port, log_config=log_config)

@@ -1,0 +1,246 @@
+"""The HTTP service: ``create_app(settings)`` builds the FastAPI application.
+
+Endpoints take a case as JSON (``cases``) and answer the JSON of CASE_FORMAT.md. Status codes:
+200 an answer (an infeasible plan is one: ``status: infeasible`` says what is short);
+413 body over the size limit; 422 bad input, naming the field; 503 busy (every solver
+thread taken until the time limit, or the queue full); 504 a solve past the time limit;
+500 only for a bug (the body says so, the log has the trace).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import math
+from collections.abc import AsyncIterator, Callable
+from contextlib import asynccontextmanager
+from dataclasses import dataclass
+from importlib import resources
+from typing import Annotated, Any, Literal
+
+from fastapi import Body, FastAPI, File, Query, Request, UploadFile
+from fastapi.exceptions import RequestValidationError
+from fastapi.responses import HTMLResponse, JSONResponse, Response
+
+from marginopt.errors import CaseError, MarginoptError
+from marginopt.service import models as m
+from marginopt.service.cases import MAX_SCENARIO_CELLS, SOURCE, case_from_json, demo_case, positions_from_csv
+from marginopt.service.jobs import Busy, SolveRunner, SolveTimeout
+from marginopt.service.limits import BodyLimit
+
+log = logging.getLogger("marginopt.service")
+
+ERRORS: dict[int | str, dict[str, Any]] = {
+    413: {"model": m.ErrorOut, "description": "Request body over the size limit"},
+    422: {"model": m.ErrorOut, "description": "Bad input: `field` names it, `msg` says what was expected"},
+    503: {"model": m.ErrorOut, "description": "Busy: no solver thread came free within the time limit, or the queue is full"},
+    504: {"model": m.ErrorOut, "description": "The solve ran past the time limit and was abandoned"},
+}
+CaseBody = Annotated[dict[str, Any], Body(description=m.CASE_DOC, examples=[m.EXAMPLE_CASE])]
+ObjectiveQuery = Annotated[Literal["min_cost", "min_margin"] | None, Query(description="Overrides the case's objective.")]
+
+
+@dataclass(frozen=True)
+class Settings:
+    max_body_bytes: int = 8 * 2**20
+    solve_timeout_s: float = 30.0
+    solve_threads: int = 2
+    max_pending: int = 512
+    max_scenario_cells: int = MAX_SCENARIO_CELLS
+
+
+class RequestError(Exception):
+    """Bad input found by the service itself (not the case reader): 422 naming ``field``."""
+
+    def __init__(self, field: str, message: str) -> None:
+        super().__init__(message)
+        self.field = field
+
+
+def create_app(settings: Settings | None = None) -> FastAPI:
+    settings = settings or Settings()
+    runner = SolveRunner(settings.solve_threads, settings.solve_timeout_s, settings.max_pending)
+
+    @asynccontextmanager
+    async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+        await asyncio.to_thread(runner.ready)  # the first request should not pay for loading the compiled kernels
+        yield
+        runner.close()
+
+    from marginopt import __version__
+
+    app = FastAPI(title="marginopt", version=__version__, lifespan=lifespan, docs_url=None, redoc_url=None,
+                  description="Margin per venue, verified margin-minimizing hedges and collateral plans, what-if and "
+                              "routing for a case sent as JSON (CASE_FORMAT.md). The desk page is at /.")
+    app.add_middleware(BodyLimit, max_bytes=settings.max_body_bytes)
+    app.state.runner = runner
+    _error_handlers(app)
+
+    def load(data: dict[str, Any]) -> Any:
+        return case_from_json(data, settings.max_scenario_cells)
+
+    async def answer(work: Callable[[], Any], prefix: tuple[str, ...] = ()) -> Response:
+        """Run ``work`` on a solver thread and turn its outcome into a response."""
+        try:
+            result = await runner.run(work)
+        except RequestError as exc:
+            return _error(422, exc.field.split("."), str(exc), "request_error")
+        except CaseError as exc:
+            return _error(422, [*prefix, *exc.field.split(".")], str(exc), "case_error")
+        except MarginoptError as exc:
+            return _error(422, list(prefix), str(exc), "model_error")
+        except Busy as exc:
+            return _error(503, [], f"service busy: {exc}", "busy", headers={"Retry-After": "5"})
+        except SolveTimeout as exc:
+            return _error(504, [], str(exc), "solve_timeout")
+        return JSONResponse(_json_safe(result))
+
+    @app.get("/health", response_model=m.HealthOut, tags=["service"])
+    async def health() -> dict[str, Any]:
+        """Liveness and the limits in force."""
+        return {"status": "ok", "version": __version__, "solve_threads": runner.threads, "pending": runner.pending,
+                "max_body_bytes": settings.max_body_bytes, "solve_timeout_s": settings.solve_timeout_s}
+
+    @app.get("/v1/demo", tags=["cases"])
+    async def demo() -> dict[str, Any]:
+        """The embedded demo case (a crypto desk on three venues) as JSON, its tables inline."""
+        return demo_case()
+
+    @app.post("/v1/margin", response_model=m.MarginOut, responses=ERRORS, tags=["margin"])
+    async def margin(case: CaseBody) -> Response:
+        """Per venue: initial and maintenance margin, components, worst scenario, collateral value, excess."""
+        from marginopt.models import margin_report
+
+        return await answer(lambda: margin_report(load(case)).to_dict())
+
+    @app.post("/v1/optimize", response_model=m.PlanOut, responses=ERRORS, tags=["optimize"])
+    async def optimize(case: CaseBody, objective: ObjectiveQuery = None) -> Response:
+        """Margin-minimizing hedges and collateral allocation across venues, verified (as `marginopt optimize`).
+        A case with no plan answers 200 with `status: infeasible` and what is short."""
+        return await answer(lambda: _plan_json(load(case), objective, "optimize"))
+
+    @app.post("/v1/hedge", response_model=m.PlanOut, responses=ERRORS, tags=["optimize"])
+    async def hedge(case: CaseBody, objective: ObjectiveQuery = None) -> Response:
+        """Hedges only, collateral as posted (as `marginopt hedge`). Hedges are listed as the optimizer
+        returns them, near-zero quantities (solver tolerance) included."""
+        return await answer(lambda: _plan_json(load(case), objective, "hedge"))
+
+    @app.post("/v1/whatif", response_model=m.WhatIfOut, responses=ERRORS, tags=["what-if"])
+    async def whatif(request: m.WhatIfRequest) -> Response:
+        """Initial margin at `venue` before and after trading `quantity` of `instrument` there."""
+        def work() -> dict[str, Any]:
+            from marginopt.optimizer import what_if
+
+            case = load(request.case)
+            _check_trade(case, request.instrument, request.venue)
+            return _what_if_json(what_if(case, request.venue, request.instrument, request.quantity))
+
+        return await answer(work, ("case",))
+
+    @app.post("/v1/route", response_model=list[m.WhatIfOut], responses=ERRORS, tags=["what-if"])
+    async def route(request: m.RouteRequest) -> Response:
+        """The trade's incremental initial margin at every venue, least first: route it to the first."""
+        def work() -> list[dict[str, Any]]:
+            from marginopt.optimizer import route as route_trade
+
+            case = load(request.case)
+            _check_trade(case, request.instrument, None)
+            return [_what_if_json(w) for w in route_trade(case, request.instrument, request.quantity)]
+
+        return await answer(work, ("case",))
+
+    @app.post("/v1/positions/csv", response_model=m.PositionsOut, responses=ERRORS, tags=["cases"])
+    async def positions_csv(file: Annotated[UploadFile, File(description="CSV: venue, instrument, quantity[, account]")]) -> Response:
+        """A positions CSV read into rows for a case's `positions` (the desk page's upload); errors name the CSV row."""
+        data = await file.read()
+        return await answer(lambda: {"positions": positions_from_csv(data)}, ("file",))
+
+    _desk_pages(app)
+    return app
+
+
+def _plan_json(case: Any, objective: str | None, mode: str) -> dict[str, Any]:
+    from marginopt.optimizer import optimize
+
+    result: dict[str, Any] = optimize(case, objective=objective, mode=mode).to_dict()
+    return result
+
+
+def _check_trade(case: Any, instrument: str, venue: str | None) -> None:
+    if venue is not None and venue not in case.venues:
+        raise RequestError("venue", f"{SOURCE}: field 'venue': expected one of the case's venues ({', '.join(case.venues)}), got {venue!r}")
+    if instrument not in case.instruments:
+        raise RequestError("instrument", f"{SOURCE}: field 'instrument': expected an instrument id of the case, got {instrument!r}")
+
+
+def _what_if_json(w: Any) -> dict[str, Any]:
+    return {"venue": w.venue, "instrument": w.instrument, "quantity": w.quantity, "margin_before": w.margin_before,
+            "margin_after": w.margin_after, "incremental_margin": w.incremental}
+
+
+def _json_safe(value: Any) -> Any:
+    """JSON has no NaN or infinity: such a number (a duality gap not reached, say) is sent as null.
+    A numpy scalar (an iteration count, a flag) becomes the Python value json can write."""
+    if getattr(value, "shape", None) == () and hasattr(value, "item"):
+        value = value.item()
+    if isinstance(value, float):
+        return value if math.isfinite(value) else None
+    if isinstance(value, dict):
+        return {k: _json_safe(v) for k, v in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [_json_safe(v) for v in value]
+    return value
+
+
+def _error(status: int, loc: list[str], message: str, kind: str, headers: dict[str, str] | None = None) -> JSONResponse:
+    field = ".".join(str(p) for p in loc) or ("body" if status < 500 else "")  # 503 and 504 blame no field
+    return JSONResponse({"detail": [{"loc": ["body", *loc] if field else [], "field": field, "msg": message, "type": kind}]},
+                        status_code=status, headers=headers)
+
+
+def _error_handlers(app: FastAPI) -> None:
+    @app.exception_handler(RequestValidationError)
+    async def invalid(request: Request, exc: RequestValidationError) -> JSONResponse:
+        """FastAPI's own checks (not JSON, not an object, a wrong type in a request field) in the service's
+        error shape; the offending input is not echoed back (it can be the whole case)."""
+        items = []
+        for e in exc.errors():
+            loc = [p for p in e.get("loc", ()) if p is not None]
+            where = loc[1:] if loc and loc[0] in ("body", "query", "path", "header") else loc
+            msg = str(e.get("msg", "invalid"))
+            if not where and e.get("type") in ("dict_type", "model_type", "model_attributes_type"):
+                msg = f"expected a JSON object as the body (for /v1/margin, /v1/optimize, /v1/hedge: the case itself): {msg}"
+            if e.get("type") == "json_invalid":
+                where = []
+                msg = f"invalid JSON at character {loc[-1] if loc else '?'}: {(e.get('ctx') or {}).get('error', msg)}"
+            items.append({"loc": loc, "field": ".".join(str(p) for p in where) or "body", "msg": msg,
+                          "type": str(e.get("type", "invalid"))})
+        return JSONResponse({"detail": items}, status_code=422)
+
+    @app.exception_handler(Exception)
+    async def internal(request: Request, exc: Exception) -> JSONResponse:
+        log.exception("internal error on %s %s", request.method, request.url.path)
+        return JSONResponse({"detail": [{"loc": [], "field": "", "msg": f"internal error: {type(exc).__name__} (a bug; the "
+                                         "server log has the trace)", "type": "internal_error"}]}, status_code=500)
+
+
+def _desk_pages(app: FastAPI) -> None:
+    """The desk page and its script and style, read from the package once (no directory is served)."""
+    static = resources.files("marginopt.service") / "static"
+    files = {name: (static / name).read_bytes() for name in ("desk.html", "desk.js", "desk.css")}
+    # Everything comes from this server; no inline script, so user text shown in the page cannot run.
+    headers = {"Content-Security-Policy": "default-src 'self'; img-src 'self' data:; object-src 'none'; base-uri 'none'",
+               "X-Content-Type-Options": "nosniff", "Cache-Control": "no-cache"}
+
+    @app.get("/", include_in_schema=False)
+    @app.get("/desk", include_in_schema=False)
+    async def desk() -> Response:
+        return HTMLResponse(files["desk.html"], headers=headers)
+
+    @app.get("/desk/desk.js", include_in_schema=False)
+    async def desk_js() -> Response:
+        return Response(files["desk.js"], media_type="text/javascript; charset=utf-8", headers=headers)
+
+    @app.get("/desk/desk.css", include_in_schema=False)
+    async def desk_css() -> Response:
+        return Response(files["desk.css"], media_type="text/css; charset=utf-8", headers=headers)

@@ -1,0 +1,152 @@
+"""The service's request and response schemas (pydantic), for validation and the OpenAPI spec.
+
+A case itself is taken as a JSON object and validated by the case reader, which names
+the field, row and what was expected (CASE_FORMAT.md); repeating its rules in pydantic
+would give two sets of rules and worse messages. Response models document the JSON of
+CASE_FORMAT.md; tests check real answers against them.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from pydantic import BaseModel, ConfigDict, Field
+
+CASE_DOC = ("A case: the keys of the case file (CASE_FORMAT.md, format marginopt/1) as JSON. Tables (instruments, "
+            "positions, hedges, market.history) are lists of row objects; the service reads no files, so a path "
+            "where a table belongs, a matrix scenario set or a Derive snapshot preset is refused (422).")
+
+EXAMPLE_CASE: dict[str, Any] = {
+    "format": "marginopt/1",
+    "base_currency": "USD",
+    "valuation_date": "2026-11-20",
+    "market": {"prices": {"BTC": 91000, "USDC": 1.0}, "vols": {"BTC": 0.55}},
+    "instruments": [
+        {"id": "BTC-PERP", "kind": "perpetual", "underlying": "BTC"},
+        {"id": "BTC-C100", "kind": "option", "underlying": "BTC", "expiry": "2026-12-25", "strike": 100000, "right": "call"},
+    ],
+    "positions": [{"venue": "pm", "instrument": "BTC-C100", "quantity": -10}],
+    "hedges": [{"venue": "pm", "instrument": "BTC-PERP", "max_buy": 20, "max_sell": 20, "cost_per_unit": 20}],
+    "venues": {"pm": {"initial_margin": {"kind": "scenario_max", "scenarios": {"kind": "grid", "price_moves": [-0.1, 0, 0.1]}},
+                      "collateral": {"USDC": {"haircut": 0.0}}, "posted": {"USDC": 200000}}},
+    "objective": "min_margin",
+}
+
+
+class _Request(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+
+class WhatIfRequest(_Request):
+    case: dict[str, Any] = Field(description=CASE_DOC)
+    venue: str = Field(min_length=1, description="The venue the trade is made at.")
+    instrument: str = Field(min_length=1, description="An instrument id of the case.")
+    quantity: float = Field(allow_inf_nan=False, description="Signed contracts (negative: sell).")
+
+
+class RouteRequest(_Request):
+    case: dict[str, Any] = Field(description=CASE_DOC)
+    instrument: str = Field(min_length=1, description="An instrument id of the case.")
+    quantity: float = Field(allow_inf_nan=False, description="Signed contracts (negative: sell).")
+
+
+class VenueMarginOut(BaseModel):
+    venue: str
+    initial_margin: float
+    maintenance_margin: float
+    collateral_value: float
+    excess: float = Field(description="collateral_value - initial_margin; negative is a shortfall")
+    worst_scenario: str | None
+    components: dict[str, float]
+
+
+class MarginOut(BaseModel):
+    base_currency: str
+    venues: list[VenueMarginOut]
+    total_initial_margin: float
+
+
+class HedgeOut(BaseModel):
+    venue: str
+    instrument: str
+    quantity: float
+    cost: float
+
+
+class AllocationOut(BaseModel):
+    venue: str
+    asset: str
+    quantity: float
+    value: float
+
+
+class MarginChangeOut(BaseModel):
+    venue: str
+    before: float
+    after: float
+
+
+class VerificationOut(BaseModel):
+    passed: bool
+    max_violation: float | None
+
+
+class SolverOut(BaseModel):
+    name: str | None
+    build_seconds: float | None
+    solve_seconds: float | None
+
+
+class ShortfallOut(BaseModel):
+    constraint: str
+    shortfall: float
+
+
+class PlanOut(BaseModel):
+    """The JSON of ``marginopt optimize --format json``. ``status``: optimal (verified plan), infeasible
+    (no plan exists; ``infeasibility`` says what is short and by how much) or failed (no verified plan)."""
+
+    status: str
+    objective: str
+    objective_value: float | None
+    hedges: list[HedgeOut]
+    allocation: list[AllocationOut]
+    margins: list[MarginChangeOut]
+    shadow_prices: dict[str, dict[str, float | None]]
+    verification: VerificationOut
+    solver: SolverOut
+    certificate: dict[str, Any] | None = None
+    infeasibility: list[ShortfallOut] | None = None
+
+
+class WhatIfOut(BaseModel):
+    venue: str
+    instrument: str
+    quantity: float
+    margin_before: float
+    margin_after: float
+    incremental_margin: float
+
+
+class PositionsOut(BaseModel):
+    positions: list[dict[str, Any]] = Field(description="Rows venue, instrument, quantity[, account], ready for a case.")
+
+
+class ErrorItem(BaseModel):
+    loc: list[str | int]
+    field: str = Field(description="The field at fault, dotted from the top of the request body.")
+    msg: str
+    type: str
+
+
+class ErrorOut(BaseModel):
+    detail: list[ErrorItem]
+
+
+class HealthOut(BaseModel):
+    status: str
+    version: str
+    solve_threads: int
+    pending: int
+    max_body_bytes: int
+    solve_timeout_s: float

@@ -1,0 +1,149 @@
+"""The desk page in a real headless browser: Debian's chromium driven by Playwright, against the
+service on a loopback port. Load the page, load the demo, submit, and read the suggested hedges,
+the margin table and the chart back from the page; they must be what the library says."""
+
+from __future__ import annotations
+
+import math
+import socket
+import threading
+import time
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+pytest.importorskip("fastapi", reason="the service extra (fastapi) is not installed")
+uvicorn = pytest.importorskip("uvicorn", reason="the service extra (uvicorn) is not installed")
+sync_api = pytest.importorskip("playwright.sync_api", reason="playwright (Python) is not installed")
+
+import marginopt  # noqa: E402
+from marginopt.models import margin_report  # noqa: E402
+from marginopt.optimizer import optimize  # noqa: E402
+from marginopt.service.app import Settings, create_app  # noqa: E402
+
+CHROMIUM = Path("/usr/bin/chromium")
+ARGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking", "--disable-component-update",
+        "--disable-sync", "--no-first-run"]
+HEDGE_FLOOR = 1e-4  # the page hides |quantity| below this (solver tolerance), as desk.js says
+WAIT_MS = 120_000
+
+
+@pytest.fixture(scope="module")
+def base_url() -> Iterator[str]:
+    """The service on a free loopback port, in a thread of this process."""
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    server = uvicorn.Server(uvicorn.Config(create_app(Settings(solve_threads=2)), host="127.0.0.1", port=port,
+                                           log_level="warning", lifespan="on"))
+    thread = threading.Thread(target=server.run, name="desk-uvicorn", daemon=True)
+    thread.start()
+    deadline = time.monotonic() + 60
+    while not server.started:
+        if not thread.is_alive() or time.monotonic() > deadline:
+            pytest.fail("the service did not start on loopback")
+        time.sleep(0.05)
+    yield f"http://127.0.0.1:{port}"
+    server.should_exit = True
+    thread.join(timeout=30)
+
+
+@pytest.fixture(scope="module")
+def browser_page(base_url: str, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Any]:
+    if not CHROMIUM.exists():
+        pytest.skip(f"Debian's chromium is not installed at {CHROMIUM} (`make test` installs it when run as root)")
+    with sync_api.sync_playwright() as p:
+        try:
+            context = p.chromium.launch_persistent_context(
+                str(tmp_path_factory.mktemp("chromium-profile")), executable_path=str(CHROMIUM), headless=True, args=ARGS)
+        except Exception as exc:  # Playwright raises its own Error for any failed launch
+            pytest.skip(f"playwright cannot launch {CHROMIUM}: {str(exc).splitlines()[0]}")
+        page = context.new_page()
+        page.set_default_timeout(WAIT_MS)
+        problems: list[str] = []
+        page.on("pageerror", lambda exc: problems.append(f"page error: {exc}"))
+        page.on("console", lambda msg: problems.append(f"console {msg.type}: {msg.text}") if msg.type == "error" else None)
+        page.goto(base_url + "/")
+        page.wait_for_selector('[data-testid="venue-deribit_pm"]')
+        page.problems = problems  # type: ignore[attr-defined]
+        yield page
+        context.close()
+
+
+@pytest.fixture(scope="module")
+def demo() -> marginopt.Case:
+    return marginopt.load_case(marginopt.demo_case_path())
+
+
+def _submit(page: Any) -> None:
+    page.evaluate("() => { document.body.dataset.state = 'submitting'; }")  # so the wait below sees this submit's end
+    page.click('[data-testid="submit"]')
+    page.wait_for_function("() => ['done', 'error'].includes(document.body.dataset.state)", timeout=WAIT_MS)
+
+
+def test_demo_hedges_margins_and_chart(browser_page: Any, demo: marginopt.Case) -> None:
+    page = browser_page
+    page.click('[data-testid="load-demo"]')
+    assert "BTC-26DEC26-80000-P" in page.input_value('[data-testid="positions"]')
+    _submit(page)
+    assert page.get_attribute("body", "data-state") == "done", page.text_content('[data-testid="error"]')
+    page.wait_for_selector('[data-testid="hedges-table"][data-ready="true"]')
+
+    shown = page.eval_on_selector_all(
+        '[data-testid="hedges-table"] tr.hedge',
+        "rows => rows.map(r => [r.dataset.venue, r.dataset.instrument, Number(r.dataset.quantity), Number(r.dataset.cost)])")
+    plan = optimize(demo, mode="hedge")
+    assert plan.status == "optimal"
+    expected = [(h.venue, h.instrument, h.quantity, h.cost) for h in plan.hedges.itertuples() if abs(h.quantity) >= HEDGE_FLOOR]
+    assert expected, "the demo's hedge plan suggests no trade"
+    assert [(v, i) for v, i, _, _ in shown] == [(v, i) for v, i, _, _ in expected]
+    for (_, instrument, q, cost), (_, _, q_lib, cost_lib) in zip(shown, expected):
+        assert math.isclose(q, q_lib, rel_tol=1e-6, abs_tol=1e-4), instrument
+        assert math.isclose(cost, cost_lib, rel_tol=1e-6, abs_tol=1e-4), instrument
+    assert "save" in page.text_content('[data-testid="plan-summary"]')
+
+    margins = page.eval_on_selector_all('[data-testid="margin-table"] tbody tr[data-venue]',
+                                        "rows => rows.map(r => [r.dataset.venue, Number(r.dataset.initialMargin)])")
+    report = margin_report(demo)
+    assert [v for v, _ in margins] == [v.venue for v in report.venues]
+    for (venue, im), v in zip(margins, report.venues):
+        assert math.isclose(im, v.initial_margin, rel_tol=1e-9), venue
+
+    bars = page.eval_on_selector_all(
+        '[data-testid="margin-chart"] g.venue-bars',
+        "gs => gs.map(g => [g.dataset.venue, g.querySelectorAll('rect.bar-before').length, "
+        "g.querySelectorAll('rect.bar-after').length, Number(g.querySelector('rect.bar-after').dataset.value)])")
+    assert [b[0] for b in bars] == list(demo.venues)
+    assert all(b[1] == 1 and b[2] == 1 for b in bars), bars  # one bar pair per venue
+    after = dict(zip(plan.margins["venue"], plan.margins["after"]))
+    for venue, _, _, value in bars:
+        assert math.isclose(value, after[venue], rel_tol=1e-6, abs_tol=1e-3), venue
+    assert not page.problems, page.problems
+
+
+def test_picked_venues_only(browser_page: Any) -> None:
+    page = browser_page
+    page.click('[data-testid="load-demo"]')
+    page.uncheck('[data-testid="venue-okx_std"]')
+    try:
+        _submit(page)
+        assert page.get_attribute("body", "data-state") == "done", page.text_content('[data-testid="error"]')
+        venues = page.eval_on_selector_all('[data-testid="margin-table"] tbody tr[data-venue]', "rows => rows.map(r => r.dataset.venue)")
+        assert venues == ["deribit_pm", "cme_es"]
+        assert page.eval_on_selector_all('[data-testid="margin-chart"] g.venue-bars', "gs => gs.length") == 2
+    finally:
+        page.check('[data-testid="venue-okx_std"]')
+
+
+def test_a_bad_csv_row_is_shown_with_its_row(browser_page: Any) -> None:
+    page = browser_page
+    page.fill('[data-testid="positions"]', "venue,instrument,quantity\nderibit_pm,BTC-PERP-INV,100\nderibit_pm,ETH-PERP,lots\n")
+    _submit(page)
+    assert page.get_attribute("body", "data-state") == "error"
+    message = page.text_content('[data-testid="error"]')
+    assert "422" in message and "row 2" in message and "quantity" in message
+    page.fill('[data-testid="positions"]', "venue,instrument,quantity\nmoon,BTC-PERP-INV,100\n")
+    _submit(page)
+    assert "row 1: venue 'moon'" in page.text_content('[data-testid="error"]')
