@@ -187,14 +187,18 @@ def test_optimize_json_is_exactly_the_documented_shape(tmp_path):
         assert (tmp_path / "plan" / f"{name}.csv").exists() and (tmp_path / "plan" / f"{name}.parquet").exists()
 
 
+# 1 BTC perp at 100,000 under a 1% rate needs 1,000 of margin; 250 is posted: short by 750.
+SHORT_CASE = dict(
+    market={"prices": {"BTC": 100000.0}},
+    instruments=[{"id": "P", "kind": "perpetual", "underlying": "BTC"}],
+    positions=[{"venue": "V", "instrument": "P", "quantity": 1}],
+    venues={"V": {"initial_margin": {"kind": "fixed_rate", "rate": 0.01}, "collateral": {"USD": {"haircut": 0.0}},
+                  "posted": {"USD": 250}}},
+)
+
+
 def test_cli_infeasible_exits_non_zero_and_names_the_venue(write_case):
-    path = write_case(
-        market={"prices": {"BTC": 100000.0}},
-        instruments=[{"id": "P", "kind": "perpetual", "underlying": "BTC"}],
-        positions=[{"venue": "V", "instrument": "P", "quantity": 1}],
-        venues={"V": {"initial_margin": {"kind": "fixed_rate", "rate": 0.01}, "collateral": {"USD": {"haircut": 0.0}},
-                      "posted": {"USD": 250}}},
-    )
+    path = write_case(**SHORT_CASE)
     proc = cli("optimize", str(path))
     assert proc.returncode == 3
     assert "INFEASIBLE" in proc.stdout and "V: initial margin not covered" in proc.stdout and "750.00" in proc.stdout

@@ -15,6 +15,7 @@ import marginopt
 from marginopt.cli.main import cli
 from marginopt.models import VenueBook
 from marginopt.reports import PlotsUnavailableError, margin_html, plan_html, require_plots
+from tests.test_optimizer import SHORT_CASE
 
 pytest.importorskip("matplotlib", reason="the reports draw their charts with matplotlib (the plots extra)")
 
@@ -247,13 +248,7 @@ def test_user_strings_are_escaped(odd_case):
 
 
 def test_a_plan_that_does_not_exist_reports_what_is_short(write_case, tmp_path):
-    path = write_case(
-        market={"prices": {"BTC": 100000.0}},
-        instruments=[{"id": "P", "kind": "perpetual", "underlying": "BTC"}],
-        positions=[{"venue": "V", "instrument": "P", "quantity": 1}],
-        venues={"V": {"initial_margin": {"kind": "fixed_rate", "rate": 0.01}, "collateral": {"USD": {"haircut": 0.0}},
-                      "posted": {"USD": 250}}},
-    )
+    path = write_case(**SHORT_CASE)
     out = tmp_path / "plan.html"
     res = CliRunner().invoke(cli, ["optimize", str(path), "--report", str(out)])
     assert res.exit_code == 3

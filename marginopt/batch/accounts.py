@@ -145,15 +145,7 @@ def _optimize(case: Case, objective: str | None, solver: str | None, mode: str) 
 
     obj = Objective(objective) if objective is not None else None
     backend, forced = formulation(solver)
-    problem = None
-    if solver is None and mode != "allocate":
-        try:
-            problem = MarginProblem(case, obj, Mode(mode), backend="scenario")
-        except MarginoptError as exc:
-            if "--solver SCENARIO" not in str(exc):
-                raise
-    if problem is None:
-        problem = MarginProblem(case, obj, Mode(mode), backend=backend)
+    problem = MarginProblem(case, obj, Mode(mode), backend="route_first" if solver is None else backend)
     return run(problem, forced), [part.book for part in problem.parts]
 
 

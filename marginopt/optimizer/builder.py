@@ -116,8 +116,12 @@ class MarginProblem:
         (``optimizer.generation``), which ``auto`` also chooses for a venue with hedges and
         at least ``LARGE_SCENARIOS`` scenarios; ``scenario`` hands a ``min_margin`` hedge program
         over ES and scenario-maximum margins to ``solvers.scenario_lp`` (``optimizer.scenario_route``),
-        which ``auto`` prefers to ``generate`` where it applies. ``generation`` carries working sets over."""
+        which ``auto`` prefers to ``generate`` where it applies; ``route_first`` is ``auto`` taking that
+        route wherever it applies, at any size (many small hedge programs, as in a batch run).
+        ``generation`` carries working sets over."""
         t0 = time.perf_counter()
+        route_first = backend == "route_first"
+        backend = "auto" if route_first else backend
         self.case = case
         self.elastic = elastic
         self.slacks: dict[str, cp.Variable] = {}
@@ -145,7 +149,7 @@ class MarginProblem:
             self.problem_class = ProblemClass.LP
             self.build_seconds = time.perf_counter() - t0
             return
-        if backend == "scenario" or (backend == "auto" and not elastic and self._large()):
+        if backend == "scenario" or (backend == "auto" and not elastic and (route_first or self._large())):
             from marginopt.optimizer.scenario_route import ScenarioRoute, why_not
 
             reason = why_not(self)

@@ -17,8 +17,8 @@ one never below the requirement and equal to it at the snapshot's positions ``q0
   alone when no perp is held, so that is never lower).
 
 Minimizing the majorant from ``q0`` can only lower Derive's requirement: at the
-optimum ``q*``, ``req(q*) <= bound(q*) <= bound(q0) = req(q0)``. ``exact_at_q0`` says
-whether the last equality holds (it fails only through the oracle confidence above).
+optimum ``q*``, ``req(q*) <= bound(q*) <= bound(q0) = req(q0)``; the last equality fails
+only through the oracle confidence above.
 """
 
 from __future__ import annotations
@@ -138,10 +138,3 @@ class DeriveBound:
         opt = [r * cp.norm1(q[e.cols]) for e, r in zip(m.expiries, self.expiry_rate) if r > 0]
         charges = self.perp_rate * cp.abs(q[-1]) + self.naked_rate * naked + (cp.sum(cp.hstack(opt)) if opt else 0) + self.const
         return self.factor * worst + charges
-
-    @property
-    def exact_at_q0(self) -> bool:
-        """Whether the majorant equals the requirement at the snapshot's book (see the module's note)."""
-        req = self.model.requirements(self.model.q0)
-        exact = req[1] if self.maintenance else req[0]
-        return bool(np.isclose(self.evaluate(self.model.q0), exact, rtol=1e-12, atol=1e-9))

@@ -66,6 +66,13 @@ def extend(snap: DeriveSnapshot, ids: tuple[str, ...], where: Location) -> tuple
     return model, np.array([column[i] for i in ids], dtype=np.int64)
 
 
+def scatter(q: FloatArray, cols: np.ndarray, n: int) -> FloatArray:
+    """Venue positions in the model's ``n`` columns (lines the venue does not hold at zero)."""
+    out = np.zeros(n)
+    out[cols] = q
+    return out
+
+
 class DeriveMargin(Measure):
     """Derive's IM or MM requirement of the venue's positions, exactly (not convex)."""
 
@@ -76,10 +83,7 @@ class DeriveMargin(Measure):
         self.name, self.model, self.cols, self.maintenance = name, model, cols, maintenance
 
     def full(self, q: FloatArray) -> FloatArray:
-        """Positions in the model's columns (lines the venue does not hold at zero)."""
-        out = np.zeros(len(self.model.ids))
-        out[self.cols] = q
-        return out
+        return scatter(q, self.cols, len(self.model.ids))
 
     def evaluate(self, q: FloatArray) -> float:
         im, mm, _ = self.model.requirements(self.full(q))
@@ -127,13 +131,8 @@ class DeriveMarginBound(Measure):
         self.name, self.bound, self.cols = name, bound, cols
         self.n = len(bound.model.ids)
 
-    def _full(self, q: FloatArray) -> FloatArray:
-        out = np.zeros(self.n)
-        out[self.cols] = q
-        return out
-
     def evaluate(self, q: FloatArray) -> float:
-        return self.bound.evaluate(self._full(q))
+        return self.bound.evaluate(scatter(q, self.cols, self.n))
 
     def gradient(self, q: FloatArray) -> FloatArray:
         """Central differences of the majorant (a subgradient where it is smooth)."""

@@ -9,13 +9,13 @@ import numpy as np
 
 from marginopt.models.enums import InstrumentKind
 from marginopt.models.margin.base import BindContext, CvxForm, Measure, measure_keys, optional_name, register
-from marginopt.models.margin.notional import NetDeltaCharge
+from marginopt.models.margin.notional import NetDeltaCharge, PerUnderlyingCharge, underlying_prices
 from marginopt.models.pricing import PricingInputs
 from marginopt.models.reader import Node
 from marginopt.typing import FloatArray
 
 
-class DeltaRequirement(Measure):
+class DeltaRequirement(PerUnderlyingCharge):
     r"""A charge on each underlying's net and hedged delta:
 
     .. math:: m(q) = \sum_u S_u \Bigl(a |N_u| + h \frac{G_u - |N_u|}{2}\Bigr),
@@ -39,14 +39,6 @@ class DeltaRequirement(Measure):
         net = np.abs(self.delta @ q)
         gross = np.abs(self.delta) @ np.abs(q)
         return self.prices * (self.net_rate * net + self.gross_rate * gross)
-
-    def evaluate(self, q: FloatArray) -> float:
-        return float(self.per_underlying(q).sum())
-
-    def components(self, q: FloatArray) -> dict[str, float]:
-        if len(self.underlyings) <= 1:
-            return {self.name: self.evaluate(q)}
-        return {f"{self.name}[{u}]": float(v) for u, v in zip(self.underlyings, self.per_underlying(q))}
 
     def gradient(self, q: FloatArray) -> FloatArray:
         net = self.net_rate * (self.prices * np.sign(self.delta @ q)) @ self.delta
@@ -78,12 +70,6 @@ def _masked_delta(inp: PricingInputs, applies_to: tuple[str, ...] | None) -> Flo
     return delta
 
 
-def _prices(inp: PricingInputs) -> FloatArray:
-    prices = np.zeros(len(inp.underlyings))
-    prices[inp.uidx] = inp.spot
-    return prices
-
-
 @dataclass(frozen=True)
 class DeltaRequirementSpec:
     unhedged: float
@@ -95,7 +81,7 @@ class DeltaRequirementSpec:
     def bind(self, ctx: BindContext) -> Measure:
         inp = ctx.inputs
         return DeltaRequirement(self.name or self.kind, self.unhedged, self.hedged, _masked_delta(inp, self.applies_to),
-                                _prices(inp), inp.underlyings)
+                                underlying_prices(inp), inp.underlyings)
 
 
 def _applies_to(parts: dict[str, Node]) -> tuple[str, ...] | None:
@@ -142,7 +128,7 @@ class BasisShiftSpec:
     def bind(self, ctx: BindContext) -> Measure:
         inp = ctx.inputs
         weighted = inp.delta_matrix() * (inp.days / 365.0)
-        return NetDeltaCharge(self.name or self.kind, self.annual_move, weighted, _prices(inp), inp.underlyings)
+        return NetDeltaCharge(self.name or self.kind, self.annual_move, weighted, underlying_prices(inp), inp.underlyings)
 
 
 @register("basis_shift")

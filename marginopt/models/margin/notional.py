@@ -8,6 +8,7 @@ import cvxpy as cp
 import numpy as np
 
 from marginopt.models.margin.base import BindContext, CvxForm, Measure, measure_keys, optional_name, register
+from marginopt.models.pricing import PricingInputs
 from marginopt.models.reader import Node
 from marginopt.typing import FloatArray
 
@@ -96,7 +97,32 @@ def parse_short_option_minimum(node: Node) -> ShortOptionMinimumSpec:
     return ShortOptionMinimumSpec(parts["per_contract"].number(lower=0.0), optional_name(parts))
 
 
-class NetDeltaCharge(Measure):
+class PerUnderlyingCharge(Measure):
+    """A measure summed over underlyings, one component each (when there are several)."""
+
+    name: str
+    underlyings: tuple[str, ...]
+
+    def per_underlying(self, q: FloatArray) -> FloatArray:
+        raise NotImplementedError
+
+    def evaluate(self, q: FloatArray) -> float:
+        return float(self.per_underlying(q).sum())
+
+    def components(self, q: FloatArray) -> dict[str, float]:
+        if len(self.underlyings) <= 1:
+            return {self.name: self.evaluate(q)}
+        return {f"{self.name}[{u}]": float(v) for u, v in zip(self.underlyings, self.per_underlying(q))}
+
+
+def underlying_prices(inp: PricingInputs) -> FloatArray:
+    """Spot of each of ``inp.underlyings``, in that order."""
+    prices = np.zeros(len(inp.underlyings))
+    prices[inp.uidx] = inp.spot
+    return prices
+
+
+class NetDeltaCharge(PerUnderlyingCharge):
     r"""``rate * sum_u S_u |sum_j delta_{uj} q_j|``: a charge on the net delta of each underlying.
 
     ``delta`` is in units of the underlying per contract (Black-76 delta for
@@ -108,14 +134,6 @@ class NetDeltaCharge(Measure):
 
     def per_underlying(self, q: FloatArray) -> FloatArray:
         return self.rate * self.prices * np.abs(self.delta @ q)
-
-    def evaluate(self, q: FloatArray) -> float:
-        return float(self.per_underlying(q).sum())
-
-    def components(self, q: FloatArray) -> dict[str, float]:
-        if len(self.underlyings) <= 1:
-            return {self.name: self.evaluate(q)}
-        return {f"{self.name}[{u}]": float(v) for u, v in zip(self.underlyings, self.per_underlying(q))}
 
     def gradient(self, q: FloatArray) -> FloatArray:
         return self.rate * (self.prices * np.sign(self.delta @ q)) @ self.delta
@@ -136,9 +154,7 @@ class NetDeltaChargeSpec:
 
     def bind(self, ctx: BindContext) -> Measure:
         inp = ctx.inputs
-        prices = np.zeros(len(inp.underlyings))
-        prices[inp.uidx] = inp.spot
-        return NetDeltaCharge(self.name or self.kind, self.rate, inp.delta_matrix(), prices, inp.underlyings)
+        return NetDeltaCharge(self.name or self.kind, self.rate, inp.delta_matrix(), underlying_prices(inp), inp.underlyings)
 
 
 @register("net_delta_charge")
