@@ -36,6 +36,7 @@ import numpy as np
 import scipy.sparse as sp
 
 from marginopt.optimizer.builder import pieces
+from marginopt.solvers.highs import quiet_highs
 
 if TYPE_CHECKING:
     from marginopt.optimizer.builder import MarginProblem
@@ -161,8 +162,7 @@ class DirectLP:
 
     def __init__(self, problem: MarginProblem) -> None:
         self.problem = problem
-        self.highs = highspy.Highs()
-        self.highs.setOptionValue("output_flag", False)
+        self.highs = quiet_highs()
         self.structure: _Structure | None = None
         self._terms: tuple[object, object] | None = None  # the venues and treasury the structure was built for
         self.loaded = False  # the model is in HiGHS; later solves change row bounds only

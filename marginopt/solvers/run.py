@@ -2,19 +2,16 @@
 
 from __future__ import annotations
 
-import os
-import sys
-import threading
 import time
-import warnings
-from collections.abc import Callable, Iterator
-from contextlib import contextmanager
+from collections.abc import Callable
+from contextlib import nullcontext
 from typing import Any
 
 import cvxpy as cp
 
 from marginopt.errors import MarginoptError
 from marginopt.solvers.installed import installed_solvers
+from marginopt.solvers.quiet import guarded_stdout, ignored_warnings
 from marginopt.solvers.status import Attempt, ProblemClass, SolveReport, SolveStatus, map_status
 
 # Preferred order per class. OSQP (ADMM) is for QPs only: on margin LPs, which have no
@@ -40,6 +37,9 @@ OPTIONS: dict[str, dict[str, Any]] = {
     "CLARABEL": {},
     "HIGHS": {},
 }
+# cvxpy's HiGHS interface constructs highspy.Highs() itself, which prints its banner before any
+# option can reach it (solvers/quiet.py); the other solvers keep quiet with verbose=False.
+PRINTS_REGARDLESS = frozenset({"HIGHS"})
 
 
 def solver_chain(problem_class: ProblemClass, forced: str | None = None) -> tuple[str, ...]:
@@ -86,8 +86,9 @@ def solve(
         t0 = time.perf_counter()
         note = ""
         try:
-            with _quiet():  # solver chatter; the status says what matters
-                problem.solve(solver=name, warm_start=warm, **{**OPTIONS.get(name, {}), **(options or {}).get(name, {})})
+            with ignored_warnings(), (guarded_stdout() if name in PRINTS_REGARDLESS else nullcontext()):
+                problem.solve(solver=name, warm_start=warm, verbose=False,
+                              **{**OPTIONS.get(name, {}), **(options or {}).get(name, {})})
             status = map_status(problem.status)
         except cp.error.SolverError as exc:
             status, note = SolveStatus.ERROR, str(exc).splitlines()[0] if str(exc) else "solver error"
@@ -107,55 +108,6 @@ def solve(
             return SolveReport(name, status, problem_class, build_seconds + _compile_seconds(problem), _solve_seconds(problem, seconds),
                                tuple(attempts), getattr(stats, "num_iters", None), warm)
     return SolveReport(None, attempts[-1].status, problem_class, build_seconds, total, tuple(attempts), None, warm)
-
-
-# Warning filters and file descriptor 1 belong to the process, not the thread: when solves run on
-# several threads (the HTTP service), the first to enter silences both and the last to leave
-# restores them. Nested save/restore per thread would let one thread "restore" another's
-# /dev/null, losing stdout for good.
-_quiet_lock = threading.Lock()
-_quiet_depth = 0
-_quiet_saved: tuple[warnings.catch_warnings[None], int | None] | None = None
-
-
-@contextmanager
-def _quiet() -> Iterator[None]:
-    """Silence Python warnings and what solvers' C code prints on file descriptor 1 (it would corrupt JSON output)."""
-    global _quiet_depth, _quiet_saved
-    with _quiet_lock:
-        if _quiet_depth == 0:
-            caught = warnings.catch_warnings()
-            caught.__enter__()
-            warnings.simplefilter("ignore")
-            _quiet_saved = (caught, _silence_stdout())
-        _quiet_depth += 1
-    try:
-        yield
-    finally:
-        with _quiet_lock:
-            _quiet_depth -= 1
-            if _quiet_depth == 0 and _quiet_saved is not None:
-                caught, saved = _quiet_saved
-                _quiet_saved = None
-                if saved is not None:
-                    os.dup2(saved, 1)
-                    os.close(saved)
-                caught.__exit__(None, None, None)
-
-
-def _silence_stdout() -> int | None:
-    """Point file descriptor 1 at /dev/null; the saved descriptor, or None with no real stdout."""
-    try:
-        sys.stdout.flush()
-        saved = os.dup(1)
-    except (OSError, ValueError):  # no real stdout (embedded interpreter): nothing to protect
-        return None
-    devnull = os.open(os.devnull, os.O_WRONLY)
-    try:
-        os.dup2(devnull, 1)
-    finally:
-        os.close(devnull)
-    return saved
 
 
 def _compile_seconds(problem: cp.Problem) -> float:

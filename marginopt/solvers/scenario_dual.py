@@ -36,6 +36,7 @@ import numpy as np
 import scipy.sparse as sp
 
 from marginopt.solvers import dense_ipm
+from marginopt.solvers.highs import Highs, quiet_highs
 from marginopt.solvers.scenario_lp import (
     LargeResult,
     ScenarioTerm,
@@ -75,8 +76,7 @@ def solve_dual(
     t0 = time.perf_counter()
     seconds = {"passes": 0.0, "lp": 0.0}
     k = len(lb)
-    hs = highspy.Highs()
-    hs.setOptionValue("output_flag", False)
+    hs = quiet_highs()
     # Rows: one per term (sum mu = w), then per hedge its bound rows, then nothing else.
     n_terms = len(terms)
     hs.addRows(n_terms, np.array([t.weight for t in terms]), np.array([t.weight for t in terms]), 0,
@@ -215,7 +215,7 @@ def solve_dual(
     return LargeResult("optimal", h, exact, lower, it, working, values, lin_duals, scen_duals, seconds), working
 
 
-def run_ipm(hs: highspy.Highs, seconds: dict[str, float],
+def run_ipm(hs: Highs, seconds: dict[str, float],
             eliminate: np.ndarray | None = None) -> tuple[str | None, np.ndarray, np.ndarray]:
     """The restricted LP held in ``hs`` (equality rows only) solved by ``dense_ipm`` (``eliminate``:
     the cap rows); HiGHS's simplex takes over if the interior point fails. Returns (failure,
@@ -286,8 +286,7 @@ def _min_linear(g: np.ndarray, lb: np.ndarray, ub: np.ndarray, cost: np.ndarray,
         return float(np.min(cand, axis=0).sum())
     a, lo, hi = linear
     k = len(g)
-    hs = highspy.Highs()
-    hs.setOptionValue("output_flag", False)
+    hs = quiet_highs()
     # h = p - n with p, n >= 0 split at zero.
     hs.addCols(2 * k, np.concatenate([g + cost, -g + cost]),
                np.concatenate([np.maximum(lb, 0.0), np.maximum(-ub, 0.0)]),
@@ -312,7 +311,7 @@ def ahead(excess: np.ndarray, in_lp: np.ndarray, viol: np.ndarray, n: int) -> np
     return np.concatenate([viol, cand])
 
 
-def run_simplex(hs: highspy.Highs, seconds: dict[str, float]) -> tuple[str | None, np.ndarray, np.ndarray]:
+def run_simplex(hs: Highs, seconds: dict[str, float]) -> tuple[str | None, np.ndarray, np.ndarray]:
     """HiGHS on the restricted dual: (failure, column values, row duals). Unbounded there means
     the primal's restriction, a relaxation of the full program, is infeasible (a limit or
     linear rows no h meets)."""

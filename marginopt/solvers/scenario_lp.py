@@ -36,6 +36,7 @@ import highspy
 import numpy as np
 
 from marginopt.models.margin.shortfall import tail_mean
+from marginopt.solvers.highs import Highs, quiet_highs
 from marginopt.solvers.scenario_start import start_point
 
 INF = highspy.kHighsInf
@@ -155,13 +156,12 @@ class ScenarioLP:
         self.ipm = lp in ("ipm", "auto")
 
     # -- the LP ------------------------------------------------------------------
-    def _base(self) -> tuple[highspy.Highs, list[int], list[int], list[int]]:
+    def _base(self) -> tuple[Highs, list[int], list[int], list[int]]:
         """HiGHS with h+, h-, each term's value (and VaR) column, definition rows, linear rows.
 
         A side of h that its box fixes at zero (h- when h >= 0) gets no column: with every
         scenario row carrying both halves, that halved the LP of a long-only problem."""
-        hs = highspy.Highs()
-        hs.setOptionValue("output_flag", False)
+        hs = quiet_highs()
         hp_lo, hp_hi = np.maximum(self._lb, 0.0), np.maximum(self._ub, 0.0)
         hn_lo, hn_hi = np.maximum(-self._ub, 0.0), np.maximum(-self._lb, 0.0)
         pos, neg = np.flatnonzero(self._pos >= 0), np.flatnonzero(self._neg >= 0)
@@ -213,7 +213,7 @@ class ScenarioLP:
         h[has_n] -= col[self._neg[has_n]]
         return h
 
-    def _add(self, hs: highspy.Highs, t: int, term: ScenarioTerm, scen: np.ndarray, m: int, c: int, def_row: int,
+    def _add(self, hs: Highs, t: int, term: ScenarioTerm, scen: np.ndarray, m: int, c: int, def_row: int,
              rows: list[tuple[np.ndarray, int]]) -> None:
         """Add scenarios ``scen`` of term ``t`` (their u columns and rows); ``rows`` records
         (scenarios, first row) in the order added."""
@@ -333,7 +333,7 @@ class ScenarioLP:
 
 
 
-def run_lp(hs: highspy.Highs, seconds: dict[str, float]) -> str | None:
+def run_lp(hs: Highs, seconds: dict[str, float]) -> str | None:
     """Run HiGHS; None when optimal, else the status to report (infeasible | error)."""
     t1 = time.perf_counter()
     hs.run()
