@@ -5,19 +5,55 @@
     >>> report = marginopt.margin(case)
     >>> report.total_initial_margin > 0
     True
+
+The names below are imported on first use: ``import marginopt`` (and every ``marginopt``
+command, ``--help`` and ``--version`` included) pays only for what it touches, not for cvxpy,
+numba and pandas up front.
 """
 
 from __future__ import annotations
 
+import importlib
 from importlib import resources
 from pathlib import Path
+from typing import TYPE_CHECKING, Any
 
 from marginopt.errors import CaseError, MarginoptError, ModelError, NonConvexMeasureError
-from marginopt.models import Case, MarginReport, ScenarioLosses, VenueBook, load_case
-from marginopt.models import margin_report as margin
-from marginopt.optimizer import OptimizationResult, attribution, optimize, route, what_if
+
+if TYPE_CHECKING:
+    from marginopt.models import Case, MarginReport, ScenarioLosses, VenueBook, load_case
+    from marginopt.models import margin_report as margin
+    from marginopt.optimizer import OptimizationResult, attribution, optimize, route, what_if
 
 __version__ = "0.1.0"
+
+# public name -> (module, attribute)
+_LAZY: dict[str, tuple[str, str]] = {
+    "Case": ("marginopt.models", "Case"),
+    "MarginReport": ("marginopt.models", "MarginReport"),
+    "ScenarioLosses": ("marginopt.models", "ScenarioLosses"),
+    "VenueBook": ("marginopt.models", "VenueBook"),
+    "load_case": ("marginopt.models", "load_case"),
+    "margin": ("marginopt.models", "margin_report"),
+    "OptimizationResult": ("marginopt.optimizer", "OptimizationResult"),
+    "attribution": ("marginopt.optimizer", "attribution"),
+    "optimize": ("marginopt.optimizer", "optimize"),
+    "route": ("marginopt.optimizer", "route"),
+    "what_if": ("marginopt.optimizer", "what_if"),
+}
+
+
+def __getattr__(name: str) -> Any:
+    if name not in _LAZY:
+        raise AttributeError(f"module 'marginopt' has no attribute {name!r}")
+    module, attr = _LAZY[name]
+    value = getattr(importlib.import_module(module), attr)
+    globals()[name] = value  # later lookups skip this function
+    return value
+
+
+def __dir__() -> list[str]:
+    return sorted(set(globals()) | set(_LAZY))
 
 
 def demo_case_path() -> Path:

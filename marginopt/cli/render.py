@@ -6,7 +6,6 @@ import json
 import sys
 from typing import Any
 
-import pandas as pd
 from rich.console import Console
 from rich.table import Table
 
@@ -115,6 +114,8 @@ def plan_table(result: Any, ccy: str, console: Console) -> None:
                       f"gap {cert['gap']:.3g}; scenarios in the program: {sizes}", soft_wrap=True)
     # Interior-point solvers leave round-off (1e-8 contracts) on trades they do not want:
     # people see trades above a millionth of the candidate's bound; JSON keeps every number.
+    import pandas as pd
+
     bound = pd.Series([max(c.max_buy, c.max_sell, 1.0) for c in result.candidates], index=result.hedges.index, dtype=float)
     trades = result.hedges[result.hedges["quantity"].abs() > 1e-6 * bound]
     t = Table(title="Hedges", title_justify="left", header_style="bold")

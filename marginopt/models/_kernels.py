@@ -21,6 +21,8 @@ import numpy as np
 from numba import types
 from numba.extending import intrinsic
 
+from marginopt.models.kernel_codes import DELTA_ONE_INVERSE, DELTA_ONE_LINEAR, NO_PNL, OPTION_INVERSE
+
 # Fast-math without 'nnan'/'ninf': inputs are validated finite, but LLVM must not
 # assume it when folding comparisons.
 _FLAGS = {"nsz", "arcp", "contract", "afn", "reassoc"}
@@ -114,14 +116,6 @@ def ncdf_array(x: np.ndarray, out: np.ndarray) -> None:
 def black76_array(f: np.ndarray, k: np.ndarray, sd: np.ndarray, cp: np.ndarray, out: np.ndarray) -> None:
     for i in range(f.size):
         out[i] = black76(f[i], k[i], math.log(f[i] / k[i]), sd[i], cp[i])
-
-
-# Instrument codes of the loss kernel.
-DELTA_ONE_LINEAR = 0  # -a * (g - 1),  a = multiplier * F0
-DELTA_ONE_INVERSE = 1  # -a * (1 - 1/g), a = S0 * face / F0
-OPTION_LINEAR = 2  # V0 - V1
-OPTION_INVERSE = 3  # V0 - V1 / g
-NO_PNL = 4  # coin held in its own coin: no P&L in coin
 
 
 @nb.njit(parallel=True, **_JIT)

@@ -18,7 +18,8 @@ import numpy as np
 from scipy.special import ndtr
 
 from marginopt.errors import CaseError
-from marginopt.models import _kernels as K
+from marginopt.models import kernel_codes as K
+from marginopt.models._kernels_numpy import black76_array
 from marginopt.models.enums import InstrumentKind, Settlement
 from marginopt.models.instruments import Instrument, InstrumentSet
 from marginopt.models.market import MarketData
@@ -95,7 +96,7 @@ def price_inputs(
     premium = np.zeros(n)
     if is_opt.any():
         out = np.empty(int(is_opt.sum()))
-        K.black76_array(forward[is_opt], strike[is_opt], sd[is_opt], cp[is_opt], out)
+        black76_array(forward[is_opt], strike[is_opt], sd[is_opt], cp[is_opt], out)
         premium[is_opt] = out
     value = np.where(is_opt, disc_mult * premium, mult * forward)
     mark = np.array([inst.price if inst.price is not None else 0.0 for inst in items], dtype=float)

@@ -5,14 +5,15 @@ from __future__ import annotations
 import datetime as dt
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
-from typing import Any
-
-import pandas as pd
+from typing import TYPE_CHECKING, Any
 
 from marginopt.models.book import VenueBook
 from marginopt.models.case import Case
 from marginopt.models.collateral import CollateralLine
 from marginopt.models.margin.composite import bound_notes
+
+if TYPE_CHECKING:
+    import pandas as pd
 
 
 @dataclass(frozen=True)
@@ -76,6 +77,8 @@ class MarginReport:
 
     def to_frame(self) -> pd.DataFrame:
         """One row per venue; components as ``component:<name>`` columns."""
+        import pandas as pd  # only where a table is asked for: margin alone never loads pandas
+
         rows = []
         for v in self.venues:
             row = {k: val for k, val in v.to_dict().items() if k != "components"}

@@ -24,12 +24,15 @@ only through the oracle confidence above.
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
-import cvxpy as cp
 import numpy as np
 
 from marginopt.models.derive.model import DeriveModel
 from marginopt.typing import FloatArray
+
+if TYPE_CHECKING:  # imported where a cvxpy form is built, so margin alone never loads cvxpy
+    import cvxpy as cp
 
 
 def _conf_rate(model: DeriveModel, c: float) -> float:
@@ -107,6 +110,8 @@ class DeriveBound:
         (1.9) propagates bounds through a product with a constant matrix, where a zero entry
         times an unbounded variable gives NaN bounds that HiGHS reads as an infeasible
         problem, and through a parameter row-vector product it gets the shape wrong."""
+        import cvxpy as cp
+
         m = self.model
         n_s = len(m.weights)
 

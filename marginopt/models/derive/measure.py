@@ -19,8 +19,8 @@ import dataclasses
 import re
 from dataclasses import dataclass
 from pathlib import Path
+from typing import TYPE_CHECKING
 
-import cvxpy as cp
 import numpy as np
 import scipy.sparse as sp
 
@@ -31,6 +31,9 @@ from marginopt.models.derive.snapshot import DeriveSnapshot, OptionLine, load_sn
 from marginopt.models.margin.base import BindContext, CvxForm, Measure, measure_keys, optional_name, register
 from marginopt.models.reader import Node, resolve_path
 from marginopt.typing import FloatArray
+
+if TYPE_CHECKING:  # imported where a cvxpy form is built, so margin alone never loads cvxpy
+    import cvxpy as cp
 
 LINE_ID = re.compile(r"^([CP])-(\d+)-([0-9.eE+]+)$")
 PERP_ID = "PERP"

@@ -12,9 +12,7 @@ from __future__ import annotations
 from abc import ABC, abstractmethod
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
-from typing import Any, ClassVar, Protocol, TypeVar
-
-import cvxpy as cp
+from typing import TYPE_CHECKING, Any, ClassVar, Protocol, TypeAlias, TypeVar
 
 from marginopt.errors import NonConvexMeasureError
 from marginopt.models.pricing import PricingInputs
@@ -22,7 +20,10 @@ from marginopt.models.reader import Node
 from marginopt.models.scenarios import ScenarioLosses, ScenarioSpec
 from marginopt.typing import FloatArray
 
-CvxForm = tuple[cp.Expression, list[Any]]
+if TYPE_CHECKING:  # imported where a cvxpy form is built, so margin alone never loads cvxpy
+    import cvxpy as cp
+
+CvxForm: TypeAlias = "tuple[cp.Expression, list[Any]]"
 
 
 @dataclass(frozen=True)
@@ -77,6 +78,8 @@ class Measure(ABC):
 
     def param(self, name: str, nonneg: bool = False) -> cp.Parameter:
         """The parameter holding ``arrays()[name]``; ``nonneg`` where DCP needs the sign."""
+        import cvxpy as cp
+
         params: dict[str, cp.Parameter] = self.__dict__.setdefault("_params", {})
         if name not in params:
             value = self.arrays()[name]

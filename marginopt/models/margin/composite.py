@@ -3,8 +3,8 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
-import cvxpy as cp
 import numpy as np
 
 from marginopt.errors import NonConvexMeasureError
@@ -21,6 +21,9 @@ from marginopt.models.margin.base import (
 )
 from marginopt.models.reader import Node
 from marginopt.typing import FloatArray
+
+if TYPE_CHECKING:  # imported where a cvxpy form is built, so margin alone never loads cvxpy
+    import cvxpy as cp
 
 
 class Composite(Measure):
@@ -73,6 +76,8 @@ class SumMeasure(Composite):
         return np.sum([t.gradient(q) for t in self.terms], axis=0)
 
     def cvxpy(self, q: cp.Expression) -> CvxForm:
+        import cvxpy as cp
+
         exprs, cons = self._forms(q)
         return cp.sum(cp.hstack(exprs)) if len(exprs) > 1 else exprs[0], cons  # type: ignore[return-value]
 
@@ -91,6 +96,8 @@ class MaxMeasure(Composite):
         return binding.worst_scenario(q) or super().worst_scenario(q)
 
     def cvxpy(self, q: cp.Expression) -> CvxForm:
+        import cvxpy as cp
+
         exprs, cons = self._forms(q)
         return cp.maximum(*exprs) if len(exprs) > 1 else exprs[0], cons  # type: ignore[return-value]
 

@@ -3,8 +3,8 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
-import cvxpy as cp
 import numpy as np
 
 from marginopt.models.enums import InstrumentKind
@@ -13,6 +13,9 @@ from marginopt.models.margin.notional import NetDeltaCharge, PerUnderlyingCharge
 from marginopt.models.pricing import PricingInputs
 from marginopt.models.reader import Node
 from marginopt.typing import FloatArray
+
+if TYPE_CHECKING:  # imported where a cvxpy form is built, so margin alone never loads cvxpy
+    import cvxpy as cp
 
 
 class DeltaRequirement(PerUnderlyingCharge):
@@ -50,6 +53,8 @@ class DeltaRequirement(PerUnderlyingCharge):
                 "gross": self.gross_rate * (self.prices @ np.abs(self.delta))}
 
     def cvxpy(self, q: cp.Expression) -> CvxForm:
+        import cvxpy as cp
+
         terms = []
         if self.net_rate > 0.0:
             terms.append(cp.sum(cp.abs(self.param("net") @ q)))

@@ -3,14 +3,17 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
-import cvxpy as cp
 import numpy as np
 
 from marginopt.models.margin.base import BindContext, CvxForm, Measure, measure_keys, optional_name, register
 from marginopt.models.pricing import PricingInputs
 from marginopt.models.reader import Node
 from marginopt.typing import FloatArray
+
+if TYPE_CHECKING:  # imported where a cvxpy form is built, so margin alone never loads cvxpy
+    import cvxpy as cp
 
 
 class FixedRate(Measure):
@@ -34,6 +37,8 @@ class FixedRate(Measure):
         return {"notional": self.rate * np.abs(self.notional)}
 
     def cvxpy(self, q: cp.Expression) -> CvxForm:
+        import cvxpy as cp
+
         return cp.norm1(cp.multiply(self.param("notional"), q)), []
 
 
@@ -77,6 +82,8 @@ class ShortOptionMinimum(Measure):
         return {"unit": self.per_contract * self.unit}
 
     def cvxpy(self, q: cp.Expression) -> CvxForm:
+        import cvxpy as cp
+
         return self.param("unit", nonneg=True) @ cp.neg(q), []
 
 
@@ -143,6 +150,8 @@ class NetDeltaCharge(PerUnderlyingCharge):
         return {"charge": self.rate * self.prices[:, None] * self.delta}
 
     def cvxpy(self, q: cp.Expression) -> CvxForm:
+        import cvxpy as cp
+
         return cp.sum(cp.abs(self.param("charge") @ q)), []
 
 

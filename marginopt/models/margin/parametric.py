@@ -3,8 +3,8 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
-import cvxpy as cp
 import numpy as np
 
 from marginopt.models.margin.base import BindContext, CvxForm, Measure, measure_keys, optional_name, register
@@ -12,6 +12,9 @@ from marginopt.models.margin.scenario_max import ScenarioMeasure
 from marginopt.models.reader import Node
 from marginopt.models.scenarios import ScenarioLosses, ScenarioSpec, parse_scenario_set
 from marginopt.typing import FloatArray
+
+if TYPE_CHECKING:  # imported where a cvxpy form is built, so margin alone never loads cvxpy
+    import cvxpy as cp
 
 
 class ParametricVaR(ScenarioMeasure):
@@ -50,6 +53,8 @@ class ParametricVaR(ScenarioMeasure):
         return {f"r{k}": r for k, r in enumerate(self.factors)}
 
     def cvxpy(self, q: cp.Expression) -> CvxForm:
+        import cvxpy as cp
+
         terms = [self.z * cp.norm(self.param(f"r{k}") @ q, 2) for k in range(len(self.factors))]
         return cp.sum(cp.hstack(terms)) if len(terms) > 1 else terms[0], []
 

@@ -3,14 +3,17 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
-import cvxpy as cp
 import numpy as np
 
 from marginopt.models.margin.base import BindContext, CvxForm, Measure, measure_keys, optional_name, register
 from marginopt.models.reader import Node
 from marginopt.models.scenarios import ScenarioLosses, ScenarioSpec, parse_scenario_set
 from marginopt.typing import FloatArray
+
+if TYPE_CHECKING:  # imported where a cvxpy form is built, so margin alone never loads cvxpy
+    import cvxpy as cp
 
 
 class ScenarioMeasure(Measure):
@@ -67,6 +70,8 @@ class ScenarioMax(ScenarioMeasure):
         return {f"wl{k}": w[g, None] * m[g] for k, g in enumerate(self.losses.groups())}
 
     def cvxpy(self, q: cp.Expression) -> CvxForm:
+        import cvxpy as cp
+
         terms = [cp.pos(cp.max(self.param(f"wl{k}") @ q)) for k in range(len(self.losses.group_names))]
         return cp.sum(cp.hstack(terms)) if len(terms) > 1 else terms[0], []
 

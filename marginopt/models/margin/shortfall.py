@@ -3,8 +3,8 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
-import cvxpy as cp
 import numpy as np
 
 from marginopt.errors import NonConvexMeasureError
@@ -13,6 +13,9 @@ from marginopt.models.margin.scenario_max import ScenarioMeasure
 from marginopt.models.reader import Node
 from marginopt.models.scenarios import ScenarioLosses, ScenarioSpec, parse_scenario_set
 from marginopt.typing import FloatArray
+
+if TYPE_CHECKING:  # imported where a cvxpy form is built, so margin alone never loads cvxpy
+    import cvxpy as cp
 
 
 def tail_mean(losses: FloatArray, prob: FloatArray, beta: float) -> float:
@@ -78,6 +81,8 @@ class ExpectedShortfall(ScenarioMeasure):
         return {f"l{k}": self.losses.matrix[g] for k, g in enumerate(self.losses.groups())}
 
     def cvxpy(self, q: cp.Expression) -> CvxForm:
+        import cvxpy as cp
+
         terms = []
         for k, p in enumerate(self.probs):
             c = cp.Variable(name=f"{self.name}.var{k}")

@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
-import cvxpy as cp
 import numpy as np
 
 from marginopt.errors import NonConvexMeasureError
@@ -13,6 +13,9 @@ from marginopt.models.margin.base import BindContext, CvxForm, Measure, measure_
 from marginopt.models.reader import Node
 from marginopt.models.scenarios import GridSpec, ScenarioLosses, ScenarioSpec, parse_scenario_set
 from marginopt.typing import FloatArray
+
+if TYPE_CHECKING:  # imported where a cvxpy form is built, so margin alone never loads cvxpy
+    import cvxpy as cp
 
 # Spreads are whole numbers: floor(|delta| / ratio) with this slack, so a delta that is a whole
 # number of ratios up to rounding (2 * 5000 * F / F) forms them all.
@@ -45,6 +48,8 @@ class ZeroMeasure(Measure):
         return np.zeros(self.n)
 
     def cvxpy(self, q: cp.Expression) -> CvxForm:
+        import cvxpy as cp
+
         return cp.Constant(0.0), []
 
 

@@ -5,17 +5,20 @@ from __future__ import annotations
 import datetime as dt
 from collections.abc import Callable, Collection
 from dataclasses import dataclass
-from typing import Protocol, TypeVar
+from typing import TYPE_CHECKING, Protocol, TypeVar
 
 import numpy as np
-import pandas as pd
 
 from marginopt.errors import CaseError, Location
-from marginopt.models import _kernels as K
+from marginopt.models import _kernels_numpy
+from marginopt.models import kernel_codes as K
 from marginopt.models.market import MarketData
 from marginopt.models.pricing import PricingInputs
 from marginopt.models.reader import Node
 from marginopt.typing import FloatArray, IntArray
+
+if TYPE_CHECKING:
+    import pandas as pd
 
 _CHECK_ROWS = 8192
 
@@ -89,6 +92,8 @@ class ScenarioLosses:
 
     def to_frame(self) -> pd.DataFrame:
         """scenario, group, weight, then one column of losses per instrument."""
+        import pandas as pd  # only where a table is asked for: margin alone never loads pandas
+
         b = self.group_bounds
         assert b is not None
         group = np.repeat(np.array(self.group_names, dtype=object), np.diff(b))
@@ -140,7 +145,7 @@ def losses_from_moves(
     source: str = "",
     where: tuple[Location, str] | None = None,
 ) -> ScenarioLosses:
-    """Reprice every instrument under every scenario with the compiled kernel.
+    """Reprice every instrument under every scenario with the loss kernel.
 
     ``where`` (location, field) names the vol moves in the case, for the error
     raised when a vol move would make a shocked vol non-positive.
@@ -167,13 +172,23 @@ def losses_from_moves(
     lnfk = np.where(opt, np.log(inp.forward / inp.strike), 0.0)
     out = np.empty((n_s, n_j))
     growth = np.ascontiguousarray(moves.growth, dtype=float)
-    K.loss_kernel(
+    _loss_kernel(n_s * int(opt.sum()))(
         out, growth, np.log(growth), np.ascontiguousarray(moves.vol_move, dtype=float),
         block_start, inp.code[order][starts].copy(), inp.uidx[order][starts].copy(), order.astype(np.int64),
         a[order], inp.strike[order], lnfk[order], inp.sd[order], scale[order], sd_floor[order],
         inp.disc_mult[order], inp.cp[order], inp.value[order],
     )
     return ScenarioLosses(moves.labels, moves.weights, inp.ids, out, moves.group_names, moves.group_bounds, source)
+
+
+def _loss_kernel(option_cells: int) -> Callable[..., None]:
+    """numpy for a small book, the compiled kernel above (_kernels_numpy says why). Chosen by size
+    alone, so a case gives the same matrix to the last bit in every process."""
+    if option_cells < _kernels_numpy.SMALL_OPTION_CELLS:
+        return _kernels_numpy.loss_kernel
+    from marginopt.models import _kernels
+
+    return _kernels.loss_kernel
 
 
 def _check_vol_positive(inp: PricingInputs, moves: Moves, scale: FloatArray, where: tuple[Location, str] | None) -> None:

@@ -30,7 +30,7 @@ from dataclasses import dataclass, field
 import numpy as np
 
 from marginopt.errors import CaseError, Location
-from marginopt.models import _kernels as K
+from marginopt.models import kernel_codes as K
 from marginopt.models.market import MarketData
 from marginopt.models.reader import Node
 from marginopt.models.scenarios.base import Moves, ScenarioContext, ScenarioLosses, losses_from_moves, register
