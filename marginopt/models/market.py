@@ -9,10 +9,9 @@ from pathlib import Path
 from types import MappingProxyType
 
 import numpy as np
-import pandas as pd
 
 from marginopt.errors import CaseError, Location
-from marginopt.models.reader import Node, Table, read_frame, read_table
+from marginopt.models.reader import Node, read_table, read_table_file, to_numbers
 
 
 @dataclass(frozen=True)
@@ -68,36 +67,48 @@ def _parse_history(node: Node) -> PriceHistory:
         table = read_table(node, "market.history")
     else:
         node.refuse_file("inline rows")
-        path, frame = read_frame(node)
-        table = Table("market.history", frame, path, None)
-    frame, path = table.frame, table.file
-    if "date" not in frame.columns:
-        raise CaseError(table.where(0) if len(frame) else Location(path), "date", "a column named date (then one price column per underlying)", list(frame.columns))
-    if len(frame) < 2:
-        raise CaseError(Location(path), "date", "at least two rows of prices", len(frame))
+        table = read_table_file(node, "market.history")
+    columns, path = table.columns, table.file
+    if "date" not in columns:
+        raise CaseError(table.where(0) if len(table) else Location(path), "date", "a column named date (then one price column per underlying)", list(columns))
+    if len(table) < 2:
+        raise CaseError(Location(path), "date", "at least two rows of prices", len(table))
     dates: list[dt.date] = []
-    for i, v in enumerate(frame["date"].tolist()):
-        try:
-            dates.append(pd.Timestamp(v).date())
-        except (ValueError, TypeError):
-            raise CaseError(table.where(i), "date", "a date YYYY-MM-DD", v) from None
+    for i, v in enumerate(columns["date"]):
+        day = _history_date(v)
+        if day is None:
+            raise CaseError(table.where(i), "date", "a date YYYY-MM-DD", v)
+        dates.append(day)
     d = np.array(dates, dtype="datetime64[D]")
     bad = np.flatnonzero(np.diff(d) <= np.timedelta64(0, "D"))
     if bad.size:
         i = int(bad[0]) + 1
         raise CaseError(table.where(i), "date", f"dates strictly ascending (after {dates[i - 1]})", str(dates[i]))
     closes: dict[str, np.ndarray] = {}
-    for col in frame.columns:
+    for col, raw in columns.items():
         if col == "date":
             continue
-        raw = frame[col]
-        # Inline rows keep Python objects: true/false is refused, not read as 1/0.
-        cells = raw.map(lambda v: None if isinstance(v, bool) else v) if table.is_inline else raw
-        vals = pd.to_numeric(cells, errors="coerce").to_numpy(dtype=float)
+        # true/false is refused, not read as 1/0; numeric text counts as its number.
+        vals = to_numbers(raw)
         bad_rows = np.flatnonzero(~np.isfinite(vals) | (vals <= 0))
         if bad_rows.size:
             i = int(bad_rows[0])
-            raise CaseError(table.where(i), col, "a positive price", raw.iloc[i])
+            raise CaseError(table.where(i), col, "a positive price", "an empty cell" if raw[i] is None else raw[i])
         vals.setflags(write=False)
         closes[col] = vals
     return PriceHistory(path, tuple(dates), MappingProxyType(closes))
+
+
+def _history_date(value: object) -> dt.date | None:
+    """A date cell: a date or timestamp (YAML, Parquet), or ISO 8601 text; a timestamp's time is
+    dropped (daily closes). ``None`` for anything else."""
+    if isinstance(value, dt.datetime):  # a pandas Timestamp too
+        return None if value != value else value.date()  # NaT (a Parquet null) is not a date
+    if isinstance(value, dt.date):
+        return value
+    if isinstance(value, str):
+        try:
+            return dt.datetime.fromisoformat(value.strip()).date()
+        except ValueError:
+            return None
+    return None

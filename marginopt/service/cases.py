@@ -142,7 +142,7 @@ def _plain(value: Any) -> Any:
 def _csv_rows(path: Path) -> list[dict[str, Any]]:
     """A demo CSV table as row objects; an empty cell is an absent key, as in an inline table.
 
-    Read as the case reader reads it (``read_frame``), so each number is the same float and the
+    Typed as the case reader types a CSV file (``reader.read_table_file``), so each number is the same float and the
     inline demo is the file demo to the last bit (JSON carries a float exactly).
     """
     frame = pd.read_csv(path, skipinitialspace=True, keep_default_na=False, na_values=[""])

@@ -53,7 +53,7 @@ class SolveRunner:
         return self._pending
 
     def ready(self) -> None:
-        """Warm up once: compile (or load from numba's cache) and run the scenario kernel on the demo.
+        """Warm up once: price the demo, and load (or compile) and run the compiled scenario kernel.
 
         The kernel is a numba ``parallel=True`` loop. Under the OpenMP or TBB threading layer
         it may be called from several threads at once; numba's fallback layer, ``workqueue``,
@@ -62,12 +62,12 @@ class SolveRunner:
         with self._ready_lock:
             if self._guard is not None:
                 return
-            import numba
-
             from marginopt import demo_case_path, load_case, margin
+            from marginopt.models import _kernels
 
             margin(load_case(demo_case_path()))
-            serial = numba.threading_layer() == "workqueue"
+            # The demo goes through the numpy kernel (it is small), so the compiled one is warmed apart.
+            serial = _kernels.warm_up() == "workqueue"
             self._guard = threading.Lock() if serial else contextlib.nullcontext()
 
     def _job(self, fn: Callable[[], T]) -> T:

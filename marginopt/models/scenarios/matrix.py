@@ -2,19 +2,19 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 import numpy as np
-import pandas as pd
-import pyarrow.parquet as pq
 
 from marginopt.errors import CaseError, Location
-from marginopt.models.reader import Node, read_frame, resolve_path
+from marginopt.models.reader import Node, read_table_file, resolve_path, to_numbers
 from marginopt.models.scenarios.base import ScenarioContext, ScenarioLosses, register
 
 _SPECIAL = ("scenario", "weight", "group")
+Cells = Sequence[Any] | np.ndarray  # one column: a CSV table's cells, or a Parquet column as an array
 
 
 @dataclass(frozen=True)
@@ -32,18 +32,20 @@ class MatrixSpec:
         path = resolve_path(node, (".csv", ".parquet", ".pq"))
         columns = _parquet_columns(path) if path.suffix.lower() != ".csv" else None
         if columns is None:
-            path, frame = read_frame(node)
-            return matrix_losses(path, list(frame.columns), len(frame), frame.__getitem__, ctx)
+            table = read_table_file(node, node.path)
+            return matrix_losses(table.file, list(table.columns), len(table), table.columns.__getitem__, ctx)
         # A Parquet file is read one column at a time into the matrix: reading it whole made an
         # Arrow table and a DataFrame beside the matrix (2.3x its size at 100,000 x 201).
         names, n_rows, read = columns
         return matrix_losses(path, names, n_rows, read, ctx)
 
 
-def _parquet_columns(path: Path) -> tuple[list[str], int, Callable[[str], pd.Series]] | None:
+def _parquet_columns(path: Path) -> tuple[list[str], int, Callable[[str], np.ndarray]] | None:
     """Column names, row count and a one-column reader of a Parquet file; None when the file
     carries a pandas index (read whole, so the index becomes data as everywhere else) or
-    cannot be opened here (``read_frame`` then reports it)."""
+    cannot be opened here (``read_table_file`` then reports it)."""
+    import pyarrow.parquet as pq  # only for a Parquet file: pyarrow is slow to import
+
     try:
         pf = pq.ParquetFile(path)
     except Exception:  # pyarrow raises many types for a malformed file
@@ -53,13 +55,14 @@ def _parquet_columns(path: Path) -> tuple[list[str], int, Callable[[str], pd.Ser
         return None
     raw = {str(c).strip(): c for c in pf.schema_arrow.names}
 
-    def read(name: str) -> pd.Series:
-        return pf.read(columns=[raw[name]]).column(0).to_pandas()
+    def read(name: str) -> np.ndarray:
+        # numbers as a numeric array (a null as NaN), text as objects (a null as None)
+        return pf.read(columns=[raw[name]]).column(0).to_numpy(zero_copy_only=False)
 
     return list(raw), pf.metadata.num_rows, read
 
 
-def matrix_losses(path: Path, columns: list[str], n_rows: int, column: Callable[[str], pd.Series],
+def matrix_losses(path: Path, columns: list[str], n_rows: int, column: Callable[[str], Cells],
                   ctx: ScenarioContext) -> ScenarioLosses:
     """The losses of the instruments traded at the venue from a table's ``columns`` (names),
     read one at a time through ``column``."""
@@ -80,13 +83,13 @@ def matrix_losses(path: Path, columns: list[str], n_rows: int, column: Callable[
         weights = _finite(path, raw_weights, "weight")
         bad = np.flatnonzero(weights <= 0)
         if bad.size:
-            raise CaseError(Location(path, int(bad[0]) + 1, "row"), "weight", "a positive weight", raw_weights.iloc[bad[0]])
+            raise CaseError(Location(path, int(bad[0]) + 1, "row"), "weight", "a positive weight", raw_weights[bad[0]])
     else:
         weights = np.ones(n_rows)
-    labels = column("scenario").astype(str).to_numpy() if "scenario" in columns else _row_labels(n_rows)
+    labels = _texts(column("scenario")) if "scenario" in columns else _row_labels(n_rows)
     if "group" not in columns:
         return ScenarioLosses(labels.astype(str), weights, ids, np.ascontiguousarray(values), source=f"matrix: {path.name}")
-    groups = column("group").astype(str).to_numpy()
+    groups = _texts(column("group"))
     names = tuple(dict.fromkeys(groups))
     code = np.array([names.index(g) for g in groups])
     order = np.argsort(code, kind="stable")
@@ -101,12 +104,17 @@ def _row_labels(n: int) -> np.ndarray:
     return np.char.add("row ", np.arange(1, n + 1).astype(f"U{len(str(n))}"))
 
 
-def _finite(path: Path, series: pd.Series, col: str) -> np.ndarray:
-    vals = pd.to_numeric(series, errors="coerce").to_numpy(dtype=float)
+def _texts(cells: Cells) -> np.ndarray:
+    """Labels as text; a missing one reads "nan", as pandas' ``astype(str)`` wrote it."""
+    return np.array(["nan" if v is None else v for v in cells], dtype=object).astype(str)
+
+
+def _finite(path: Path, cells: Cells, col: str) -> np.ndarray:
+    vals = to_numbers(cells)  # numeric text counts; anything else (true/false too) is refused
     bad = np.flatnonzero(~np.isfinite(vals))
     if bad.size:
         i = int(bad[0])
-        raise CaseError(Location(path, i + 1, "row"), col, "a finite number", series.iloc[i])
+        raise CaseError(Location(path, i + 1, "row"), col, "a finite number", "an empty cell" if cells[i] is None else cells[i])
     return vals
 
 
