@@ -205,3 +205,36 @@ def test_scenario_losses_is_contiguous_read_only(write_case):
     with pytest.raises(ValueError):
         losses.matrix[0, 0] = 1.0
 
+
+
+@pytest.mark.parametrize("text_column", [False, True], ids=["numeric-columns-by-row-groups", "a-text-column-by-columns"])
+def test_parquet_matrix_is_read_cell_for_cell(write_case, tmp_path, monkeypatch, text_column):
+    """A Parquet matrix with columns stored in another order than the case's, in row groups of which
+    some are read whole and some (past ``_GROUP_BYTES``) column by column: every loss lands in its
+    scenario's row and its instrument's column; likewise when a column of numbers as text sends the
+    whole read one column at a time."""
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
+    from marginopt.models.scenarios import matrix as matrix_module
+
+    n = 70_000  # row groups of 30,000, 30,000 and 10,000; only the last is read whole
+    monkeypatch.setattr(matrix_module, "_GROUP_BYTES", 3 * 8 * 10_000)
+    rng = np.random.default_rng(11)
+    losses = {"F": rng.normal(size=n) * 1e3, "G": rng.integers(-10**6, 10**6, size=n), "C": rng.normal(size=n)}
+    columns = {"C": pa.array([repr(float(v)) for v in losses["C"]]) if text_column else pa.array(losses["C"]),
+               "G": pa.array(losses["G"], type=pa.int64()), "F": pa.array(losses["F"])}
+    pq.write_table(pa.table(columns), tmp_path / "m.parquet", row_group_size=30_000)
+    case = write_case(
+        instruments=[{"id": "F", "kind": "perpetual", "underlying": "BTC"}, {"id": "G", "kind": "perpetual", "underlying": "BTC"},
+                     {"id": "C", "kind": "perpetual", "underlying": "BTC"}],
+        positions=[{"venue": "v", "instrument": i, "quantity": 1} for i in "FGC"],
+        venues={"v": {"initial_margin": {"kind": "scenario_max", "scenarios": {"kind": "matrix", "file": "m.parquet"}}}},
+    )
+    book = VenueBook(marginopt.load_case(case), "v")
+    book.initial  # noqa: B018  (binds the measure, which reads the matrix)
+    read = next(iter(book._scenarios.values()))
+    want = np.column_stack([losses[i] for i in read.instrument_ids]).astype(float)
+    assert read.matrix.shape == (n, 3)
+    np.testing.assert_array_equal(read.matrix, want)
+    assert read.labels[0] == "row 1" and read.labels[-1] == f"row {n}"
