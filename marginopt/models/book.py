@@ -59,7 +59,11 @@ class VenueBook:
         return self._scenarios[spec]
 
     def column(self, instrument: str) -> int:
-        return self.ids.index(instrument)
+        return self._columns[instrument]
+
+    @cached_property
+    def _columns(self) -> dict[str, int]:
+        return {iid: j for j, iid in enumerate(self.ids)}
 
     @cached_property
     def initial(self) -> Measure:

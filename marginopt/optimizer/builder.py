@@ -47,6 +47,7 @@ from marginopt.models.case import Case
 from marginopt.models.collateral import HaircutSchedule
 from marginopt.models.enums import Objective
 from marginopt.models.margin import Measure, ParametricVaR, convex_form
+from marginopt.models.margin.columns import reduce_rows
 from marginopt.models.margin.composite import Composite
 from marginopt.solvers import ProblemClass
 
@@ -98,6 +99,9 @@ class VenuePart:
     piece_asset: np.ndarray = field(default_factory=lambda: np.zeros(0, dtype=np.int64))
     piece_rate: np.ndarray = field(default_factory=lambda: np.zeros(0))
     full_measure: Measure | None = None  # the convex form before any restriction to working sets
+    # The book's columns the hedges trade, when ``measure`` is on them alone (``Measure.on_columns``):
+    # ``position`` is then ``[q_C + A_C h, 1]``, the rest of the book held folded into the last entry.
+    columns: np.ndarray | None = None
 
 
 class MarginProblem:
@@ -207,9 +211,19 @@ class MarginProblem:
     def _formulate(self, part: VenuePart) -> None:
         name, book, cands, assets = part.name, part.book, part.cands, part.assets
         if cands and self.h is not None:
-            rows = [book.column(self.cands[i].instrument) for i in cands]
-            select = sp.csr_matrix((np.ones(len(cands)), (rows, cands)), shape=(len(book.ids), len(self.cands)))
-            part.position = book.q + select @ self.h
+            rows = np.array([book.column(self.cands[i].instrument) for i in cands])
+            # The held book is a constant: the measure on the hedged columns only, the rest folded in
+            # (generation restricts the full measure's scenarios instead, and keeps full width).
+            cols = np.unique(rows)
+            full = part.full_measure or part.measure
+            reduced = full.on_columns(cols, book.q) if self.generation is None else None
+            if reduced is not None:
+                part.columns, part.measure = cols, reduced
+                select = sp.csr_matrix((np.ones(len(cands)), (np.searchsorted(cols, rows), cands)), shape=(len(cols), len(self.cands)))
+                part.position = cp.hstack([book.q[cols] + select @ self.h, np.ones(1)])
+            else:
+                select = sp.csr_matrix((np.ones(len(cands)), (rows, cands)), shape=(len(book.ids), len(self.cands)))
+                part.position = book.q + select @ self.h
             part.im, cons = part.measure.cvxpy(part.position)
             self.constraints += cons
         else:
@@ -301,13 +315,16 @@ class MarginProblem:
             self.constraints += [total + self._slack(f"net delta {u} below {lo:g}") >= lo_p,
                                  total - self._slack(f"net delta {u} above {hi:g}") <= hi_p]
         if limits.max_loss is not None:
-            self.all_ids = tuple(i.id for i in self.case.instruments if any(i.id in p.book.ids for p in self.parts))
+            traded = {iid for p in self.parts for iid in p.book.ids}
+            self.all_ids = tuple(i.id for i in self.case.instruments if i.id in traded)
             losses = whole_book_losses(self.case, limits.max_loss.scenarios, self.all_ids)
-            weighted = cp.Parameter(losses.shape, value=losses.weights[:, None] * losses.matrix, name="max_loss.losses")
+            position = self._whole_book()
+            value = reduce_rows(losses.weights[:, None] * losses.matrix, self._whole_cols, self._whole_q)
+            weighted = cp.Parameter(value.shape, value=value, name="max_loss.losses")
             self.limit_params["max_loss:losses"] = weighted
             limit = cp.Parameter(nonneg=True, value=limits.max_loss.limit, name="max_loss.limit")
             self.limit_params["max_loss:limit"] = limit
-            self.constraints.append(cp.max(weighted @ self._whole_book()) - self._slack("worst scenario loss above max_loss") <= limit)
+            self.constraints.append(cp.max(weighted @ position) - self._slack("worst scenario loss above max_loss") <= limit)
         for k, lin in enumerate(limits.linear):
             coef = np.array([lin.coefficients.get(c.instrument, 0.0) for c in self.cands])
             expr = coef @ self.h
@@ -327,23 +344,30 @@ class MarginProblem:
             inp = part.book.inputs
             if u not in inp.underlyings:
                 continue
-            row = inp.delta_matrix()[inp.underlyings.index(u)]
+            row = self._delta_row(part, u)
             p = cp.Parameter(len(row), value=row, name=f"{part.name}.delta.{u}")
             part.params[f"delta:{u}"] = p
             terms.append(p @ (part.position if part.position is not None else part.book.q))
         return cp.sum(cp.hstack(terms)) if terms else None
 
+    def _delta_row(self, part: VenuePart, u: str) -> np.ndarray:
+        """The venue's deltas in ``u``, on its hedged columns when its measure is (``part.columns``)."""
+        inp = part.book.inputs
+        row = inp.delta_matrix()[inp.underlyings.index(u)]
+        return row if part.columns is None else reduce_rows(row, part.columns, part.book.q)
+
     def _whole_book(self) -> Any:
+        """The whole book's positions over every venue on the instruments the hedges trade, then 1
+        (the rest of it, folded into the loss matrix by ``reduce_rows``)."""
+        at = {iid: k for k, iid in enumerate(self.all_ids)}
         q_all = np.zeros(len(self.all_ids))
-        rows, cols = [], []
         for part in self.parts:
-            for j, iid in enumerate(part.book.ids):
-                q_all[self.all_ids.index(iid)] += part.book.q[j]
-        for k, c in enumerate(self.cands):
-            rows.append(self.all_ids.index(c.instrument))
-            cols.append(k)
-        select = sp.csr_matrix((np.ones(len(rows)), (rows, cols)), shape=(len(self.all_ids), len(self.cands)))
-        return q_all + select @ self.h
+            np.add.at(q_all, [at[iid] for iid in part.book.ids], part.book.q)
+        rows = np.array([at[c.instrument] for c in self.cands])
+        self._whole_cols, self._whole_q = np.unique(rows), q_all
+        select = sp.csr_matrix((np.ones(len(rows)), (np.searchsorted(self._whole_cols, rows), np.arange(len(rows)))),
+                               shape=(len(self._whole_cols), len(self.cands)))
+        return cp.hstack([q_all[self._whole_cols] + select @ self.h, np.ones(1)])
 
     # -- objective ---------------------------------------------------------------
     def _objective_terms(self) -> dict[str, Any]:
@@ -424,7 +448,10 @@ class MarginProblem:
             if self.direct is not None:
                 continue  # the direct LP is rebuilt from the books at the next solve
             if part.position is not None:
-                part.measure.load(convex_form(part.book.initial))
+                moved = convex_form(part.book.initial)
+                reduced = moved if part.columns is None else moved.on_columns(part.columns, part.book.q)
+                assert reduced is not None  # the same measure kinds as when built
+                part.measure.load(reduced)
             else:
                 assert part.im_const is not None
                 part.im_const.value = part.book.initial.evaluate(part.book.q)
@@ -440,8 +467,7 @@ class MarginProblem:
                 part.params["transfer_rate"].value = move
             for key, p in part.params.items():
                 if key.startswith("delta:"):
-                    inp = part.book.inputs
-                    p.value = inp.delta_matrix()[inp.underlyings.index(key[6:])]
+                    p.value = self._delta_row(part, key[6:])
         if self.direct is not None:
             self.build_seconds = time.perf_counter() - t0
             return
@@ -455,7 +481,8 @@ class MarginProblem:
                 self.limit_params[f"net_delta:{u}:upper"].value = hi
         if "max_loss:losses" in self.limit_params and limits.max_loss is not None:
             losses = whole_book_losses(case, limits.max_loss.scenarios, self.all_ids)
-            self.limit_params["max_loss:losses"].value = losses.weights[:, None] * losses.matrix
+            self.limit_params["max_loss:losses"].value = reduce_rows(losses.weights[:, None] * losses.matrix, self._whole_cols,
+                                                                     self._whole_q)
             self.limit_params["max_loss:limit"].value = limits.max_loss.limit
         self.build_seconds = time.perf_counter() - t0
 

@@ -147,9 +147,9 @@ def _limit_checks(problem: MarginProblem, outcomes: list[VenueOutcome]) -> list[
     if case.limits.max_loss is not None:
         ids = problem.all_ids
         q_all = np.zeros(len(ids))
+        at = {iid: k for k, iid in enumerate(ids)}
         for part in problem.parts:
-            for j, iid in enumerate(part.book.ids):
-                q_all[ids.index(iid)] += by_venue[part.name].positions_after[j]
+            np.add.at(q_all, [at[iid] for iid in part.book.ids], by_venue[part.name].positions_after)
         losses = whole_book_losses(case, case.limits.max_loss.scenarios, ids)
         worst = float(np.max(losses.weights * losses.losses(q_all)))
         out.append(_check("worst whole-book scenario loss <= max_loss", worst - case.limits.max_loss.limit, case.limits.max_loss.limit))

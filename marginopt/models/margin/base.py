@@ -14,6 +14,8 @@ from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, ClassVar, Protocol, TypeAlias, TypeVar
 
+import numpy as np
+
 from marginopt.errors import NonConvexMeasureError
 from marginopt.models.pricing import PricingInputs
 from marginopt.models.reader import Node
@@ -60,6 +62,12 @@ class Measure(ABC):
 
     def worst_scenario(self, q: FloatArray) -> tuple[str, float] | None:
         """Label and weighted loss of the scenario that drives this measure, if any."""
+        return None
+
+    def on_columns(self, cols: np.ndarray, q0: FloatArray) -> Measure | None:
+        """This measure on positions ``[q_C, 1]``: the columns ``cols`` (sorted, distinct) and the
+        rest of ``q0`` folded into one column or a constant (``margin.columns``); None where a
+        measure cannot (the optimizer then uses it at full width)."""
         return None
 
     def convex_bound(self) -> Measure:

@@ -46,6 +46,12 @@ class Composite(Measure):
                 best = (t.evaluate(q), w)
         return None if best is None else best[1]
 
+    def on_columns(self, cols: np.ndarray, q0: FloatArray) -> Measure | None:
+        terms = [t.on_columns(cols, q0) for t in self.terms]
+        if any(t is None for t in terms):
+            return None
+        return type(self)(self.name, terms)  # type: ignore[arg-type]
+
     def parameters(self) -> dict[str, cp.Parameter]:
         return {f"{i}.{k}": p for i, t in enumerate(self.terms) for k, p in t.parameters().items()}
 

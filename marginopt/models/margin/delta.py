@@ -33,24 +33,37 @@ class DeltaRequirement(PerUnderlyingCharge):
     """
 
     def __init__(self, name: str, unhedged: float, hedged: float, delta: FloatArray, prices: FloatArray,
-                 underlyings: tuple[str, ...]) -> None:
+                 underlyings: tuple[str, ...], gross: FloatArray | None = None) -> None:
+        """``gross``: ``|delta|`` unless given (``on_columns`` gives the rest of the book's gross
+        delta as a column of its own, which ``|delta|`` of the folded column would not be)."""
         self.name, self.unhedged, self.hedged = name, unhedged, hedged
         self.delta, self.prices, self.underlyings = delta, prices, underlyings
+        self.gross = np.abs(delta) if gross is None else gross
         self.net_rate, self.gross_rate = unhedged - 0.5 * hedged, 0.5 * hedged
 
     def per_underlying(self, q: FloatArray) -> FloatArray:
         net = np.abs(self.delta @ q)
-        gross = np.abs(self.delta) @ np.abs(q)
+        gross = self.gross @ np.abs(q)
         return self.prices * (self.net_rate * net + self.gross_rate * gross)
 
     def gradient(self, q: FloatArray) -> FloatArray:
         net = self.net_rate * (self.prices * np.sign(self.delta @ q)) @ self.delta
-        return net + self.gross_rate * (self.prices @ np.abs(self.delta)) * np.sign(q)
+        return net + self.gross_rate * (self.prices @ self.gross) * np.sign(q)
 
     def arrays(self) -> dict[str, FloatArray]:
         # The price folded into the deltas: a parameter times a parameter is not DPP.
         return {"net": self.net_rate * self.prices[:, None] * self.delta,
-                "gross": self.gross_rate * (self.prices @ np.abs(self.delta))}
+                "gross": self.gross_rate * (self.prices @ self.gross)}
+
+    def on_columns(self, cols: np.ndarray, q0: FloatArray) -> Measure:
+        from marginopt.models.margin.columns import reduce_rows
+
+        # Net: a linear map, folded. Gross: a sum over positions, the rest's |delta_uj q0_j| as one
+        # column (its position is 1, so |1| times it).
+        rest = np.abs(self.delta) @ np.abs(q0) - np.abs(self.delta[:, cols]) @ np.abs(q0[cols])
+        gross = np.concatenate([self.gross[:, cols], rest[:, None]], axis=1)
+        return DeltaRequirement(self.name, self.unhedged, self.hedged, reduce_rows(self.delta, cols, q0), self.prices,
+                                self.underlyings, gross)
 
     def cvxpy(self, q: cp.Expression) -> CvxForm:
         import cvxpy as cp

@@ -41,6 +41,14 @@ class FixedRate(Measure):
 
         return cp.norm1(cp.multiply(self.param("notional"), q)), []
 
+    def on_columns(self, cols: np.ndarray, q0: FloatArray) -> Measure:
+        from marginopt.models.margin.columns import Constant, at_columns, rest_mask
+        from marginopt.models.margin.composite import SumMeasure
+
+        rest = rest_mask(len(q0), cols)
+        return SumMeasure(self.name, [FixedRate(self.name, self.rate, at_columns(self.notional, cols)),
+                                      Constant(f"{self.name} (rest)", self.evaluate(np.where(rest, q0, 0.0)), len(cols) + 1)])
+
 
 @dataclass(frozen=True)
 class FixedRateSpec:
@@ -85,6 +93,14 @@ class ShortOptionMinimum(Measure):
         import cvxpy as cp
 
         return self.param("unit", nonneg=True) @ cp.neg(q), []
+
+    def on_columns(self, cols: np.ndarray, q0: FloatArray) -> Measure:
+        from marginopt.models.margin.columns import Constant, at_columns, rest_mask
+        from marginopt.models.margin.composite import SumMeasure
+
+        rest = rest_mask(len(q0), cols)
+        return SumMeasure(self.name, [ShortOptionMinimum(self.name, self.per_contract, at_columns(self.unit, cols)),
+                                      Constant(f"{self.name} (rest)", self.evaluate(np.where(rest, q0, 0.0)), len(cols) + 1)])
 
 
 @dataclass(frozen=True)
@@ -153,6 +169,11 @@ class NetDeltaCharge(PerUnderlyingCharge):
         import cvxpy as cp
 
         return cp.sum(cp.abs(self.param("charge") @ q)), []
+
+    def on_columns(self, cols: np.ndarray, q0: FloatArray) -> Measure:
+        from marginopt.models.margin.columns import reduce_rows
+
+        return NetDeltaCharge(self.name, self.rate, reduce_rows(self.delta, cols, q0), self.prices, self.underlyings)
 
 
 @dataclass(frozen=True)

@@ -37,6 +37,9 @@ class ParametricVaR(ScenarioMeasure):
             # Eigenvalues below rounding of a PSD matrix are zero in exact arithmetic.
             self.factors.append(np.sqrt(np.maximum(lam, 0.0))[:, None] * vec.T)
 
+    def with_losses(self, losses: ScenarioLosses) -> ParametricVaR:
+        return ParametricVaR(self.name, losses, self.z)
+
     def group_values(self, q: FloatArray) -> list[float]:
         return [self.z * float(np.linalg.norm(r @ q)) for r in self.factors]
 

@@ -39,6 +39,14 @@ class ScenarioMeasure(Measure):
         s = int(np.argmax(weighted))
         return str(self.losses.labels[s]), float(weighted[s])
 
+    def with_losses(self, losses: ScenarioLosses) -> ScenarioMeasure | None:
+        """The same measure over other scenario losses (None where a subclass cannot say)."""
+        return None
+
+    def on_columns(self, cols: np.ndarray, q0: FloatArray) -> Measure | None:
+        # A function of L q alone: the rest of the book is one column of losses.
+        return self.with_losses(self.losses.on_columns(cols, q0))
+
 
 class ScenarioMax(ScenarioMeasure):
     r"""Worst weighted scenario loss, floored at zero, per group:
@@ -51,6 +59,9 @@ class ScenarioMax(ScenarioMeasure):
 
     def __init__(self, name: str, losses: ScenarioLosses) -> None:
         self.name, self.losses = name, losses
+
+    def with_losses(self, losses: ScenarioLosses) -> ScenarioMax:
+        return ScenarioMax(self.name, losses)
 
     def group_values(self, q: FloatArray) -> list[float]:
         weighted = self.losses.weights * self.losses.losses(q)

@@ -65,6 +65,9 @@ class ExpectedShortfall(ScenarioMeasure):
         self.beta = 1.0 - alpha
         self.probs = [losses.weights[g] / losses.weights[g].sum() for g in losses.groups()]
 
+    def with_losses(self, losses: ScenarioLosses) -> ExpectedShortfall:
+        return ExpectedShortfall(self.name, losses, self.alpha)
+
     def group_values(self, q: FloatArray) -> list[float]:
         loss = self.losses.losses(q)
         return [max(0.0, tail_mean(loss[g], p, self.beta)) for g, p in zip(self.losses.groups(), self.probs)]

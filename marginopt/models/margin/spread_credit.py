@@ -52,6 +52,9 @@ class ZeroMeasure(Measure):
 
         return cp.Constant(0.0), []
 
+    def on_columns(self, cols: np.ndarray, q0: FloatArray) -> Measure:
+        return ZeroMeasure(self.name, len(cols) + 1)
+
 
 class SpreadCredit(Measure):
     r"""Minus SPAN's delta-based inter-commodity spread credit (the WPR method).

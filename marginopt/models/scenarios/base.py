@@ -90,6 +90,15 @@ class ScenarioLosses:
         return ScenarioLosses(self.labels, self.weights, tuple(ids), np.ascontiguousarray(self.matrix[:, idx]),
                               self.group_names, self.group_bounds, self.source)
 
+    def on_columns(self, cols: np.ndarray, q0: FloatArray) -> ScenarioLosses:
+        """The losses of the columns ``cols``, then one column: the loss of the rest of ``q0``
+        (``margin.columns``)."""
+        from marginopt.models.margin.columns import REST, reduce_rows
+
+        ids = tuple(self.instrument_ids[int(j)] for j in cols) + (REST,)
+        return ScenarioLosses(self.labels, self.weights, ids, reduce_rows(self.matrix, cols, q0), self.group_names,
+                              self.group_bounds, self.source)
+
     def to_frame(self) -> pd.DataFrame:
         """scenario, group, weight, then one column of losses per instrument."""
         import pandas as pd  # only where a table is asked for: margin alone never loads pandas

@@ -1,0 +1,77 @@
+"""A measure on the hedged columns only: the rest of the book held is a constant.
+
+A hedge program trades a few instruments of a venue's book; the others stay as held. Every
+convex measure here is a function of linear maps of the positions (scenario losses ``L q``,
+deltas ``D q``) or a sum over positions (notional, short-option minimums), so the held rest
+folds into one extra column or one constant:
+
+- a linear map ``M q`` becomes ``[M_C | M_R q0_R] [q_C; 1]``: the columns ``C`` hedged, and
+  one column, "the rest of the book", whose position is always 1 (``reduce_rows``);
+- a sum over positions keeps its terms at ``C`` (0 for the extra column) and adds the sum
+  over the rest as a ``Constant``.
+
+``measure.on_columns(cols, q0)`` is then a measure ``m'`` with ``m'([q_C, 1]) = m(q)``
+wherever ``q`` equals ``q0`` outside ``cols``. A program over a book of 200,000 options
+hedged with 20 candidates holds 21 columns, not 200,000 (cvxpy's canonicalization of
+``L q`` at full width needed 53.8 GiB for 10,000 options).
+"""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING
+
+import numpy as np
+
+from marginopt.models.margin.base import CvxForm, Measure
+from marginopt.typing import FloatArray
+
+if TYPE_CHECKING:
+    import cvxpy as cp
+
+# The extra column's name, where one is shown (a scenario matrix's instrument ids).
+REST = "(rest of the book)"
+
+
+def reduce_rows(m: FloatArray, cols: np.ndarray, q0: FloatArray) -> FloatArray:
+    """``[M_C | M_R q0_R]`` for a map ``M`` (..., J): its columns ``cols``, then what the
+    positions held outside them contribute."""
+    kept = m[..., cols]
+    rest = m @ q0 - kept @ q0[cols]
+    return np.ascontiguousarray(np.concatenate([kept, rest[..., None]], axis=-1))
+
+
+def at_columns(v: FloatArray, cols: np.ndarray) -> FloatArray:
+    """A per-position array at ``cols``, 0 for the extra column (its sum over the rest is a ``Constant``)."""
+    return np.append(v[cols], 0.0)
+
+
+def rest_mask(n: int, cols: np.ndarray) -> np.ndarray:
+    rest = np.ones(n, dtype=bool)
+    rest[cols] = False
+    return rest
+
+
+def reduced_positions(q: FloatArray, cols: np.ndarray) -> FloatArray:
+    """The positions ``q`` as a measure on ``cols`` takes them: ``[q_C, 1]``."""
+    return np.append(q[cols], 1.0)
+
+
+class Constant(Measure):
+    """A fixed amount: what the positions outside the hedged columns add to a sum over positions."""
+
+    def __init__(self, name: str, value: float, n: int) -> None:
+        self.name, self.value, self.n = name, float(value), n
+
+    def evaluate(self, q: FloatArray) -> float:
+        return self.value
+
+    def gradient(self, q: FloatArray) -> FloatArray:
+        return np.zeros(self.n)
+
+    def arrays(self) -> dict[str, FloatArray]:
+        return {"value": np.array([self.value])}
+
+    def cvxpy(self, q: cp.Expression) -> CvxForm:
+        import cvxpy as cp
+
+        return cp.sum(self.param("value", nonneg=True)), []
