@@ -176,14 +176,28 @@ def _case(m: np.ndarray, l0: np.ndarray, problem: str) -> tuple[float, float, fl
     import tempfile
     from pathlib import Path
 
+    import marginopt
+
+    case_path = _write_case(m, l0, problem, Path(tempfile.mkdtemp()))
+    t0 = time.perf_counter()
+    case = marginopt.load_case(case_path)
+    build = time.perf_counter() - t0
+    r = marginopt.optimize(case, mode="hedge")
+    solve = time.perf_counter() - t0 - build
+    if r.status != "optimal":
+        return build, solve, float("nan"), f"status {r.status}"
+    cert = r.certificate or {}
+    return (build, solve, float(r.objective_value), f"verified; {cert.get('rounds')} rounds, gap {cert.get('gap', 0):.1e}, "
+            f"{sum(cert.get('scenarios_in_program', {}).values())} scenarios in the program")
+
+
+def _write_case(m: np.ndarray, l0: np.ndarray, problem: str, folder: Any) -> Any:
+    """The case file and its Parquet matrix in ``folder``; the case's path."""
     import pyarrow as pa
     import pyarrow.parquet as pq
     import yaml
 
-    import marginopt
-
     s, k = m.shape
-    folder = Path(tempfile.mkdtemp())
     ids = [f"H{j}" for j in range(k)]
     # Written in row groups, so no table the size of the matrix raises the peak measured.
     names = ids + (["BOOK"] if problem == "hedge" else [])
@@ -205,16 +219,7 @@ def _case(m: np.ndarray, l0: np.ndarray, problem: str) -> tuple[float, float, fl
                                                "scenarios": {"kind": "matrix", "file": "losses.parquet"}}}},
            "hedges": hedges, "limits": limits, "objective": "min_margin"}
     (folder / "case.yaml").write_text(yaml.safe_dump(doc, sort_keys=False))
-    t0 = time.perf_counter()
-    case = marginopt.load_case(folder / "case.yaml")
-    build = time.perf_counter() - t0
-    r = marginopt.optimize(case, mode="hedge")
-    solve = time.perf_counter() - t0 - build
-    if r.status != "optimal":
-        return build, solve, float("nan"), f"status {r.status}"
-    cert = r.certificate or {}
-    return (build, solve, float(r.objective_value), f"verified; {cert.get('rounds')} rounds, gap {cert.get('gap', 0):.1e}, "
-            f"{sum(cert.get('scenarios_in_program', {}).values())} scenarios in the program")
+    return folder / "case.yaml"
 
 
 def _pypfopt(m: np.ndarray, l0: np.ndarray, problem: str) -> tuple[float, float, float, str]:
@@ -307,14 +312,68 @@ def run(name: str, s: int, k: int, problem: str, timeout: float, own: float = OW
     return out.get() if not out.empty() else (None, None, None, f"crashed (exit {proc.exitcode})", None, None)
 
 
+ROUTES = {"auto": None, "SCENARIO": "SCENARIO", "GENERATE": "GENERATE", "FULL": "FULL"}
+
+
+def _route_worker(s: int, k: int, out: Any) -> None:
+    """Each route of ``marginopt.optimize`` on the hedge problem as a case (load excluded): seconds
+    and objective per route, the fastest of two runs each (the first also warms imports)."""
+    import tempfile
+    from pathlib import Path
+
+    import marginopt
+
+    m, l0 = scenarios(s, k)
+    case_path = _write_case(m, l0, "hedge", Path(tempfile.mkdtemp()))
+    case = marginopt.load_case(case_path)
+    res = {}
+    for name, solver in ROUTES.items():
+        times, value, path = [], float("nan"), ""
+        for _ in range(2):
+            t0 = time.perf_counter()
+            r = marginopt.optimize(case, mode="hedge", solver=solver)
+            times.append(time.perf_counter() - t0)
+            value, path = float(r.objective_value) if r.status == "optimal" else float("nan"), r.solver.solver or ""
+        res[name] = (min(times), value, path)
+    out.put(res)
+
+
+def route_table(sizes: list[int], k: int, timeout: float) -> None:
+    """How ``auto`` compares with each forced route at 1,000-20,000 scenarios (issue 15: within
+    1.2x of the best), the whole optimize call timed, verification included."""
+    print(f"\nmin-margin ES hedge as a case, K = {k} hedges; seconds of marginopt.optimize (load excluded), "
+          "best of two; auto / best forced")
+    print(f"{'scenarios':>10}" + "".join(f"{n:>12}" for n in ROUTES) + f"{'auto/best':>11}  auto took   objectives agree")
+    ctx = mp.get_context("spawn")
+    for s in sizes:
+        out = ctx.Queue()
+        proc = ctx.Process(target=_route_worker, args=(s, k, out))
+        proc.start()
+        proc.join(timeout)
+        if proc.is_alive():
+            proc.kill()
+            print(f"{s:>10,}  did not finish in {timeout:.0f} s")
+            continue
+        res = out.get()
+        best = min(res[n][0] for n in ROUTES if n != "auto")
+        values = [res[n][1] for n in ROUTES]
+        agree = max(values) - min(values) <= 1e-6 * max(1.0, abs(min(values)))
+        print(f"{s:>10,}" + "".join(f"{res[n][0]:>12.3f}" for n in ROUTES) + f"{res['auto'][0] / best:>10.2f}x  "
+              f"{res['auto'][2]:<10} {'yes' if agree else 'NO: ' + str(values)}")
+
+
 def main() -> None:
     ap = argparse.ArgumentParser()
+    ap.add_argument("--route-table", default="", help="scenario counts, e.g. 1000,3000,10000,20000: the route table only")
     ap.add_argument("--sizes", default="20000x100,100000x200")
     ap.add_argument("--timeout", type=float, default=300.0)
     ap.add_argument("--methods", default=",".join(METHODS))
     ap.add_argument("--problems", default="hedge,budget,limit")
     ap.add_argument("--own", type=float, default=OWN, help="scale of the book's own (unhedgeable) risk")
     args = ap.parse_args()
+    if args.route_table:
+        route_table([int(x) for x in args.route_table.split(",")], 100, args.timeout)
+        return
     sizes = [tuple(int(x) for x in size.split("x")) for size in args.sizes.split(",")]
     methods = args.methods.split(",")
     print(f"ES at alpha {ALPHA}; matrix generation excluded from times; each method in its own process; "

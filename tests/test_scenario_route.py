@@ -149,3 +149,21 @@ def test_auto_chooses_the_route_by_size_and_a_market_move_reuses_the_working_set
     doc["objective"] = "min_cost"
     other = MarginProblem(load(doc, tmp_path))
     assert other.route is None and other.generation is not None
+
+
+def test_auto_takes_the_route_at_any_size_and_a_forced_highs_does_not(tmp_path):
+    """Below LARGE_SCENARIOS too: every program the scenario solver can hold goes there (issue 15),
+    to the same optimum as every scenario in one program; a forced HiGHS solves the program in
+    cvxpy as asked, and the route only from LARGE_SCENARIOS up."""
+    from marginopt.optimizer.api import formulation
+
+    doc = case_doc(6)
+    doc["venues"]["v0"]["initial_margin"]["scenarios"]["n"] = 500
+    case = load(doc, tmp_path)
+    problem = MarginProblem(case)
+    assert problem.route is not None
+    auto = marginopt.optimizer.run(problem)
+    assert auto.solver.solver == "SCENARIO"
+    assert_same(auto, marginopt.optimize(case, solver="FULL"))
+    backend, forced = formulation("HIGHS")
+    assert MarginProblem(case, backend=backend).route is None and forced == "HIGHS"

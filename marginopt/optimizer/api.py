@@ -47,13 +47,13 @@ def formulation(solver: str | None) -> tuple[str, str | None]:
     """``--solver`` to (builder backend, forced solver): ``SCENARIO`` is the large-scenario solver
     (``optimizer.scenario_route``), ``GENERATE`` scenario generation in cvxpy
     (``optimizer.generation``), ``FULL`` every scenario in one program, a solver name forces
-    that solver (through cvxpy unless HiGHS), and nothing picks by size."""
+    that solver (through cvxpy unless HiGHS, ``highs``), and nothing picks the path (``auto``)."""
     if solver is None:
         return "auto", None
     name = solver.upper()
     if name in FORMULATIONS:
         return FORMULATIONS[name], None
-    return ("auto" if name == "HIGHS" else "cvxpy"), solver
+    return ("highs" if name == "HIGHS" else "cvxpy"), solver
 
 
 def run(problem: MarginProblem, solver: str | None = None, warm: bool = False) -> OptimizationResult:
