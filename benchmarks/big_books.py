@@ -11,7 +11,11 @@ result says so) like any plan.
 The hedge is also run with the code before the held book entered the program as a constant
 (``--before``, checked out into a git worktree, same installed libraries).
 
+Then the demo with ``cme_es`` on 400,000 Monte Carlo scenarios: margin, optimize, hedge and
+allocate (the case's min_cost objective and min_margin).
+
     .venv/bin/python benchmarks/big_books.py [--sizes 10000,100000,200000] [--venues grid,es]
+        [--demo-scenarios 400000]
 """
 
 from __future__ import annotations
@@ -70,6 +74,7 @@ VENUES = {
 }
 SPOT = {"BTC": 91000.0, "ETH": 3100.0}
 ROOT = Path(__file__).resolve().parents[1]
+MEMORY_GIB = 12  # address-space cap of each command run
 BEFORE = "5f18404"  # the last commit before the held book entered programs as constants (issue 15)
 EXPIRIES = [7 * k for k in range(1, 25)]  # weekly to about half a year
 
@@ -115,8 +120,12 @@ def run(args: list[str], timeout: float, src: Path | None = None) -> tuple[float
     """Wall time, peak MiB of the child, its JSON (or None) and a note; ``src``: a checkout of
     marginopt to run instead of the installed one (put first on PYTHONPATH)."""
     marginopt = str(Path(sys.executable).with_name("marginopt"))
+    # The child's address space is capped (MEMORY_GIB): the code before this work asked for 24 GB and
+    # more on these cases, which would take the machine's memory from everything else on it.
     code = ("import resource, subprocess, sys, json\n"
-            "p = subprocess.run(sys.argv[1:], capture_output=True, text=True)\n"
+            f"cap = {MEMORY_GIB} << 30\n"
+            "limit = lambda: resource.setrlimit(resource.RLIMIT_AS, (cap, cap))\n"
+            "p = subprocess.run(sys.argv[1:], capture_output=True, text=True, preexec_fn=limit)\n"
             "peak = resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss / 1024\n"
             "print(json.dumps({'rc': p.returncode, 'peak': peak, 'out': p.stdout, 'err': p.stderr[-400:]}))")
     t0 = time.perf_counter()
@@ -135,11 +144,50 @@ def run(args: list[str], timeout: float, src: Path | None = None) -> tuple[float
     return wall, res["peak"], json.loads(res["out"]), ""
 
 
+def demo_mc(folder: Path, n: int) -> Path:
+    """The demo case with ``cme_es`` on ``n`` Monte Carlo scenarios instead of 500 historical ones."""
+    import shutil
+
+    from marginopt import demo_case_path
+
+    demo = demo_case_path().parent
+    for f in demo.glob("*.csv"):
+        shutil.copy(f, folder / f.name)
+    text = demo_case_path().read_text()
+    old = "scenarios: {kind: historical, window: 500, horizon_days: 2}"
+    assert old in text, "the demo's cme_es scenario set has changed"
+    (folder / "case.yaml").write_text(text.replace(old, f"scenarios: {{kind: monte_carlo, n: {n}, seed: 7}}"))
+    return folder / "case.yaml"
+
+
+def _demo_rows(n: int, tmp: Path, timeout: float, before: Path | None) -> None:
+    folder = tmp / f"demo{n}"
+    folder.mkdir()
+    case = str(demo_mc(folder, n))
+    print(f"\nthe demo, cme_es on {n:,} Monte Carlo scenarios (4 instruments there: {n * 4 * 8 / 2**20:.0f} MiB of losses)")
+    print(f"{'command':<38}{'s':>8}{'MiB':>7}   result" + (f"   | at {before.name}: s, MiB" if before else ""))
+    for args in (["margin"], ["optimize"], ["optimize", "--objective", "min_margin"], ["hedge"],
+                 ["hedge", "--objective", "min_margin"], ["allocate"]):
+        wall, peak, doc, note = run([args[0], case, *args[1:], "--format", "json"], timeout)
+        if note or doc is None:
+            res = note
+        elif "status" in doc:
+            res = f"{doc['status']}, objective {doc['objective_value']:,.2f}" if doc["objective_value"] is not None else doc["status"]
+        else:
+            res = f"total initial margin {doc['total_initial_margin']:,.2f}"
+        line = f"{' '.join(args):<38}{wall:>8.2f}{peak:>7,.0f}   {res}"
+        if before is not None and args[0] != "margin":
+            b_wall, b_peak, _, b_note = run([args[0], case, *args[1:], "--format", "json"], timeout, before)
+            line += f"   | {b_wall:>7.2f} {b_peak:>6,.0f} {b_note}"
+        print(line, flush=True)
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--sizes", default="10000,100000,200000")
     ap.add_argument("--venues", default="grid,es")
     ap.add_argument("--timeout", type=float, default=600.0)
+    ap.add_argument("--demo-scenarios", type=int, default=400_000, help="the Monte Carlo demo's scenarios (0: skip)")
     ap.add_argument("--before", default=BEFORE,
                     help="also hedge with this revision (a git worktree; '' for none); default %(default)s")
     args = ap.parse_args()
@@ -158,6 +206,8 @@ def main() -> None:
                     folder = Path(tmp) / f"{venue}{n}"
                     folder.mkdir()
                     _row(venue, n, write_case(n, folder, venue), args.timeout, before)
+            if args.demo_scenarios:
+                _demo_rows(args.demo_scenarios, Path(tmp), args.timeout, before)
         finally:
             if before is not None:
                 subprocess.run(["git", "-C", str(ROOT), "worktree", "remove", "--force", str(before)], check=False,
