@@ -47,6 +47,14 @@ def _show(value: Any) -> str:
     return text if len(text) <= 80 else text[:77] + "..."
 
 
+def printable(text: str) -> str:
+    """``text`` with each character that is not printable (a line break, NUL, U+001E) escaped as Python
+    writes it: a key or file name from the input cannot split the message or hide part of it."""
+    if text.isprintable():
+        return text
+    return "".join(c if c.isprintable() else repr(c)[1:-1] for c in text)
+
+
 class CaseError(MarginoptError):
     """Bad input in a case: names the file, row or line, field and what was expected."""
 
@@ -68,7 +76,7 @@ class CaseError(MarginoptError):
         text += f"field '{field}': expected {expected}"
         if got is not CaseError._MISSING:
             text += f", got {_show(got)}"
-        super().__init__(text)
+        super().__init__(printable(text))
 
 
 class ModelError(MarginoptError):

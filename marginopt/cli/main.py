@@ -12,7 +12,7 @@ import click
 from rich.console import Console
 from rich.progress import BarColumn, Progress, SpinnerColumn, TextColumn, TimeElapsedColumn
 
-from marginopt.errors import MarginoptError
+from marginopt.errors import MarginoptError, printable
 
 FORMATS = click.Choice(["table", "json", "csv"])
 
@@ -24,7 +24,7 @@ class _Group(click.Group):
         try:
             return super().invoke(ctx)
         except MarginoptError as exc:
-            click.echo(f"error: {exc}", err=True)
+            click.echo(f"error: {printable(str(exc))}", err=True)  # one line, whatever the input's characters
             ctx.exit(2)
         except (click.ClickException, click.exceptions.Exit, click.exceptions.Abort):
             raise
@@ -96,6 +96,8 @@ def _report(path: Path, fmt: str, title: str, report_file: Path | None = None) -
         click.echo(render.margin_json(report))
     elif fmt == "csv":
         click.echo(render.margin_csv(report), nl=False)
+        for note in report.notes:  # a CSV table has no place for them
+            click.echo(f"note: {note}", err=True)
     else:
         render.margin_table(report, render.stdout_console(), title or case.description)
     if report_file is not None:
@@ -196,8 +198,6 @@ PLAN_FORMATS = click.Choice(["table", "json"])
 
 def _plan(path: Path, mode: str, objective: str | None, solver: str | None, fmt: str, out: Path | None,
           report_file: Path | None = None) -> None:
-    import json
-
     from marginopt.cli import render
     from marginopt.models import load_case
     from marginopt.optimizer import optimize
@@ -207,7 +207,7 @@ def _plan(path: Path, mode: str, objective: str | None, solver: str | None, fmt:
         step("building and solving")
         result = optimize(case, objective=objective, solver=solver, mode=mode)
     if fmt == "json":
-        click.echo(json.dumps(result.to_dict(), indent=2))
+        click.echo(render.plan_json(result.to_dict()))
     else:
         render.plan_table(result, case.base_currency, render.stdout_console())
     if out is not None and result.succeeded:
@@ -286,20 +286,22 @@ def whatif(case: Path, trade: str, route: bool, fmt: str) -> None:
     """Incremental initial margin of a proposed trade (or where to route it)."""
     import json
 
-    from marginopt.errors import CaseError
+    from marginopt.errors import CaseError, Location
     from marginopt.models import load_case
+    from marginopt.models.magnitude import require_finite, trade_quantity
     from marginopt.optimizer import route as route_trade
     from marginopt.optimizer import what_if
 
     parts = trade.split(":")
-    try:
-        venue, instrument, qty = parts[0], parts[1], float(parts[2])
-        if len(parts) != 3 or qty != qty:
-            raise ValueError
-    except (IndexError, ValueError):
-        raise CaseError(None, "--trade", "VENUE:INSTRUMENT:QTY with a number for QTY", trade) from None
+    if len(parts) != 3:
+        raise CaseError(None, "--trade", "VENUE:INSTRUMENT:QTY with a number for QTY", trade)
+    venue, instrument = parts[0], parts[1]
+    qty = trade_quantity(parts[2], None, "--trade QTY")
     loaded = load_case(case)
     results = route_trade(loaded, instrument, qty) if route else [what_if(loaded, venue, instrument, qty)]
+    for w in results:  # never a non-finite margin on screen: the guard on QTY should make this unreachable
+        for name, amount in (("margin before", w.margin_before), ("margin after", w.margin_after), ("incremental", w.incremental)):
+            require_finite(amount, Location(case), f"--trade ({w.venue} {name})", f"the trade of {qty:g} {instrument}")
     if fmt == "json":
         click.echo(json.dumps([{"venue": w.venue, "instrument": w.instrument, "quantity": w.quantity,
                                 "margin_before": w.margin_before, "margin_after": w.margin_after,

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import math
 import sys
 from typing import Any
 
@@ -13,11 +14,30 @@ from marginopt.models.report import MarginReport
 
 
 def money(x: float | None) -> str:
-    return "" if x is None else f"{x:,.2f}"
+    if x is None:
+        return ""
+    # Margin reports and what-if refuse a non-finite amount before this; a plan's amount the solver
+    # could not compute (an unsolved elastic problem) is said so, not printed as nan or inf.
+    return f"{x:,.2f}" if math.isfinite(x) else "not computed"
 
 
 def margin_json(report: MarginReport) -> str:
-    return json.dumps(report.to_dict(), indent=2)
+    return json.dumps(report.to_dict(), indent=2, allow_nan=False)  # the report checked every amount finite
+
+
+def plan_json(doc: Any) -> str:
+    """A plan's JSON: an amount the solver could not compute (NaN, infinity) is null, never an invalid JSON token."""
+    return json.dumps(_finite_or_null(doc), indent=2, allow_nan=False)
+
+
+def _finite_or_null(value: Any) -> Any:
+    if isinstance(value, float):
+        return value if math.isfinite(value) else None
+    if isinstance(value, dict):
+        return {k: _finite_or_null(v) for k, v in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [_finite_or_null(v) for v in value]
+    return value
 
 
 def margin_csv(report: MarginReport) -> str:
@@ -47,6 +67,8 @@ def margin_table(report: MarginReport, console: Console, title: str = "") -> Non
         console.print(f"[red]{v.venue} is short of collateral by {money(-v.excess)} {ccy}[/red]")
     for v in report.venues:
         _venue_detail(v, ccy, console)
+    for note in report.notes:
+        console.print(f"note: {note}", soft_wrap=True)
 
 
 def _venue_detail(v: Any, ccy: str, console: Console) -> None:
@@ -93,7 +115,7 @@ def plan_table(result: Any, ccy: str, console: Console) -> None:
             t.add_column("constraint")
             t.add_column("short by", justify="right")
             for name, amount in result.shortfalls:
-                t.add_row(name, f"{amount:,.2f}")
+                t.add_row(name, f"{amount:,.2f}" if math.isfinite(amount) else "not computed")
             console.print(t)
         if result.verification is not None and not result.verification.passed:
             for c in result.verification.failures:

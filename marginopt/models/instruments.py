@@ -9,6 +9,7 @@ from types import MappingProxyType
 
 from marginopt.errors import CaseError, Location
 from marginopt.models.enums import InstrumentKind, Right, Settlement
+from marginopt.models.magnitude import Bound
 from marginopt.models.market import MarketData
 from marginopt.models.reader import Node, Table, read_table
 
@@ -74,12 +75,12 @@ def parse_instruments(node: Node, market: MarketData, valuation_date: dt.date) -
     kinds = [InstrumentKind(k) for k in table.texts("kind", choices=[k.value for k in InstrumentKind])]
     underlyings = table.texts("underlying")
     expiries = table.dates("expiry", required=False)
-    strikes = table.numbers("strike", default=float("nan"), lower=0.0, lower_open=True) if table.has("strike") else None
+    strikes = table.numbers("strike", default=float("nan"), lower=0.0, lower_open=True, bound=Bound.SCALE) if table.has("strike") else None
     rights = table.texts("right", required=False, choices=[r.value for r in Right])
     multipliers = table.numbers("multiplier", default=1.0, lower=0.0, lower_open=True)
     settlements = table.texts("settlement", required=False, choices=[s.value for s in Settlement])
-    prices = table.numbers("price", default=float("nan"), lower=0.0, lower_open=True) if table.has("price") else None
-    vols = table.numbers("vol", default=float("nan"), lower=0.0, lower_open=True) if table.has("vol") else None
+    prices = table.numbers("price", default=float("nan"), lower=0.0, lower_open=True, bound=Bound.SCALE) if table.has("price") else None
+    vols = table.numbers("vol", default=float("nan"), lower=0.0, lower_open=True, bound=Bound.SCALE) if table.has("vol") else None
     seen: dict[str, int] = {}
     for i, iid in enumerate(ids):
         assert iid is not None

@@ -11,6 +11,7 @@ from types import MappingProxyType
 import numpy as np
 
 from marginopt.errors import CaseError, Location
+from marginopt.models.magnitude import MAX_MAGNITUDE, MIN_SCALE, Bound, describe
 from marginopt.models.reader import Node, read_table, read_table_file, to_numbers
 
 
@@ -46,7 +47,7 @@ def parse_market(node: Node, base_currency: str) -> MarketData:
     parts = node.mapping(allowed=("prices", "vols", "rate", "history"), required=("prices",))
     prices: dict[str, float] = {}
     for asset, p in parts["prices"].mapping().items():
-        prices[asset] = p.number(lower=0.0, lower_open=True)
+        prices[asset] = p.number(lower=0.0, lower_open=True, bound=Bound.SCALE)
     if base_currency in prices and prices[base_currency] != 1.0:
         raise parts["prices"].mapping()[base_currency].error(f"1 for the base currency {base_currency}", prices[base_currency])
     prices.setdefault(base_currency, 1.0)  # the base currency is worth 1 by definition
@@ -55,7 +56,7 @@ def parse_market(node: Node, base_currency: str) -> MarketData:
         for asset, v in parts["vols"].mapping().items():
             if asset not in prices:
                 raise v.error(f"an asset listed in market.prices ({', '.join(sorted(prices))})", asset)
-            vols[asset] = v.number(lower=0.0, lower_open=True)
+            vols[asset] = v.number(lower=0.0, lower_open=True, bound=Bound.SCALE)
     rate = parts["rate"].number(lower=-1.0, upper=1.0) if "rate" in parts else 0.0
     history = _parse_history(parts["history"]) if "history" in parts else None
     return MarketData(base_currency, MappingProxyType(prices), MappingProxyType(vols), rate, history)
@@ -90,10 +91,11 @@ def _parse_history(node: Node) -> PriceHistory:
             continue
         # true/false is refused, not read as 1/0; numeric text counts as its number.
         vals = to_numbers(raw)
-        bad_rows = np.flatnonzero(~np.isfinite(vals) | (vals <= 0))
+        # NaN fails both comparisons, so it is refused with the rest.
+        bad_rows = np.flatnonzero(~((vals >= MIN_SCALE) & (vals <= MAX_MAGNITUDE)))
         if bad_rows.size:
             i = int(bad_rows[0])
-            raise CaseError(table.where(i), col, "a positive price", "an empty cell" if raw[i] is None else raw[i])
+            raise CaseError(table.where(i), col, f"a positive price {describe(Bound.SCALE)}", "an empty cell" if raw[i] is None else raw[i])
         vals.setflags(write=False)
         closes[col] = vals
     return PriceHistory(path, tuple(dates), MappingProxyType(closes))

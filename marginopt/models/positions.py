@@ -1,4 +1,10 @@
-"""Positions: signed contracts per venue, instrument and account."""
+"""Positions: signed contracts per venue, instrument and account.
+
+Each (venue, account, instrument) is one row. A second row of the same is refused with both
+row numbers (an account exported twice would otherwise double its margin without a word),
+unless the case asks for such rows to be summed with the mapping form
+``positions: {table: <rows or file>, aggregate: true}``; the margin report then says so.
+"""
 
 from __future__ import annotations
 
@@ -8,9 +14,11 @@ from dataclasses import dataclass
 import numpy as np
 
 from marginopt.models.instruments import InstrumentSet, ensure_known
-from marginopt.models.reader import Node, read_table
+from marginopt.models.magnitude import MAX_MAGNITUDE, Bound, describe
+from marginopt.models.reader import Node, Table, read_table
 
 DEFAULT_ACCOUNT = "main"
+Key = tuple[str, str, str]  # venue, account, instrument: what one row may hold
 
 
 @dataclass(frozen=True)
@@ -21,6 +29,7 @@ class Positions:
     account: tuple[str, ...]
     instrument: tuple[str, ...]
     quantity: np.ndarray
+    notes: tuple[str, ...] = ()  # what was done to the rows as given (duplicates summed under aggregate: true)
 
     def __len__(self) -> int:
         return len(self.venue)
@@ -42,6 +51,11 @@ class Positions:
 def parse_positions(node: Node | None, venues: Collection[str], instruments: InstrumentSet) -> Positions:
     if node is None:
         return Positions((), (), (), np.zeros(0))
+    aggregate = False
+    if isinstance(node.value, dict):  # the mapping form: {table: <rows or file>, aggregate: true}
+        parts = node.mapping(allowed=("table", "aggregate"), required=("table",))
+        aggregate = parts["aggregate"].boolean() if "aggregate" in parts else False
+        node = parts["table"]
     table = read_table(node, "positions")
     table.check_columns(("venue", "instrument", "quantity"), ("account",))
     if len(table) == 0:
@@ -51,5 +65,46 @@ def parse_positions(node: Node | None, venues: Collection[str], instruments: Ins
     ensure_known(table, "instrument", instrument, instruments)
     quantity = table.numbers("quantity")
     account = [a or DEFAULT_ACCOUNT for a in table.texts("account", required=False)]
-    quantity.setflags(write=False)
-    return Positions(tuple(venue), tuple(account), tuple(instrument), quantity)  # type: ignore[arg-type]
+    keys: list[Key] = list(zip(venue, account, instrument, strict=True))  # type: ignore[arg-type]
+    first = _first_rows(table, keys, aggregate)
+    if len(first) == len(keys):
+        quantity.setflags(write=False)
+        return Positions(tuple(venue), tuple(account), tuple(instrument), quantity)  # type: ignore[arg-type]
+    return _summed(table, keys, quantity, first)
+
+
+def _row(table: Table, i: int) -> str:
+    where = table.where(i)
+    return f"{where.row_kind} {where.row}"
+
+
+def _first_rows(table: Table, keys: list[Key], aggregate: bool) -> dict[Key, int]:
+    """The first row of each (venue, account, instrument), in the order first seen; a second row is an error unless ``aggregate``."""
+    first: dict[Key, int] = {}
+    for i, key in enumerate(keys):
+        j = first.setdefault(key, i)
+        if j != i and not aggregate:
+            raise table.error(i, "instrument", f"one row per venue, account and instrument ({_row(table, j)} holds "
+                              f"{key[0]}, {key[1]}, {key[2]} too): merge the rows, or write positions as "
+                              "{table: ..., aggregate: true} to have them summed", key[2])
+    return first
+
+
+def _summed(table: Table, keys: list[Key], quantity: np.ndarray, first: dict[Key, int]) -> Positions:
+    """One row per (venue, account, instrument), at its first row's place, holding the sum of its rows."""
+    group = {key: g for g, key in enumerate(first)}
+    index = np.fromiter((group[k] for k in keys), dtype=np.int64, count=len(keys))
+    total = np.bincount(index, weights=quantity, minlength=len(first))
+    over = np.flatnonzero(~(np.abs(total) <= MAX_MAGNITUDE))
+    if over.size:  # each row within the guard, their sum not
+        key = list(first)[int(over[0])]
+        raise table.error(first[key], "quantity", f"rows of {', '.join(key)} that sum to {describe(Bound.MAGNITUDE)}",
+                          float(total[over[0]]))
+    repeats = [i for i, k in enumerate(keys) if first[k] != i]
+    key = keys[repeats[0]]
+    more = f" and {len(repeats) - 1} more" if len(repeats) > 1 else ""
+    note = (f"{table.file.name}: {len(repeats)} duplicate position row(s) summed into the first row of the same venue, "
+            f"account and instrument (aggregate: true): {_row(table, repeats[0])} into {_row(table, first[key])} "
+            f"({', '.join(key)}){more}")
+    total.setflags(write=False)
+    return Positions(tuple(k[0] for k in first), tuple(k[1] for k in first), tuple(k[2] for k in first), total, (note,))

@@ -24,6 +24,7 @@ import gc
 import itertools
 import math
 import re
+import sys
 from collections.abc import Hashable, Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -33,6 +34,7 @@ import numpy as np
 import yaml
 
 from marginopt.errors import CaseError, Location
+from marginopt.models.magnitude import MAX_MAGNITUDE, MIN_SCALE, Bound, describe, within
 
 _MISSING = CaseError._MISSING
 
@@ -52,11 +54,15 @@ class _LineList(list):  # type: ignore[type-arg]
 def _construct_child(loader: Any, node: yaml.Node) -> Any:
     # Scalars straight through their tag's constructor: construct_object's bookkeeping (memo,
     # recursion guard) is for collections, and scalars are two nodes in three of a large case.
-    if type(node) is yaml.ScalarNode:
-        build = loader.yaml_constructors.get(node.tag)
-        if build is not None:
-            return build(loader, node)
-    return loader.construct_object(node, deep=True)
+    try:
+        if type(node) is yaml.ScalarNode:
+            build = loader.yaml_constructors.get(node.tag)
+            if build is not None:
+                return build(loader, node)
+        return loader.construct_object(node, deep=True)
+    except (ValueError, TypeError, OverflowError) as exc:  # an explicit tag on text it cannot read: !!float abc, !!int 1.5
+        raise CaseError(Location(loader.name, node.start_mark.line + 1, "line"), "(syntax)",
+                        f"a value that its tag {node.tag} can read", str(exc)) from None
 
 
 def _construct_mapping(loader: Any, node: yaml.MappingNode) -> _LineDict:
@@ -91,6 +97,16 @@ _YAML12_FLOAT = re.compile(r"""^(?:[-+]?(?:[0-9][0-9_]*)\.[0-9_]*(?:[eE][-+]?[0-
     |\.(?:nan|NaN|NAN))$""", re.X)
 
 
+def _construct_timestamp(loader: Any, node: yaml.ScalarNode) -> Any:
+    # An impossible date (2026-13-45, 2026-02-30, year 0, hour 25) matches YAML's timestamp
+    # pattern and PyYAML's constructor raises ValueError mid-parse. Kept as its text, it is
+    # refused by the field that wants a date (or taken as text where text is wanted), with its line.
+    try:
+        return yaml.constructor.SafeConstructor.construct_yaml_timestamp(loader, node)
+    except (ValueError, OverflowError):
+        return loader.construct_scalar(node)
+
+
 def _case_loader(base: type[Any]) -> type[Any]:
     """``base`` (PyYAML's safe loader, C or pure Python) with line-keeping collections and YAML 1.2 floats."""
     loader: type[Any] = type(f"Case{base.__name__}", (base,), {})
@@ -98,6 +114,7 @@ def _case_loader(base: type[Any]) -> type[Any]:
     loader.add_implicit_resolver("tag:yaml.org,2002:float", _YAML12_FLOAT, list("-+0123456789."))
     loader.add_constructor(yaml.resolver.BaseResolver.DEFAULT_MAPPING_TAG, _construct_mapping)
     loader.add_constructor(yaml.resolver.BaseResolver.DEFAULT_SEQUENCE_TAG, _construct_sequence)
+    loader.add_constructor("tag:yaml.org,2002:timestamp", _construct_timestamp)
     return loader
 
 
@@ -132,11 +149,12 @@ def load_yaml(path: Path, *, loader: type[Any] | None = None) -> Node:
     ``loader`` is one of ``C_LOADER`` and ``PURE_LOADER`` (default ``LOADER``: libyaml when present).
     """
     try:
-        text = path.read_text(encoding="utf-8")
+        raw = path.read_bytes()
     except FileNotFoundError:
         raise CaseError(Location(path), "file", "an existing case file", str(path)) from None
-    except (IsADirectoryError, PermissionError, UnicodeDecodeError) as exc:
+    except (OSError, ValueError) as exc:  # a folder, no permission, a name too long or with a NUL byte
         raise CaseError(Location(path), "file", "a readable UTF-8 YAML file", str(exc)) from None
+    text = decode_utf8(raw, path, "(encoding)")
     parser = None
     try:
         parser = (loader or LOADER)(text)  # the pure-Python reader checks the characters here
@@ -151,10 +169,23 @@ def load_yaml(path: Path, *, loader: type[Any] | None = None) -> Node:
         at = text.find(char)
         raise CaseError(Location(path, text.count("\n", 0, at) + 1 if at >= 0 else None, "line"), "(syntax)",
                         "valid YAML", exc.reason) from None
+    except (ValueError, TypeError, OverflowError, RecursionError) as exc:  # a tagged document root; nesting too deep
+        raise CaseError(Location(path, 1, "line"), "(syntax)", "a YAML document marginopt can read",
+                        f"{type(exc).__name__}: {exc}") from None
     finally:
         if parser is not None:
             parser.dispose()
     return Node(path, "", value, 1)
+
+
+def decode_utf8(raw: bytes, path: Path, field: str, expected: str = "UTF-8 text") -> str:
+    """``raw`` as UTF-8 text (a byte-order mark dropped); a byte that is not UTF-8 is an error naming its line."""
+    try:
+        return raw.decode("utf-8-sig")
+    except UnicodeDecodeError as exc:
+        line = raw.count(b"\n", 0, exc.start) + 1
+        raise CaseError(Location(path, line, "line"), field, expected,
+                        f"byte 0x{raw[exc.start]:02x} at offset {exc.start}, not UTF-8") from None
 
 
 @dataclass(frozen=True)
@@ -224,17 +255,16 @@ class Node:
         lower_open: bool = False,
         upper_open: bool = False,
         integer: bool = False,
+        bound: Bound = Bound.MAGNITUDE,
     ) -> float:
-        """A finite number within the given bounds (closed unless ``*_open``)."""
+        """A finite number within the given bounds (closed unless ``*_open``) and the magnitude guard's ``bound``."""
         v = self.value
-        if isinstance(v, bool) or not isinstance(v, (int, float)):
-            raise self.error(_describe_range(lower, upper, lower_open, upper_open, integer), v)
-        if not math.isfinite(v) or (integer and v != int(v)):
-            raise self.error(_describe_range(lower, upper, lower_open, upper_open, integer), v)
-        if lower is not None and (v < lower or (lower_open and v == lower)):
-            raise self.error(_describe_range(lower, upper, lower_open, upper_open, integer), v)
-        if upper is not None and (v > upper or (upper_open and v == upper)):
-            raise self.error(_describe_range(lower, upper, lower_open, upper_open, integer), v)
+        if (isinstance(v, bool) or not isinstance(v, (int, float))
+                or (isinstance(v, int) and abs(v) > _FLOAT_MAX)  # past float range: math.isfinite would raise
+                or not math.isfinite(v) or (integer and v != int(v)) or not within(v, bound)
+                or (lower is not None and (v < lower or (lower_open and v == lower)))
+                or (upper is not None and (v > upper or (upper_open and v == upper)))):
+            raise self.error(_describe_range(lower, upper, lower_open, upper_open, integer, bound), v)
         return int(v) if integer else float(v)
 
     def string(self, choices: Iterable[str] | None = None) -> str:
@@ -265,15 +295,20 @@ class Node:
         raise self.error("a date YYYY-MM-DD", v)
 
 
-def _describe_range(lower: float | None, upper: float | None, lo_open: bool, up_open: bool, integer: bool) -> str:
+def _describe_range(lower: float | None, upper: float | None, lo_open: bool, up_open: bool, integer: bool,
+                    bound: Bound = Bound.MAGNITUDE) -> str:
     what = "an integer" if integer else "a finite number"
     if lower is not None and upper is not None:
-        return f"{what} in {'(' if lo_open else '['}{lower:g}, {upper:g}{')' if up_open else ']'}"
-    if lower is not None:
-        return f"{what} {'>' if lo_open else '>='} {lower:g}"
-    if upper is not None:
-        return f"{what} {'<' if up_open else '<='} {upper:g}"
-    return what
+        text = f"{what} in {'(' if lo_open else '['}{lower:g}, {upper:g}{')' if up_open else ']'}"
+    elif lower is not None:
+        text = f"{what} {'>' if lo_open else '>='} {lower:g}"
+    elif upper is not None:
+        text = f"{what} {'<' if up_open else '<='} {upper:g}"
+    else:
+        text = what
+    # The guard is named where it narrows the range (not for a haircut in [0, 1), say).
+    inside = lower is not None and upper is not None and within(lower) and within(upper) and bound is not Bound.SCALE
+    return text if inside or bound is Bound.NONE else f"{text}, {describe(bound)}"
 
 
 # ---------------------------------------------------------------------------
@@ -395,10 +430,11 @@ class Table:
         upper: float | None = None,
         lower_open: bool = False,
         upper_open: bool = False,
+        bound: Bound = Bound.MAGNITUDE,
     ) -> np.ndarray:
-        """The column as finite float64; a missing cell takes ``default`` or is an error."""
+        """The column as finite float64 within the magnitude guard's ``bound``; a missing cell takes ``default`` or is an error."""
         n = self.n_rows
-        expected = _describe_range(lower, upper, lower_open, upper_open, False)
+        expected = _describe_range(lower, upper, lower_open, upper_open, False, bound)
         if column not in self.columns:
             if default is None and n:
                 raise self.error(0, column, expected, "nothing")
@@ -422,6 +458,9 @@ class Table:
                 raise self.error(i, column, expected, v)
             vals[i] = f
         bad = np.zeros(n, dtype=bool)
+        if bound is not Bound.NONE:  # the magnitude guard, for the whole column at once (a NaN default passes)
+            size = np.abs(vals)
+            bad |= (size > MAX_MAGNITUDE) | ((size < MIN_SCALE) if bound is Bound.SCALE else False)
         if lower is not None:
             bad |= (vals < lower) | ((vals == lower) if lower_open else False)
         if upper is not None:
@@ -482,11 +521,14 @@ def resolve_path(node: Node, suffixes: Iterable[str]) -> Path:
     suffixes = tuple(suffixes)
     node.refuse_file("data given inline, not a file path")
     rel = node.string()
-    path = (node.file.parent / rel).resolve()
-    if path.suffix.lower() not in suffixes:
-        raise node.error(f"a path ending in {' or '.join(suffixes)}", rel)
-    if not path.is_file():
-        raise node.error(f"an existing file (relative to {node.file.parent})", rel)
+    try:
+        path = (node.file.parent / rel).resolve()
+        if path.suffix.lower() not in suffixes:
+            raise node.error(f"a path ending in {' or '.join(suffixes)}", rel)
+        if not path.is_file():
+            raise node.error(f"an existing file (relative to {node.file.parent})", rel)
+    except (OSError, ValueError):  # a NUL byte in the name, a name too long for the system
+        raise node.error(f"a file path ending in {' or '.join(suffixes)} that this system can open", rel) from None
     return path
 
 
@@ -523,7 +565,10 @@ def _read_csv(path: Path, field: str) -> tuple[dict[str, list[Any]], int]:
     except csv.Error as exc:
         raise CaseError(Location(path, len(rows) + 1 if names is not None else None, "row"), field,
                         "a readable CSV table", str(exc)) from None
-    except (OSError, UnicodeDecodeError) as exc:
+    except UnicodeDecodeError:
+        decode_utf8(path.read_bytes(), path, field, "a readable table file")  # raises, naming the line of the bad byte
+        raise
+    except OSError as exc:
         raise CaseError(Location(path), field, "a readable table file", f"{type(exc).__name__}: {exc}") from None
     if names is None:
         raise CaseError(Location(path), field, "a table file with a header line", "an empty file")
@@ -552,6 +597,7 @@ _FLOAT_COLUMN = re.compile(f"{_FLOAT}(?:\n{_FLOAT})*")
 _BOOL_COLUMN = re.compile(r"(?:true|false)(?:\n(?:true|false))*", re.IGNORECASE)
 _NUMBER = re.compile(_FLOAT)
 _INT64 = 2**63
+_FLOAT_MAX = int(sys.float_info.max)
 
 
 def _only(text: bytes, allowed: bytes) -> bool:

@@ -7,9 +7,11 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
+from marginopt.errors import Location
 from marginopt.models.book import VenueBook
 from marginopt.models.case import Case
 from marginopt.models.collateral import CollateralLine
+from marginopt.models.magnitude import largest_position, require_finite
 from marginopt.models.margin.composite import bound_notes
 
 if TYPE_CHECKING:
@@ -56,6 +58,7 @@ class MarginReport:
     base_currency: str
     valuation_date: dt.date
     venues: tuple[VenueMargin, ...]
+    notes: tuple[str, ...] = ()  # what was done to the input on the way (duplicate position rows summed)
 
     @property
     def total_initial_margin(self) -> float:
@@ -68,12 +71,15 @@ class MarginReport:
         raise KeyError(venue)
 
     def to_dict(self) -> dict[str, Any]:
-        """Exactly the JSON of ``marginopt margin --format json`` (CASE_FORMAT.md)."""
-        return {
+        """Exactly the JSON of ``marginopt margin --format json`` (CASE_FORMAT.md), and ``notes`` when there are any."""
+        out: dict[str, Any] = {
             "base_currency": self.base_currency,
             "venues": [v.to_dict() for v in self.venues],
             "total_initial_margin": self.total_initial_margin,
         }
+        if self.notes:  # only then: the contract's document is unchanged for every case that needs no note
+            out["notes"] = list(self.notes)
+        return out
 
     def to_frame(self) -> pd.DataFrame:
         """One row per venue; components as ``component:<name>`` columns."""
@@ -93,7 +99,7 @@ def venue_margin(book: VenueBook) -> VenueMargin:
     im = book.initial.evaluate(q)
     worst = book.initial.worst_scenario(q)
     lines = book.collateral()
-    return VenueMargin(
+    out = VenueMargin(
         venue=book.venue.name,
         initial_margin=im,
         maintenance_margin=book.maintenance_margin(q, im),
@@ -105,6 +111,23 @@ def venue_margin(book: VenueBook) -> VenueMargin:
         convex=book.initial.convex,
         bound_notes=tuple(bound_notes(book.initial)),
     )
+    _check_finite(book, out)
+    return out
+
+
+def _check_finite(book: VenueBook, v: VenueMargin) -> None:
+    """Every amount of ``v`` finite, or a located error naming the input that overflowed (never a number shown).
+
+    The magnitude guard on input keeps this from happening; this is the check that it did.
+    """
+    where, at = Location(book.case.path), f"venues.{v.venue}"
+    held = largest_position(book.ids, book.q, book.inputs.notional)
+    amounts = {"initial_margin": v.initial_margin, "maintenance_margin": v.maintenance_margin,
+               "collateral_value": v.collateral_value, "worst_scenario_loss": v.worst_scenario_loss or 0.0, **{f"components.{k}": c for k, c in v.components.items()}}
+    for name, amount in amounts.items():
+        require_finite(amount, where, f"{at}.{name}", held)
+    for c in v.collateral:
+        require_finite(c.credited_value, where, f"{at}.posted.{c.asset}", f"the posted quantity {c.quantity:g} of {c.asset}")
 
 
 def margin_report(case: Case, on_venue: Callable[[str], None] | None = None) -> MarginReport:
@@ -114,4 +137,4 @@ def margin_report(case: Case, on_venue: Callable[[str], None] | None = None) -> 
         if on_venue is not None:
             on_venue(name)
         out.append(venue_margin(VenueBook(case, name)))
-    return MarginReport(case.base_currency, case.valuation_date, tuple(out))
+    return MarginReport(case.base_currency, case.valuation_date, tuple(out), case.positions.notes)

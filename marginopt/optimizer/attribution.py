@@ -9,6 +9,7 @@ import pandas as pd
 from marginopt.errors import CaseError, Location
 from marginopt.models.book import VenueBook
 from marginopt.models.case import Case
+from marginopt.models.magnitude import trade_quantity
 from marginopt.typing import FloatArray
 
 
@@ -49,6 +50,7 @@ def what_if(case: Case, venue: str, instrument: str, quantity: float) -> WhatIf:
         raise CaseError(Location(case.path), "--trade venue", f"one of {', '.join(case.venues)}", venue)
     if instrument not in case.instruments:
         raise CaseError(Location(case.path), "--trade instrument", "an instrument id of the case", instrument)
+    quantity = trade_quantity(quantity, Location(case.path), "quantity")  # route and the service come through here
     book = VenueBook(case, venue, extra=(instrument,))
     after = book.q.copy()
     after[book.column(instrument)] += quantity

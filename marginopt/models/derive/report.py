@@ -14,7 +14,9 @@ from typing import Any
 
 import numpy as np
 
+from marginopt.errors import Location
 from marginopt.models.derive.model import DeriveModel
+from marginopt.models.magnitude import require_finite
 from marginopt.models.report import MarginReport, VenueMargin
 
 VENUE = "derive"
@@ -72,6 +74,9 @@ def derive_report(model: DeriveModel) -> tuple[MarginReport, dict[str, Any]]:
         collateral=(),
         convex=True,
     )
+    # The snapshot's numbers are within the magnitude guard, so these are finite; if not, no number is shown.
+    for name, amount in (("initial_margin", im_req), ("maintenance_margin", mm_req), ("equity", equity), *components.items()):
+        require_finite(float(amount), Location(snap.source), f"Scenario ({name})", "the snapshot's amounts (Amount, Cash, prices)")
     when = snap.valuation.date() if snap.valuation is not None else dt.date(1970, 1, 1)
     extra = {
         "maintenance_excess": venue.maintenance_excess,

@@ -21,6 +21,8 @@ from pathlib import Path
 from typing import Any
 
 from marginopt.errors import CaseError, Location
+from marginopt.models.magnitude import Bound, describe, within
+from marginopt.models.reader import decode_utf8
 
 VOL_DIRECTIONS = ("Up", "Down", "None", "LINEAR", "ABS")
 SKEW_DIRECTIONS = ("LINEAR", "ABS")
@@ -141,10 +143,10 @@ class _Reader:
             raise self.fail(name, "a number (JSON number or decimal string)", raw)
         try:
             x = float(raw)
-        except ValueError:
+        except (ValueError, OverflowError):  # OverflowError: an integer past float range
             raise self.fail(name, "a number (JSON number or decimal string)", raw) from None
-        if not math.isfinite(x):
-            raise self.fail(name, "a finite number", raw)
+        if not math.isfinite(x) or not within(x):
+            raise self.fail(name, f"a finite number, {describe(Bound.MAGNITUDE)}", raw)
         if (lower is not None and x < lower) or (upper is not None and x > upper):
             span = f"in [{lower if lower is not None else '-inf'}, {upper if upper is not None else 'inf'}]"
             raise self.fail(name, f"a number {span}", raw)
@@ -167,11 +169,16 @@ def load_snapshot(path: Path) -> DeriveSnapshot:
     """Parse a Derive PMRM_2 snapshot file."""
     path = Path(path)
     try:
-        doc = json.loads(path.read_text())
-    except OSError as exc:
+        raw = path.read_bytes()
+    except (OSError, ValueError) as exc:  # ValueError: a NUL byte in the name
         raise CaseError(Location(path), "(file)", "a readable JSON file", str(exc)) from None
+    text = decode_utf8(raw, path, "(file)")
+    try:
+        doc = json.loads(text)
     except json.JSONDecodeError as exc:
         raise CaseError(Location(path, exc.lineno, "line"), "(file)", f"valid JSON ({exc.msg})") from None
+    except RecursionError:
+        raise CaseError(Location(path), "(file)", "JSON nested at most a few hundred levels deep", "deeper nesting") from None
     return parse_snapshot(doc, path)
 
 

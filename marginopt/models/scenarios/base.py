@@ -9,7 +9,7 @@ from typing import TYPE_CHECKING, Protocol, TypeVar
 
 import numpy as np
 
-from marginopt.errors import CaseError, Location
+from marginopt.errors import CaseError, Location, ModelError
 from marginopt.models import _kernels_numpy
 from marginopt.models import kernel_codes as K
 from marginopt.models.market import MarketData
@@ -62,7 +62,11 @@ class ScenarioLosses:
             block = m[lo:lo + _CHECK_ROWS]
             if not np.isfinite(block).all():
                 bad = np.argwhere(~np.isfinite(block))[0]
-                raise ValueError(f"loss of {self.instrument_ids[bad[1]]} in scenario {self.labels[lo + bad[0]]} is not finite")
+                # Input can cause this (the magnitude guard keeps it from doing so): a user error, not a bug.
+                iid = self.instrument_ids[bad[1]]
+                raise ModelError(f"{self.source or 'scenario set'}: the loss of {iid} in scenario {self.labels[lo + bad[0]]} "
+                                 f"is not finite: a number of instrument {iid} (price, multiplier, strike, vol) or a move "
+                                 "of this scenario is too large to compute with")
         bounds = self.group_bounds if self.group_bounds is not None else np.array([0, s], dtype=np.int64)
         if bounds[0] != 0 or bounds[-1] != s or len(bounds) != len(self.group_names) + 1 or np.any(np.diff(bounds) <= 0):
             raise ValueError("group_bounds must split the scenarios into non-empty groups in order")

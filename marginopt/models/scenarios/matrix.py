@@ -10,6 +10,7 @@ from typing import Any
 import numpy as np
 
 from marginopt.errors import CaseError, Location
+from marginopt.models.magnitude import MAX_MAGNITUDE, Bound, describe
 from marginopt.models.reader import Node, read_table_file, resolve_path, to_numbers
 from marginopt.models.scenarios.base import ScenarioContext, ScenarioLosses, register
 
@@ -114,8 +115,9 @@ def matrix_losses(path: Path, columns: list[str], n_rows: int, column: Callable[
     if blocks is not None and blocks(ids, values):
         step = max(1, _GROUP_BYTES // (8 * max(1, len(ids))))
         for lo in range(0, n_rows, step):
-            if not np.isfinite(values[lo:lo + step]).all():
-                j = int(np.flatnonzero(~np.isfinite(values[lo:lo + step]).all(axis=0))[0])
+            ok = np.abs(values[lo:lo + step]) <= MAX_MAGNITUDE  # False for NaN and infinity too
+            if not ok.all():
+                j = int(np.flatnonzero(~ok.all(axis=0))[0])
                 _finite(path, column(ids[j]), ids[j])  # raises, naming the row and what it holds
     else:
         for j, iid in enumerate(ids):
@@ -153,10 +155,11 @@ def _texts(cells: Cells) -> np.ndarray:
 
 def _finite(path: Path, cells: Cells, col: str) -> np.ndarray:
     vals = to_numbers(cells)  # numeric text counts; anything else (true/false too) is refused
-    bad = np.flatnonzero(~np.isfinite(vals))
+    bad = np.flatnonzero(~(np.abs(vals) <= MAX_MAGNITUDE))  # NaN fails the comparison too
     if bad.size:
         i = int(bad[0])
-        raise CaseError(Location(path, i + 1, "row"), col, "a finite number", "an empty cell" if cells[i] is None else cells[i])
+        raise CaseError(Location(path, i + 1, "row"), col, f"a finite number, {describe(Bound.MAGNITUDE)}",
+                        "an empty cell" if cells[i] is None else cells[i])
     return vals
 
 

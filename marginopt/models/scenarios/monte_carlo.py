@@ -10,6 +10,7 @@ import numpy as np
 
 from marginopt.errors import CaseError, Location
 from marginopt.models.enums import Distribution
+from marginopt.models.magnitude import Bound
 from marginopt.models.market import MarketData
 from marginopt.models.reader import Node
 from marginopt.models.scenarios.base import Moves, ScenarioContext, ScenarioLosses, losses_from_moves, register
@@ -47,6 +48,14 @@ class MonteCarloSpec:
                     raise CaseError(loc, path, f"underlyings with a price in market.prices ({', '.join(sorted(market.prices))})", a)
 
     def build(self, ctx: ScenarioContext) -> ScenarioLosses:
+        try:
+            return self._build(ctx)
+        except MemoryError:  # n is bounded as a number, not by this machine's memory: say which n did not fit
+            gib = self.n * (len(ctx.inputs) + 2 * len(ctx.inputs.underlyings)) * 8 / 2**30
+            raise CaseError(self.where, "n", f"a number of draws whose scenario matrices fit in memory "
+                            f"(about {gib:,.1f} GiB for {len(ctx.inputs)} instruments)", self.n) from None
+
+    def _build(self, ctx: ScenarioContext) -> ScenarioLosses:
         needed = ctx.inputs.underlyings
         names = sorted(set(needed) | {a for pair in self.correlation for a in pair})
         vols = []
@@ -104,7 +113,7 @@ def parse_monte_carlo(node: Node) -> MonteCarloSpec:
         raise parts["dof"].error("no dof for a normal distribution", parts["dof"].value)
     return MonteCarloSpec(
         n=int(parts["n"].number(lower=1, integer=True)),
-        seed=int(parts["seed"].number(lower=0, integer=True)),
+        seed=int(parts["seed"].number(lower=0, integer=True, bound=Bound.NONE)),  # an identifier, not an amount
         correlation=MappingProxyType(corr),
         pair_where=MappingProxyType(pair_where),
         distribution=dist,
