@@ -62,6 +62,7 @@ def test_health(client: TestClient) -> None:
     body = client.get("/health").json()
     m.HealthOut.model_validate(body)
     assert body["status"] == "ok" and body["max_body_bytes"] == 8 * 2**20 and body["solve_timeout_s"] == 30.0
+    assert body["read_timeout_s"] == 30.0
 
 
 def test_openapi_lists_every_endpoint(client: TestClient) -> None:
@@ -69,7 +70,7 @@ def test_openapi_lists_every_endpoint(client: TestClient) -> None:
     paths = spec["paths"]
     for path in ("/v1/margin", "/v1/optimize", "/v1/hedge", "/v1/whatif", "/v1/route", "/v1/positions/csv"):
         assert "post" in paths[path], path
-        assert {"200", "413", "422", "503", "504"} <= set(paths[path]["post"]["responses"]), path
+        assert {"200", "400", "408", "413", "422", "503", "504"} <= set(paths[path]["post"]["responses"]), path
     assert "get" in paths["/health"] and "get" in paths["/v1/demo"]
     assert "MarginOut" in spec["components"]["schemas"] and "PlanOut" in spec["components"]["schemas"]
 
@@ -274,8 +275,7 @@ def test_whatif_and_route_name_the_request_field(client: TestClient, case: dict[
     assert item["loc"] == ["body", "case", "positions", "quantity"]
 
 
-@pytest.mark.parametrize(("content", "ctype"), [
-    (b'{"format": "marginopt/1", ', "application/json"),
+@pytest.mark.parametrize(("content", "ctype"), [  # not JSON at all is 400: tests/test_service_strict.py
     (b"[1, 2, 3]", "application/json"),
     (b'"a case"', "application/json"),
     (b"format: marginopt/1", "text/yaml"),

@@ -16,6 +16,8 @@ from marginopt.cli.main import cli
               help="Address to listen on; the default takes connections from this machine only.")
 @click.option("--max-body-mb", type=click.FloatRange(min=0.001), default=8.0, show_default=True,
               help="Largest request body, in MiB; larger is refused with 413.")
+@click.option("--read-timeout", type=click.FloatRange(min=0.001), default=30.0, show_default=True,
+              help="Seconds a request's body may take to arrive after its headers; then 408 and the connection is closed.")
 @click.option("--solve-timeout", type=click.FloatRange(min=0.001), default=30.0, show_default=True,
               help="Seconds a request's solve may take (queueing included); then 504 (or 503 if it never started).")
 @click.option("--solve-threads", type=click.IntRange(min=1), default=min(4, os.cpu_count() or 1), show_default=True,
@@ -24,8 +26,8 @@ from marginopt.cli.main import cli
               help="Requests queued or solving at once; more are refused with 503.")
 @click.option("--max-scenario-cells", type=click.IntRange(min=1), default=25_000_000, show_default=True,
               help="Largest scenario-loss matrix a request may ask for (scenarios x instruments, 8 bytes each); more is 422.")
-def serve(port: int, host: str, max_body_mb: float, solve_timeout: float, solve_threads: int, max_pending: int,
-          max_scenario_cells: int) -> None:
+def serve(port: int, host: str, max_body_mb: float, read_timeout: float, solve_timeout: float, solve_threads: int,
+          max_pending: int, max_scenario_cells: int) -> None:
     """Serve the HTTP API (POST /v1/margin, /v1/optimize, /v1/hedge, /v1/whatif, /v1/route; GET /health,
     /openapi.json) and the desk page at /."""
     try:
@@ -35,7 +37,7 @@ def serve(port: int, host: str, max_body_mb: float, solve_timeout: float, solve_
     except ImportError as exc:
         raise click.ClickException(f"marginopt serve needs the service extra ({exc.name} is missing): "
                                    "pip install 'marginopt[service]'") from None
-    settings = Settings(max_body_bytes=int(max_body_mb * 2**20), solve_timeout_s=solve_timeout,
+    settings = Settings(max_body_bytes=int(max_body_mb * 2**20), read_timeout_s=read_timeout, solve_timeout_s=solve_timeout,
                         solve_threads=solve_threads, max_pending=max_pending, max_scenario_cells=max_scenario_cells)
     # Access lines go to stderr like the rest of the log: a solver silences stdout (file descriptor 1)
     # while it runs, which would drop them.

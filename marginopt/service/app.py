@@ -2,9 +2,13 @@
 
 Endpoints take a case as JSON (``cases``) and answer the JSON of CASE_FORMAT.md. Status codes:
 200 an answer (an infeasible plan is one: ``status: infeasible`` says what is short);
-413 body over the size limit; 422 bad input, naming the field; 503 busy (every solver
-thread taken until the time limit, or the queue full); 504 a solve past the time limit;
-500 only for a bug (the body says so, the log has the trace).
+400 a body that is not JSON (not UTF-8, a syntax error, nested too deep: ``body``) or a bad
+Content-Length; 408 a body not received within the read timeout (the connection is closed);
+413 body over the size limit; 422 bad input, naming the field (JSON of the wrong shape or
+type: validation is strict, no value is converted from another JSON type); 503 busy (every
+solver thread taken until the time limit, or the queue full); 504 a solve past the time
+limit; 500 only for a bug (the body says so, the log has the trace). Every error body is
+``{"detail": [{"loc", "field", "msg", "type"}]}``.
 """
 
 from __future__ import annotations
@@ -24,13 +28,17 @@ from fastapi.responses import HTMLResponse, JSONResponse, Response
 
 from marginopt.errors import CaseError, MarginoptError
 from marginopt.service import models as m
+from marginopt.service.body import MAX_JSON_DEPTH, BodyNotJSON, JSONRoute
 from marginopt.service.cases import MAX_SCENARIO_CELLS, SOURCE, case_from_json, demo_case, positions_from_csv
 from marginopt.service.jobs import Busy, SolveRunner, SolveTimeout
-from marginopt.service.limits import BodyLimit
+from marginopt.service.limits import READ_TIMEOUT_S, BodyLimit
 
 log = logging.getLogger("marginopt.service")
 
 ERRORS: dict[int | str, dict[str, Any]] = {
+    400: {"model": m.ErrorOut, "description": f"The body is not JSON: not UTF-8, a syntax error (`msg` says where), or "
+                                               f"nested deeper than {MAX_JSON_DEPTH} levels"},
+    408: {"model": m.ErrorOut, "description": "The body did not arrive within the read timeout; the connection is closed"},
     413: {"model": m.ErrorOut, "description": "Request body over the size limit"},
     422: {"model": m.ErrorOut, "description": "Bad input: `field` names it, `msg` says what was expected"},
     503: {"model": m.ErrorOut, "description": "Busy: no solver thread came free within the time limit, or the queue is full"},
@@ -43,6 +51,7 @@ ObjectiveQuery = Annotated[Literal["min_cost", "min_margin"] | None, Query(descr
 @dataclass(frozen=True)
 class Settings:
     max_body_bytes: int = 8 * 2**20
+    read_timeout_s: float = READ_TIMEOUT_S
     solve_timeout_s: float = 30.0
     solve_threads: int = 2
     max_pending: int = 512
@@ -72,7 +81,8 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app = FastAPI(title="marginopt", version=__version__, lifespan=lifespan, docs_url=None, redoc_url=None,
                   description="Margin per venue, verified margin-minimizing hedges and collateral plans, what-if and "
                               "routing for a case sent as JSON (CASE_FORMAT.md). The desk page is at /.")
-    app.add_middleware(BodyLimit, max_bytes=settings.max_body_bytes)
+    app.router.route_class = JSONRoute  # every route below reads a JSON body with the service's parser (body.py)
+    app.add_middleware(BodyLimit, max_bytes=settings.max_body_bytes, read_timeout_s=settings.read_timeout_s)
     app.state.runner = runner
     _error_handlers(app)
 
@@ -99,7 +109,8 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     async def health() -> dict[str, Any]:
         """Liveness and the limits in force."""
         return {"status": "ok", "version": __version__, "solve_threads": runner.threads, "pending": runner.pending,
-                "max_body_bytes": settings.max_body_bytes, "solve_timeout_s": settings.solve_timeout_s}
+                "max_body_bytes": settings.max_body_bytes, "read_timeout_s": settings.read_timeout_s,
+                "solve_timeout_s": settings.solve_timeout_s}
 
     @app.get("/v1/demo", tags=["cases"])
     async def demo() -> dict[str, Any]:
@@ -192,6 +203,18 @@ def _json_safe(value: Any) -> Any:
     return value
 
 
+def _json_kind(value: Any) -> str:
+    """A JSON value as an error message shows it: a single value itself, a container by its kind."""
+    if isinstance(value, str):
+        return f"the text {value[:60]!r}" + ("..." if len(value) > 60 else "")
+    if isinstance(value, bool) or value is None:
+        return "true" if value is True else "false" if value is False else "null"
+    if isinstance(value, (int, float)):
+        text = repr(value)
+        return text if len(text) <= 60 else f"a number of {len(text)} digits"
+    return "an object" if isinstance(value, dict) else "a list" if isinstance(value, list) else type(value).__name__
+
+
 def _error(status: int, loc: list[str], message: str, kind: str, headers: dict[str, str] | None = None) -> JSONResponse:
     field = ".".join(str(p) for p in loc) or ("body" if status < 500 else "")  # 503 and 504 blame no field
     return JSONResponse({"detail": [{"loc": ["body", *loc] if field else [], "field": field, "msg": message, "type": kind}]},
@@ -199,22 +222,25 @@ def _error(status: int, loc: list[str], message: str, kind: str, headers: dict[s
 
 
 def _error_handlers(app: FastAPI) -> None:
+    @app.exception_handler(BodyNotJSON)
+    async def not_json(request: Request, exc: BodyNotJSON) -> JSONResponse:
+        return _error(400, [], exc.message, exc.kind)
+
     @app.exception_handler(RequestValidationError)
     async def invalid(request: Request, exc: RequestValidationError) -> JSONResponse:
-        """FastAPI's own checks (not JSON, not an object, a wrong type in a request field) in the service's
-        error shape; the offending input is not echoed back (it can be the whole case)."""
+        """FastAPI's own checks (not an object, a wrong type in a request field) in the service's error shape;
+        the offending input is shown only where it is a single value (it can be the whole case)."""
         items = []
         for e in exc.errors():
             loc = [p for p in e.get("loc", ()) if p is not None]
             where = loc[1:] if loc and loc[0] in ("body", "query", "path", "header") else loc
+            kind = str(e.get("type", "invalid"))
             msg = str(e.get("msg", "invalid"))
-            if not where and e.get("type") in ("dict_type", "model_type", "model_attributes_type"):
+            if not where and kind in ("dict_type", "model_type", "model_attributes_type"):
                 msg = f"expected a JSON object as the body (for /v1/margin, /v1/optimize, /v1/hedge: the case itself): {msg}"
-            if e.get("type") == "json_invalid":
-                where = []
-                msg = f"invalid JSON at character {loc[-1] if loc else '?'}: {(e.get('ctx') or {}).get('error', msg)}"
-            items.append({"loc": loc, "field": ".".join(str(p) for p in where) or "body", "msg": msg,
-                          "type": str(e.get("type", "invalid"))})
+            if kind.endswith("_type") and "input" in e:
+                msg = f"{msg}, got {_json_kind(e['input'])}"
+            items.append({"loc": loc, "field": ".".join(str(p) for p in where) or "body", "msg": msg, "type": kind})
         return JSONResponse({"detail": items}, status_code=422)
 
     @app.exception_handler(Exception)

@@ -5,6 +5,11 @@ hedges, market.history) are lists of row objects, and anything that would name a
 file (a table path, a ``matrix`` scenario set, a Derive snapshot) is refused as a
 ``CaseError`` naming the field, which the service answers 422. Nothing here
 imports FastAPI, so it is tested and used without the extra.
+
+JSON is typed, so nothing is converted from another type: the case reader already takes
+a number, text or true/false outside tables only as such, but it reads a table cell as it
+reads a CSV cell, where everything is text ("10" is the number 10, 7 the text "7"). Cells
+of inline tables are therefore checked here against their column's type first.
 """
 
 from __future__ import annotations
@@ -30,13 +35,51 @@ NO_FILES = "the service reads no files"
 TABLES = ("instruments", "positions", "hedges")
 POSITION_COLUMNS = ("venue", "instrument", "quantity", "account")
 MAX_SCENARIO_CELLS = 25_000_000  # 200 MB of float64 per scenario-loss matrix
+# The columns of the inline tables (CASE_FORMAT.md) by JSON type; market.history: "date" is text, every
+# other column (an asset's daily closes) a number. A column in neither list is left to the case reader,
+# which refuses an unknown one.
+NUMBER_COLUMNS = {"instruments": ("strike", "multiplier", "price", "vol"), "positions": ("quantity",),
+                  "hedges": ("max_buy", "max_sell", "cost_per_unit", "impact")}
+TEXT_COLUMNS = {"instruments": ("id", "kind", "underlying", "expiry", "right", "settlement"),
+                "positions": ("venue", "instrument", "account"), "hedges": ("venue", "instrument")}
 
 
 def case_from_json(data: Any, max_scenario_cells: int = MAX_SCENARIO_CELLS) -> Case:
     """Validate a case sent as JSON; a ``CaseError`` names the field (dotted, inside the case)."""
     _refuse_snapshot_presets(data)
+    _check_cell_types(data)
     _check_scenario_sizes(data, max_scenario_cells)
     return load_case_data(data, SOURCE, files_refused=NO_FILES)
+
+
+def _check_cell_types(data: Any) -> None:
+    """Refuse a cell of an inline table that is not its column's JSON type: a number (or true) sent as
+    text where a number belongs, a number or true/false where text belongs. ``null`` is an empty cell,
+    which the case reader takes or refuses by column."""
+    if not isinstance(data, Mapping):
+        return  # the case parser names what is wrong
+    tables: list[tuple[str, Any, tuple[str, ...] | None, tuple[str, ...]]] = [
+        (name, data.get(name), NUMBER_COLUMNS[name], TEXT_COLUMNS[name]) for name in TABLES]
+    market = data.get("market")
+    if isinstance(market, Mapping):
+        tables.append(("market.history", market.get("history"), None, ("date",)))
+    for name, rows, numbers, texts in tables:
+        if isinstance(rows, Mapping):  # the mapping form of a table: {table: <rows>, aggregate: true}
+            rows = rows.get("table")
+        if not isinstance(rows, list):
+            continue  # absent, a path or not a table: the case parser says so
+        for i, row in enumerate(rows):
+            if not isinstance(row, Mapping):
+                continue
+            for column, cell in row.items():
+                if cell is None:
+                    continue
+                if column in texts:
+                    if not isinstance(cell, str):
+                        raise CaseError(Location(SOURCE, i + 1), f"{name}.{column}", "text (a JSON string)", cell)
+                elif numbers is None or column in numbers:
+                    if isinstance(cell, bool) or not isinstance(cell, (int, float)):
+                        raise CaseError(Location(SOURCE, i + 1), f"{name}.{column}", "a number (a JSON number, not text)", cell)
 
 
 def _check_scenario_sizes(data: Any, max_cells: int) -> None:

@@ -1,11 +1,17 @@
-"""The request-body size limit: 413 before the body is parsed, whatever the client declares.
+"""The request-body limits: 413 over the size limit, 408 past the read timeout, before the body is parsed.
 
 A plain ASGI middleware, so it holds on every FastAPI and Starlette version the
-``service`` extra allows (the newest have a limit of their own; older ones do not).
-The declared ``Content-Length`` is checked first; the body is then read here, counting
-what actually arrives (a chunked body declares no length, and a client may lie), and
-handed on whole. Parsing needs the whole body anyway, so buffering it here costs nothing
-extra and the limit bounds that buffer.
+``service`` extra allows (the newest have a size limit of their own; older ones do not;
+none has a read timeout, and neither has uvicorn). The declared ``Content-Length`` is
+checked first; the body is then read here, counting what actually arrives (a chunked body
+declares no length, and a client may lie), and handed on whole. Parsing needs the whole body
+anyway, so buffering it here costs nothing extra and the limit bounds that buffer.
+
+The whole body must arrive within ``read_timeout_s`` seconds of the request's headers: a
+client that declares a large body and stops sending (or trickles it a byte at a time) is
+answered 408 and its connection closed, instead of holding a connection and a buffer for
+as long as it likes. A deadline for the whole body rather than for each read, so that a
+trickle cannot reset it.
 
 A refused body is still read to its end, discarded, up to ``DRAIN_FACTOR`` times the limit
 and for at most ``DRAIN_SECONDS``: most clients (httpx, requests, curl) send the whole body
@@ -29,12 +35,14 @@ ASGIApp = Callable[[Scope, Receive, Send], Awaitable[None]]
 
 DRAIN_FACTOR = 4
 DRAIN_SECONDS = 10.0
+READ_TIMEOUT_S = 30.0
 
 
 class BodyLimit:
-    def __init__(self, app: ASGIApp, max_bytes: int) -> None:
+    def __init__(self, app: ASGIApp, max_bytes: int, read_timeout_s: float = READ_TIMEOUT_S) -> None:
         self.app = app
         self.max_bytes = max_bytes
+        self.read_timeout_s = read_timeout_s
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http":
@@ -51,8 +59,16 @@ class BodyLimit:
             return
         chunks: list[bytes] = []
         size = 0
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + self.read_timeout_s
         while True:
-            message = await receive()
+            try:
+                message = await asyncio.wait_for(receive(), deadline - loop.time())
+            except asyncio.TimeoutError:
+                of = f" of the {declared} declared" if declared is not None else ""
+                await _reply(send, 408, f"request body not received within the read timeout of {self.read_timeout_s:g} s "
+                                        f"({size} bytes{of} arrived); the connection is closed", "body")
+                return
             if message["type"] == "http.disconnect":
                 return  # the client left: nobody to answer
             body = message.get("body", b"")
@@ -111,8 +127,8 @@ def _content_length(scope: Scope) -> int | None:
 
 async def _reply(send: Send, status: int, message: str, field: str) -> None:
     """An error in the service's JSON shape; the connection is closed, since the rest of the body is not read."""
-    body = json.dumps({"detail": [{"loc": [field], "field": field, "msg": message, "type": "body_too_large" if status == 413
-                                   else "bad_request"}]}).encode()
+    kind = {413: "body_too_large", 408: "read_timeout"}.get(status, "bad_request")
+    body = json.dumps({"detail": [{"loc": [field], "field": field, "msg": message, "type": kind}]}).encode()
     await send({"type": "http.response.start", "status": status,
                 "headers": [(b"content-type", b"application/json"), (b"content-length", str(len(body)).encode()),
                             (b"connection", b"close")]})

@@ -2,7 +2,8 @@
 
 A case itself is taken as a JSON object and validated by the case reader, which names
 the field, row and what was expected (CASE_FORMAT.md); repeating its rules in pydantic
-would give two sets of rules and worse messages. Response models document the JSON of
+would give two sets of rules and worse messages. Request models are strict: no value is
+converted from another JSON type. Response models document the JSON of
 CASE_FORMAT.md; tests check real answers against them.
 """
 
@@ -11,6 +12,8 @@ from __future__ import annotations
 from typing import Any
 
 from pydantic import BaseModel, ConfigDict, Field
+
+from marginopt.models.magnitude import MAX_MAGNITUDE
 
 CASE_DOC = ("A case: the keys of the case file (CASE_FORMAT.md, format marginopt/1) as JSON. Tables (instruments, "
             "positions, hedges, market.history) are lists of row objects; the service reads no files, so a path "
@@ -34,20 +37,25 @@ EXAMPLE_CASE: dict[str, Any] = {
 
 
 class _Request(BaseModel):
-    model_config = ConfigDict(extra="forbid")
+    """Strict: a field takes its own JSON type only ("10" or true is no number, 5 no text), as the case
+    reader's rules do (a number given as text in a case's table is refused in ``cases``); unknown keys are refused."""
+
+    model_config = ConfigDict(extra="forbid", strict=True)
 
 
 class WhatIfRequest(_Request):
     case: dict[str, Any] = Field(description=CASE_DOC)
     venue: str = Field(min_length=1, description="The venue the trade is made at.")
     instrument: str = Field(min_length=1, description="An instrument id of the case.")
-    quantity: float = Field(allow_inf_nan=False, description="Signed contracts (negative: sell).")
+    quantity: float = Field(allow_inf_nan=False, ge=-MAX_MAGNITUDE, le=MAX_MAGNITUDE,
+                            description="Signed contracts (negative: sell), at most 1e15 either way.")
 
 
 class RouteRequest(_Request):
     case: dict[str, Any] = Field(description=CASE_DOC)
     instrument: str = Field(min_length=1, description="An instrument id of the case.")
-    quantity: float = Field(allow_inf_nan=False, description="Signed contracts (negative: sell).")
+    quantity: float = Field(allow_inf_nan=False, ge=-MAX_MAGNITUDE, le=MAX_MAGNITUDE,
+                            description="Signed contracts (negative: sell), at most 1e15 either way.")
 
 
 class VenueMarginOut(BaseModel):
@@ -149,4 +157,5 @@ class HealthOut(BaseModel):
     solve_threads: int
     pending: int
     max_body_bytes: int
+    read_timeout_s: float
     solve_timeout_s: float
