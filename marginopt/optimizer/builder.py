@@ -185,8 +185,17 @@ class MarginProblem:
     def _assemble(self) -> None:
         """The cvxpy program from the parts (again, with larger working sets, in ``rebuild``)."""
         for part in self.parts:
+            part.columns = None
             if self.generation is not None and part.cands:
-                part.measure = self.generation.restrict(part.name, part.full_measure or part.measure, part.book.q, len(part.cands))
+                # On the hedged columns first (the rest of the book folded in), then to working sets of scenarios.
+                full = part.full_measure or part.measure
+                cols = self._hedged_columns(part)
+                reduced = full.on_columns(cols, part.book.q)
+                if reduced is not None:
+                    part.columns = self.generation.columns[part.name] = cols
+                else:
+                    self.generation.columns.pop(part.name, None)
+                part.measure = self.generation.restrict(part.name, reduced or full, part.book.q, len(part.cands))
             self._formulate(part)
         self._inventory()
         self._limits()
@@ -217,12 +226,14 @@ class MarginProblem:
         if cands and self.h is not None:
             rows = np.array([book.column(self.cands[i].instrument) for i in cands])
             # The held book is a constant: the measure on the hedged columns only, the rest folded in
-            # (generation restricts the full measure's scenarios instead, and keeps full width).
-            cols = np.unique(rows)
-            full = part.full_measure or part.measure
-            reduced = full.on_columns(cols, book.q) if self.generation is None else None
-            if reduced is not None:
-                part.columns, part.measure = cols, reduced
+            # (with generation, _assemble has done so before restricting the scenarios).
+            if self.generation is None:
+                cols = self._hedged_columns(part)
+                reduced = (part.full_measure or part.measure).on_columns(cols, book.q)
+                if reduced is not None:
+                    part.columns, part.measure = cols, reduced
+            if part.columns is not None:
+                cols = part.columns
                 select = sp.csr_matrix((np.ones(len(cands)), (np.searchsorted(cols, rows), cands)), shape=(len(cols), len(self.cands)))
                 part.position = cp.hstack([book.q[cols] + select @ self.h, np.ones(1)])
             else:
@@ -242,6 +253,10 @@ class MarginProblem:
         if self.coverage_required:
             part.coverage = part.im <= part.credited + self._slack(f"{name}: initial margin not covered")
             self.constraints.append(part.coverage)
+
+    def _hedged_columns(self, part: VenuePart) -> np.ndarray:
+        """The venue book's columns its hedge candidates trade, sorted, each once."""
+        return np.unique([part.book.column(self.cands[i].instrument) for i in part.cands])
 
     def _slack(self, name: str) -> Any:
         if not self.elastic:

@@ -25,6 +25,7 @@ import numpy as np
 
 from marginopt.models.margin import Measure
 from marginopt.models.margin.base import CvxForm
+from marginopt.models.margin.columns import reduced_positions
 from marginopt.models.margin.composite import Composite
 from marginopt.models.margin.scenario_max import ScenarioMax
 from marginopt.models.margin.shortfall import ExpectedShortfall
@@ -115,12 +116,18 @@ class Generation:
     rounds: int = 0
     added: list[int] = field(default_factory=list)
     starts: dict[str, FloatArray] = field(default_factory=dict)  # venue -> positions the first sets are taken at
+    # venue -> the hedged columns its measures are on (``Measure.on_columns``): positions are then [q_C, 1]
+    columns: dict[str, np.ndarray] = field(default_factory=dict)
+
+    def _at(self, venue: str, q: FloatArray) -> FloatArray:
+        """A venue's positions as its restricted measures take them."""
+        return reduced_positions(q, self.columns[venue]) if venue in self.columns else q
 
     def restrict(self, venue: str, measure: Measure, q: FloatArray, n_hedges: int) -> Measure:
         """``measure`` with every ES and scenario-maximum leaf restricted; first working sets are
         the worst scenarios at the venue's start (``start_positions``), else at the book held now."""
         counter = [0]
-        q = self.starts.get(venue, q)
+        q = self._at(venue, self.starts.get(venue, q))
 
         def walk(m: Measure) -> Measure:
             if isinstance(m, (ExpectedShortfall, ScenarioMax)):
@@ -142,7 +149,7 @@ class Generation:
         for (venue, _), r in self.restricted.items():
             if venue not in positions:
                 continue
-            loss = r.full.losses.losses(positions[venue])
+            loss = r.full.losses.losses(self._at(venue, positions[venue]))
             kind, alpha = _kind(r.full)
             for k, g in enumerate(r.full.losses.groups()):
                 lg = loss[g]
