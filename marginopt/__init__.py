@@ -23,7 +23,7 @@ from marginopt.errors import CaseError, MarginoptError, ModelError, NonConvexMea
 if TYPE_CHECKING:
     from marginopt.models import Case, MarginReport, ScenarioLosses, VenueBook, load_case
     from marginopt.models import margin_report as margin
-    from marginopt.optimizer import OptimizationResult, attribution, optimize, route, what_if
+    from marginopt.optimizer import Leg, OptimizationResult, attribution, optimize, route, route_legs, what_if, what_if_legs
 
 __version__ = "0.1.0"
 
@@ -40,6 +40,9 @@ _LAZY: dict[str, tuple[str, str]] = {
     "optimize": ("marginopt.optimizer", "optimize"),
     "route": ("marginopt.optimizer", "route"),
     "what_if": ("marginopt.optimizer", "what_if"),
+    "Leg": ("marginopt.optimizer", "Leg"),
+    "what_if_legs": ("marginopt.optimizer", "what_if_legs"),
+    "route_legs": ("marginopt.optimizer", "route_legs"),
 }
 
 
@@ -78,4 +81,7 @@ __all__ = [
     "optimize",
     "route",
     "what_if",
+    "Leg",
+    "what_if_legs",
+    "route_legs",
 ]

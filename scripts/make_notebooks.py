@@ -46,9 +46,10 @@ initial margin there. Negative means the trade offsets risk already in the book.
 print(f"{w.venue}: {w.margin_before:,.0f} -> {w.margin_after:,.0f} ({w.incremental:+,.0f} {case.base_currency})")"""),
     ("md", """## Where to route it
 
-Buying 2 CME BTC futures: what it would add at each venue, least first. The first row is where
-the trade costs the least margin."""),
-    ("code", """routes = marginopt.route(case, "CME-BTC-DEC26", 2)
+Buying 40 ETH perpetuals: what it would add at each venue that lists them (holds them, offers
+them in the hedge table, or names them under its `lists:`), least first. The first row is where
+the trade costs the least margin; `cme_es` does not list the perpetual and is not priced."""),
+    ("code", """routes = marginopt.route(case, "ETH-PERP", 40)
 pd.DataFrame([{"venue": r.venue, "margin before": r.margin_before, "incremental": r.incremental} for r in routes])"""),
     ("md", """## A hedge plan
 

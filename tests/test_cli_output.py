@@ -32,7 +32,8 @@ MARGINOPT = Path(sys.executable).parent / "marginopt"
 pytestmark = pytest.mark.skipif(not MARGINOPT.is_file(), reason=f"the marginopt console script is not installed at {MARGINOPT}")
 
 DEMO = marginopt.demo_case_path()
-PLAN_KEYS = {"status", "objective", "objective_value", "hedges", "allocation", "margins", "shadow_prices", "verification", "solver"}
+PLAN_KEYS = {"status", "objective", "objective_value", "hedges", "allocation", "margins", "shadow_prices", "verification", "solver",
+             "tolerance"}
 # What highspy >= 1.16 writes on stdout when a Highs() is constructed (the bug this file guards against).
 BANNER = ("Running HiGHS", "Copyright", "Includes third-party")
 
@@ -78,6 +79,9 @@ def assert_plan(doc: dict, status: str = "optimal") -> None:
     assert set(doc) - {"certificate", "infeasibility"} == PLAN_KEYS
     assert doc["status"] == status
     assert set(doc["solver"]) == {"name", "build_seconds", "solve_seconds"}
+    assert doc["tolerance"] == {"absolute": 1e-6, "relative": 1e-8}
+    for x in [h["quantity"] for h in doc["hedges"]] + [v for g in doc["shadow_prices"].values() for v in g.values() if v is not None]:
+        assert x == round(x) or abs(x - round(x)) > 1e-6, x  # no solver dust: snapped to the whole number
     if status != "optimal":
         return
     assert doc["verification"]["passed"] is True
@@ -196,25 +200,29 @@ def test_whatif_json_incremental_is_after_less_before(work, demo_margin):
     doc = json_document(run(work, "whatif", DEMO, "--trade", "okx_std:BTC-PERP:-4", "--format", "json"))
     assert len(doc) == 1
     w = doc[0]
-    assert set(w) == {"venue", "instrument", "quantity", "margin_before", "margin_after", "incremental_margin"}
+    assert set(w) == {"venue", "instrument", "quantity", "legs", "margin_before", "margin_after", "incremental_margin", "venues"}
+    assert w["legs"] == [{"venue": "okx_std", "instrument": "BTC-PERP", "quantity": -4.0}]
+    (okx,) = w["venues"]
+    assert okx["excess_after"] == pytest.approx(demo_margin["venues"][1]["excess"] + 36_400.0, rel=1e-9)
     assert (w["venue"], w["instrument"], w["quantity"]) == ("okx_std", "BTC-PERP", -4.0)
     assert w["margin_before"] == pytest.approx(demo_margin["venues"][1]["initial_margin"], rel=1e-12)
     assert w["incremental_margin"] == pytest.approx(w["margin_after"] - w["margin_before"], rel=1e-12)
     assert w["incremental_margin"] == pytest.approx(-36_400.0, rel=1e-9)
 
 
-def test_whatif_route_json_lists_every_venue_least_first(work, demo_margin):
-    """whatif --route --format json: every venue once, least incremental first, each after - before;
-    at okx_std 2 CME BTC futures (multiplier 5, at 91,500) add 10% of their notional, 91,500."""
-    doc = json_document(run(work, "whatif", DEMO, "--trade", ":CME-BTC-DEC26:2", "--route", "--format", "json"))
+def test_whatif_route_json_lists_every_listing_venue_least_first(work, demo_margin):
+    """whatif --route --format json: every venue that lists the instrument once (ETH-PERP: deribit_pm
+    holds it, okx_std offers it as a hedge; cme_es does not list it), least incremental first, each
+    after - before; at okx_std 40 ETH perps at 3,100 add 10% of their notional, 12,400."""
+    doc = json_document(run(work, "whatif", DEMO, "--trade", ":ETH-PERP:40", "--route", "--format", "json"))
     before = {v["venue"]: v["initial_margin"] for v in demo_margin["venues"]}
-    assert sorted(w["venue"] for w in doc) == sorted(before)
+    assert sorted(w["venue"] for w in doc) == ["deribit_pm", "okx_std"]
     increments = [w["incremental_margin"] for w in doc]
     assert increments == sorted(increments)
     for w in doc:
         assert w["margin_before"] == pytest.approx(before[w["venue"]], rel=1e-12)
         assert w["incremental_margin"] == pytest.approx(w["margin_after"] - w["margin_before"], rel=1e-12)
-    assert next(w for w in doc if w["venue"] == "okx_std")["incremental_margin"] == pytest.approx(0.1 * 2 * 5 * 91_500, rel=1e-9)
+    assert next(w for w in doc if w["venue"] == "okx_std")["incremental_margin"] == pytest.approx(0.1 * 40 * 3_100, rel=1e-9)
 
 
 # -- plans, one per solver path ------------------------------------------------------------

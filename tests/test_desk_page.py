@@ -147,3 +147,23 @@ def test_a_bad_csv_row_is_shown_with_its_row(browser_page: Any) -> None:
     page.fill('[data-testid="positions"]', "venue,instrument,quantity\nmoon,BTC-PERP-INV,100\n")
     _submit(page)
     assert "row 1: venue 'moon'" in page.text_content('[data-testid="error"]')
+
+
+def test_a_failed_request_clears_the_previous_results(browser_page: Any) -> None:
+    """A good answer, then a request that fails: the error stands alone, no earlier table, summary or chart under it."""
+    page = browser_page
+    page.click('[data-testid="load-demo"]')
+    _submit(page)
+    assert page.get_attribute("body", "data-state") == "done", page.text_content('[data-testid="error"]')
+    assert page.is_visible('[data-testid="results"]')
+    page.fill('[data-testid="positions"]', "venue,instrument,quantity\nmoon,BTC-PERP-INV,100\n")
+    _submit(page)
+    assert page.get_attribute("body", "data-state") == "error"
+    assert "moon" in page.text_content('[data-testid="error"]')
+    assert not page.is_visible('[data-testid="results"]')
+    counts = page.evaluate("""() => [document.querySelectorAll('[data-testid="margin-table"] tbody tr').length,
+        document.querySelectorAll('[data-testid="hedges-table"] tbody tr').length,
+        document.querySelectorAll('[data-testid="margin-chart"] *').length,
+        document.querySelector('[data-testid="plan-summary"]').textContent]""")
+    assert counts == [0, 0, 0, ""], counts
+    assert not [p for p in page.problems if p.startswith("page error")], page.problems  # the 422 itself is logged

@@ -83,7 +83,7 @@ A_SHADOW_ASSETS = {"TBILL": -(0.95 * 0.05 - 0.01),                 # -0.0375
                    "USDC": 0.0, "BTC": 0.0}                        # inventories not binding
 
 TOP_KEYS = {"status", "objective", "objective_value", "hedges", "allocation",
-            "margins", "shadow_prices", "verification", "solver"}
+            "margins", "shadow_prices", "verification", "solver", "tolerance"}
 
 
 def test_opt_a_cheapest_to_deliver():

@@ -151,14 +151,15 @@ def test_euler_allocation_adds_up_and_matches_finite_differences():
 def test_what_if_and_route_by_hand(write_case):
     # Venue G scans +-10% on 2 long BTC perps at 100000: margin 20000. Selling 1 future there
     # leaves 1 BTC: 10000, so -10000. At venue F (fixed 10% of notional), the same trade adds
-    # 0.1 * 100000 = 10000. Route: G.
+    # 0.1 * 100000 = 10000. Route: G (both venues list F).
     case = marginopt.load_case(write_case(
         market={"prices": {"BTC": 100000.0}},
         instruments=[{"id": "P", "kind": "perpetual", "underlying": "BTC"},
                      {"id": "F", "kind": "future", "underlying": "BTC", "expiry": "2026-12-25", "price": 100000}],
         positions=[{"venue": "G", "instrument": "P", "quantity": 2}],
-        venues={"G": {"initial_margin": {"kind": "scenario_max", "scenarios": {"kind": "grid", "price_moves": [-0.1, 0.1]}}},
-                "F": {"initial_margin": {"kind": "fixed_rate", "rate": 0.1}}},
+        venues={"G": {"initial_margin": {"kind": "scenario_max", "scenarios": {"kind": "grid", "price_moves": [-0.1, 0.1]}},
+                      "lists": ["F"]},
+                "F": {"initial_margin": {"kind": "fixed_rate", "rate": 0.1}, "lists": ["F"]}},
     ))
     w = marginopt.what_if(case, "G", "F", -1)
     assert (w.margin_before, w.margin_after, w.incremental) == pytest.approx((20000.0, 10000.0, -10000.0))
@@ -176,7 +177,7 @@ def test_optimize_json_is_exactly_the_documented_shape(tmp_path):
     assert proc.returncode == 0, proc.stderr
     out = json.loads(proc.stdout)
     assert set(out) == {"status", "objective", "objective_value", "hedges", "allocation", "margins", "shadow_prices",
-                        "verification", "solver"}
+                        "verification", "solver", "tolerance"}
     assert out["status"] == "optimal" and out["verification"]["passed"] is True
     assert set(out["hedges"][0]) == {"venue", "instrument", "quantity", "cost"}
     assert set(out["allocation"][0]) == {"venue", "asset", "quantity", "value"}

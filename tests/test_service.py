@@ -23,7 +23,7 @@ with warnings.catch_warnings():  # starlette warns (a UserWarning) that its Test
 
 import marginopt  # noqa: E402
 from marginopt.models import load_case, load_case_data, margin_report  # noqa: E402
-from marginopt.optimizer import optimize, route, what_if  # noqa: E402
+from marginopt.optimizer import Leg, optimize, route, what_if, what_if_legs  # noqa: E402
 from marginopt.service import models as m  # noqa: E402
 from marginopt.service.app import Settings, create_app  # noqa: E402
 from marginopt.service.cases import demo_case  # noqa: E402
@@ -132,6 +132,37 @@ def test_whatif_and_route_match_the_library(client: TestClient, case: dict[str, 
     expected = route(demo, "CME-BTC-DEC26", 2)
     assert [x["venue"] for x in r.json()] == [x.venue for x in expected]
     assert [x["incremental_margin"] for x in r.json()] == pytest.approx([x.incremental for x in expected], rel=1e-9)
+
+
+def test_whatif_and_route_take_legs(client: TestClient, case: dict[str, Any], demo: marginopt.Case) -> None:
+    """Several legs traded together: each venue touched, as the library says; the one-leg form still answers."""
+    legs = [{"venue": "cme_es", "instrument": "CME-BTC-DEC26", "quantity": 2},
+            {"venue": "cme_es", "instrument": "CME-ETH-DEC26", "quantity": -3},
+            {"venue": "okx_std", "instrument": "BTC-PERP", "quantity": -4}]
+    r = client.post("/v1/whatif", json={"case": case, "legs": legs})
+    assert r.status_code == 200, r.text
+    body = m.WhatIfOut.model_validate(r.json())
+    expected = what_if_legs(demo, [Leg(x["instrument"], x["quantity"], x["venue"]) for x in legs])
+    assert body.venue is None and body.instrument is None and len(body.legs) == 3
+    assert [v.venue for v in body.venues] == ["okx_std", "cme_es"]  # the case's venue order
+    assert body.incremental_margin == pytest.approx(expected.incremental, rel=1e-12)
+    for got, want in zip(body.venues, expected.venues, strict=True):
+        assert (got.initial_margin_after, got.maintenance_margin_after, got.excess_after) == pytest.approx(
+            (want.initial_after, want.maintenance_after, want.excess_after), rel=1e-12)
+
+    spread = [{"instrument": "CME-BTC-DEC26", "quantity": 1}, {"instrument": "CME-ETH-DEC26", "quantity": -2}]
+    r = client.post("/v1/route", json={"case": case, "legs": spread})
+    assert r.status_code == 200, r.text
+    assert [w["venue"] for w in r.json()] == ["cme_es"] and len(r.json()[0]["legs"]) == 2
+
+    _error(client.post("/v1/route", json={"case": case, "legs": [spread[0], {"instrument": "BTC-PERP", "quantity": 1}]}),
+           422, "legs")
+    _error(client.post("/v1/whatif", json={"case": case, "legs": [{**legs[0], "venue": "moon"}]}), 422, "legs.0.venue")
+    _error(client.post("/v1/whatif", json={"case": case, "legs": legs, "venue": "cme_es"}), 422, "venue")
+    _error(client.post("/v1/whatif", json={"case": case, "legs": [{**legs[0], "quantity": "2"}]}), 422, "legs.0.quantity")
+    _error(client.post("/v1/whatif", json={"case": case, "legs": [{**legs[0], "quantity": 1e16}]}), 422, "legs.0.quantity")
+    _error(client.post("/v1/whatif", json={"case": case, "legs": []}), 422, "legs")
+    _error(client.post("/v1/route", json={"case": case, "legs": [{**spread[0], "venue": "cme_es"}]}), 422, "legs.0.venue")
 
 
 def test_an_infeasible_plan_is_an_answer(client: TestClient) -> None:

@@ -213,8 +213,8 @@ def _plan(path: Path, mode: str, objective: str | None, solver: str | None, fmt:
     if out is not None and result.succeeded:
         out.mkdir(parents=True, exist_ok=True)
         for name in ("hedges", "allocation", "margins"):
-            getattr(result, name).to_csv(out / f"{name}.csv", index=False)
-            getattr(result, name).to_parquet(out / f"{name}.parquet", index=False)
+            result.table(name).to_csv(out / f"{name}.csv", index=False)
+            result.table(name).to_parquet(out / f"{name}.parquet", index=False)
         if result.attribution is not None:
             result.attribution.to_csv(out / "attribution.csv", index=False)
         click.echo(f"wrote hedges, allocation, margins (.csv and .parquet) and attribution.csv to {out}", err=True)
@@ -279,48 +279,45 @@ def derive_case(snapshot: Path, out: Path, underlying: str, cost_bp: float, unwi
 
 @cli.command()
 @click.argument("case", type=click.Path(path_type=Path))
-@click.option("--trade", required=True, help="VENUE:INSTRUMENT:QTY (with --route, VENUE may be left empty: :INSTRUMENT:QTY).")
-@click.option("--route", is_flag=True, help="Show the trade's incremental margin at every venue, least first.")
+@click.option("--trade", "trades", required=True, multiple=True,
+              help="VENUE:INSTRUMENT:QTY, once per leg: all legs are traded together (a spread, a strategy). "
+                   "With --route VENUE is ignored and may be left empty: :INSTRUMENT:QTY.")
+@click.option("--route", is_flag=True, help="Trade every leg together at each venue that lists all their instruments "
+              "(held there, a hedge candidate there, or under its lists:), least incremental margin first.")
 @click.option("--format", "fmt", type=PLAN_FORMATS, default="table", show_default=True)
-def whatif(case: Path, trade: str, route: bool, fmt: str) -> None:
-    """Incremental initial margin of a proposed trade (or where to route it)."""
+def whatif(case: Path, trades: tuple[str, ...], route: bool, fmt: str) -> None:
+    """Initial and maintenance margin and excess per venue before and after a trade of one or more legs
+    (or where to route it)."""
     import json
 
+    from marginopt.cli import render
     from marginopt.errors import CaseError, Location
     from marginopt.models import load_case
     from marginopt.models.magnitude import require_finite, trade_quantity
-    from marginopt.optimizer import route as route_trade
-    from marginopt.optimizer import what_if
+    from marginopt.optimizer import Leg, route_legs, what_if_legs
 
-    parts = trade.split(":")
-    if len(parts) != 3:
-        raise CaseError(None, "--trade", "VENUE:INSTRUMENT:QTY with a number for QTY", trade)
-    venue, instrument = parts[0], parts[1]
-    qty = trade_quantity(parts[2], None, "--trade QTY")
+    legs = []
+    for trade in trades:
+        parts = trade.split(":")
+        if len(parts) != 3:
+            raise CaseError(None, "--trade", "VENUE:INSTRUMENT:QTY with a number for QTY", trade)
+        legs.append(Leg(parts[1], trade_quantity(parts[2], None, "--trade QTY"), parts[0] or None))
     loaded = load_case(case)
-    results = route_trade(loaded, instrument, qty) if route else [what_if(loaded, venue, instrument, qty)]
+    results = route_legs(loaded, legs) if route else [what_if_legs(loaded, legs)]
+    said = ", ".join(f"{leg.quantity:g} {leg.instrument}" for leg in legs)
     for w in results:  # never a non-finite margin on screen: the guard on QTY should make this unreachable
-        for name, amount in (("margin before", w.margin_before), ("margin after", w.margin_after), ("incremental", w.incremental)):
-            require_finite(amount, Location(case), f"--trade ({w.venue} {name})", f"the trade of {qty:g} {instrument}")
+        for v in w.venues:
+            for name, amount in (("margin before", v.initial_before), ("margin after", v.initial_after),
+                                 ("maintenance margin after", v.maintenance_after), ("excess after", v.excess_after)):
+                require_finite(amount, Location(case), f"--trade ({v.venue} {name})", f"the trade of {said}")
     if fmt == "json":
-        click.echo(json.dumps([{"venue": w.venue, "instrument": w.instrument, "quantity": w.quantity,
-                                "margin_before": w.margin_before, "margin_after": w.margin_after,
-                                "incremental_margin": w.incremental} for w in results], indent=2))
+        click.echo(json.dumps([w.to_dict() for w in results], indent=2))
         return
-    from rich.table import Table
-
-    from marginopt.cli import render
-
-    t = Table(title=f"What if: {qty:+,g} {instrument}", title_justify="left", header_style="bold")
-    t.add_column("venue")
-    for col in ("margin before", "margin after", "incremental"):
-        t.add_column(col, justify="right")
-    for w in results:
-        t.add_row(w.venue, render.money(w.margin_before), render.money(w.margin_after), render.money(w.incremental))
     console = render.stdout_console()
-    console.print(t)
+    render.what_if_table(results, loaded.base_currency, console, routed=route)
     if route:
-        console.print(f"route to {results[0].venue}: it adds the least margin ({render.money(results[0].incremental)} {loaded.base_currency})")
+        console.print(f"route to {results[0].venue}: it adds the least margin ({render.money(results[0].incremental)} "
+                      f"{loaded.base_currency})")
 
 
 @cli.command()

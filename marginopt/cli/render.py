@@ -99,6 +99,26 @@ def stdout_console() -> Console:
     return Console(file=sys.stdout, width=None if sys.stdout.isatty() else 120, soft_wrap=False)
 
 
+def what_if_table(results: list[Any], ccy: str, console: Console, routed: bool = False) -> None:
+    """What-if results (``optimizer.attribution.LegsWhatIf``): one row per venue touched, IM, MM and
+    excess (collateral value - IM) before and after; a route has one result per venue, least first."""
+    legs = results[0].legs
+    said = ", ".join(f"{leg.quantity:+,g} {leg.instrument}" + ("" if routed else f" at {leg.venue}") for leg in legs)
+    t = Table(title=f"What if: {said}" + (" (routed: every leg at one venue)" if routed else "") + f"; amounts in {ccy}",
+              title_justify="left", header_style="bold")
+    t.add_column("venue")
+    for col in ("IM before", "IM after", "incremental", "MM before", "MM after", "excess before", "excess after"):
+        t.add_column(col, justify="right")
+    for w in results:
+        for v in w.venues:
+            t.add_row(v.venue, money(v.initial_before), money(v.initial_after), money(v.incremental), money(v.maintenance_before),
+                      money(v.maintenance_after), money(v.excess_before), money(v.excess_after))
+    if not routed and len(results[0].venues) > 1:
+        w = results[0]
+        t.add_row("all venues", money(w.margin_before), money(w.margin_after), money(w.incremental), "", "", "", "")
+    console.print(t)
+
+
 def plan_table(result: Any, ccy: str, console: Console) -> None:
     """An optimization result for people: status, plan, margins, shadow prices."""
     from marginopt.optimizer.result import OptimizationResult
@@ -125,21 +145,26 @@ def plan_table(result: Any, ccy: str, console: Console) -> None:
     assert ver is not None
     console.print(f"[bold]{head}[/bold]: {money(result.objective_value)} {ccy}  "
                   f"({', '.join(f'{k} {money(v)}' for k, v in result.costs.items())})", soft_wrap=True)
-    console.print(f"verification: {'passed' if ver.passed else 'FAILED'} (largest violation {ver.max_violation:.3g}); "
+    from marginopt.optimizer.result import SNAP_ABSOLUTE, SNAP_RELATIVE, snap
+
+    console.print(f"verification: {'passed' if ver.passed else 'FAILED'} (largest violation {snap(ver.max_violation):.3g}); "
                   f"solver {rep.solver} ({rep.problem_class.value}), build {rep.build_seconds:.3f} s, solve {rep.solve_seconds:.3f} s"
-                  + (f"; attempts: {chain}" if len(rep.attempts) > 1 and result.certificate is None else ""),
+                  + (f"; attempts: {chain}" if len(rep.attempts) > 1 and result.certificate is None else "")
+                  + f"; quantities and duals within {SNAP_ABSOLUTE:g} + {SNAP_RELATIVE:g} |x| of a whole number shown as it",
                   soft_wrap=True)
     cert = result.certificate
     if cert is not None:
         sizes = ", ".join(f"{v} {n:,}" for v, n in cert["scenarios_in_program"].items())
         console.print(f"certificate: {cert['method']}, {cert['rounds']} rounds; lower bound {money(cert['lower_bound'])}, "
                       f"gap {cert['gap']:.3g}; scenarios in the program: {sizes}", soft_wrap=True)
-    # Interior-point solvers leave round-off (1e-8 contracts) on trades they do not want:
-    # people see trades above a millionth of the candidate's bound; JSON keeps every number.
+    # Interior-point solvers leave round-off (1e-8 contracts) on trades they do not want: quantities
+    # and duals are snapped as in the JSON (result.snap), and people see only trades above a millionth
+    # of the candidate's bound.
     import pandas as pd
 
-    bound = pd.Series([max(c.max_buy, c.max_sell, 1.0) for c in result.candidates], index=result.hedges.index, dtype=float)
-    trades = result.hedges[result.hedges["quantity"].abs() > 1e-6 * bound]
+    hedges = result.table("hedges")
+    bound = pd.Series([max(c.max_buy, c.max_sell, 1.0) for c in result.candidates], index=hedges.index, dtype=float)
+    trades = hedges[(hedges["quantity"] != 0.0) & (hedges["quantity"].abs() > 1e-6 * bound)]
     t = Table(title="Hedges", title_justify="left", header_style="bold")
     for col in ("venue", "instrument"):
         t.add_column(col)
@@ -150,7 +175,7 @@ def plan_table(result: Any, ccy: str, console: Console) -> None:
     if len(trades) == 0:
         t.add_row("-", "no trade", "", "")
     console.print(t)
-    alloc = result.allocation
+    alloc = result.table("allocation")
     if len(alloc):
         a = Table(title="Collateral", title_justify="left", header_style="bold")
         for col in ("venue", "asset"):
@@ -168,12 +193,13 @@ def plan_table(result: Any, ccy: str, console: Console) -> None:
     m.add_column("venue")
     for col in ("before", "after", "collateral after", "excess after", f"shadow {ccy}/{ccy}"):
         m.add_column(col, justify="right")
+    shadow_prices = result.shown_shadow_prices
     for r in result.margins.to_dict("records"):
-        shadow = result.shadow_prices["venues"].get(str(r["venue"]))
+        shadow = shadow_prices["venues"].get(str(r["venue"]))
         m.add_row(str(r["venue"]), money(r["before"]), money(r["after"]), money(r["collateral_after"]), money(r["excess_after"]),
                   "" if shadow is None else f"{shadow:.6g}")
     console.print(m)
-    assets = {k: v for k, v in result.shadow_prices["assets"].items() if abs(v) > 1e-9}
+    assets = {k: v for k, v in shadow_prices["assets"].items() if v != 0.0}
     if assets:
         console.print("one more unit of value of " + ", ".join(f"{k} changes the objective by {v:+.6g}" for k, v in assets.items()),
                       soft_wrap=True)

@@ -88,7 +88,7 @@ def _parse_case(root: Node, path: Path) -> Case:
     market = parse_market(parts["market"], base)
     instruments = parse_instruments(parts["instruments"], market, valuation_date)
     check_option_prices(instruments, market, valuation_date)
-    venues = parse_venues(parts["venues"], market)
+    venues = parse_venues(parts["venues"], market, instruments)
     positions = parse_positions(parts.get("positions"), venues, instruments)
     treasury = parse_treasury(parts.get("treasury"), market)
     hedges = parse_hedges(parts.get("hedges"), venues, instruments)

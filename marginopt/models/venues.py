@@ -6,7 +6,7 @@ venue key given beside ``preset`` replacing the preset's.
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Container, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from types import MappingProxyType
@@ -36,6 +36,9 @@ class Venue:
     concentration: Mapping[str, float] = field(default_factory=dict)
     posted: Mapping[str, float] = field(default_factory=dict)
     preset: str | None = None  # id of the venue preset it was built from
+    # Instruments the venue lists beyond those held or offered as hedges there (``lists:``); what-if
+    # routing sends a trade only to a venue that lists it (``optimizer.attribution.listed_at``).
+    lists: frozenset[str] = frozenset()
 
     def measure_specs(self) -> list[MeasureSpec]:
         """The initial margin measure, and the maintenance one when it is a measure."""
@@ -43,20 +46,34 @@ class Venue:
         return [self.initial_margin] + ([mm] if mm is not None and not isinstance(mm, FractionOfInitial) else [])
 
 
-_VENUE_KEYS = ("initial_margin", "maintenance_margin", "collateral", "concentration", "posted", "description")
+_VENUE_KEYS = ("initial_margin", "maintenance_margin", "collateral", "concentration", "posted", "lists", "description")
 
 
-def parse_venues(node: Node, market: MarketData) -> dict[str, Venue]:
+def parse_venues(node: Node, market: MarketData, instruments: Container[str] | None = None) -> dict[str, Venue]:
+    """The case's venues; with ``instruments``, each id under a venue's ``lists:`` must be one of them."""
     venues: dict[str, Venue] = {}
     items = node.mapping()
     if not items:
         raise node.error("at least one venue", node.value)
     for name, vnode in items.items():
-        venues[name] = _parse_venue(name, vnode, market)
+        venues[name] = _parse_venue(name, vnode, market, instruments)
     return venues
 
 
-def _parse_venue(name: str, node: Node, market: MarketData) -> Venue:
+def _parse_lists(name: str, node: Node, instruments: Container[str] | None) -> frozenset[str]:
+    """``lists: [instrument ids]``: what the venue lists beyond its positions and hedge candidates."""
+    if node.value is None:
+        return frozenset()
+    ids: list[str] = []
+    for item in node.sequence():
+        iid = item.string()
+        if instruments is not None and iid not in instruments:
+            raise item.error(f"an instrument id of the case's instruments table (one venue {name} lists)", iid)
+        ids.append(iid)
+    return frozenset(ids)
+
+
+def _parse_venue(name: str, node: Node, market: MarketData, instruments: Container[str] | None = None) -> Venue:
     preset: Preset | None = None
     from_preset: set[str] = set()
     if isinstance(node.value, dict) and "preset" in node.value:
@@ -102,8 +119,9 @@ def _parse_venue(name: str, node: Node, market: MarketData) -> Venue:
                     f"an asset eligible at venue {name} (listed under its collateral: {', '.join(collateral) or 'none'})", asset
                 )
             posted[asset] = pnode.number(lower=0.0)
+    lists = _parse_lists(name, parts["lists"], instruments) if "lists" in parts else frozenset()
     return Venue(name, im, mm, MappingProxyType(collateral), MappingProxyType(concentration), MappingProxyType(posted),
-                 preset.id if preset is not None else None)
+                 preset.id if preset is not None else None, lists)
 
 
 def _with_preset(node: Node) -> tuple[Preset, dict[str, Node], set[str]]:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from functools import cached_property
@@ -13,6 +14,38 @@ from marginopt.models.enums import Objective
 from marginopt.models.hedges import HedgeCandidate
 from marginopt.optimizer.verify import Verification
 from marginopt.solvers import SolveReport
+
+# Solver dust: the solvers stop at relative tolerances near 1e-8 (HiGHS's primal and dual feasibility
+# 1e-7, Clarabel's 1e-8), so a plan's quantities and duals carry round-off such as 3.12e-08 contracts,
+# -17.99999999999897 or a shadow price of 3.6e-14. On output only (verification runs on the solver's
+# numbers), a quantity or dual within SNAP_ABSOLUTE + SNAP_RELATIVE * |x| of a whole number (zero
+# included) is reported as that number; 0.5 or 1e-3 contracts are real and kept.
+SNAP_ABSOLUTE = 1e-6
+SNAP_RELATIVE = 1e-8
+TOLERANCE = {"absolute": SNAP_ABSOLUTE, "relative": SNAP_RELATIVE}
+
+
+def snap(x: float) -> float:
+    """``x`` within the plan's output tolerance of a whole number (or zero) is that number; else ``x``.
+    Never -0.0; a non-finite ``x`` is returned as it is."""
+    x = float(x)
+    if not math.isfinite(x):
+        return x
+    whole = float(round(x))
+    if abs(x - whole) <= SNAP_ABSOLUTE + SNAP_RELATIVE * abs(x):
+        return whole + 0.0  # -0.0 + 0.0 is 0.0
+    return x
+
+
+def snapped(frame: pd.DataFrame, columns: tuple[str, ...] = ("quantity",)) -> pd.DataFrame:
+    """A copy of a plan table with ``columns`` snapped; a hedge snapped to no trade costs nothing."""
+    out = frame.copy()
+    for col in columns:
+        if col in out and len(out):
+            out[col] = [snap(v) for v in out[col]]
+    if "cost" in out and "quantity" in out and len(out):
+        out.loc[out["quantity"] == 0.0, "cost"] = 0.0
+    return out
 
 
 @dataclass(frozen=True)
@@ -50,19 +83,35 @@ class OptimizationResult:
     def succeeded(self) -> bool:
         return self.status == "optimal"
 
+    def table(self, name: str) -> pd.DataFrame:
+        """A plan table as shown (``hedges``, ``allocation``, ``margins``): quantities snapped (``snap``)."""
+        frame: pd.DataFrame = getattr(self, name)
+        return snapped(frame) if name in ("hedges", "allocation") else frame
+
+    @property
+    def shown_shadow_prices(self) -> dict[str, dict[str, float]]:
+        """The shadow prices as shown: each snapped (``snap``)."""
+        return {group: {k: snap(v) if v is not None else v for k, v in values.items()}
+                for group, values in self.shadow_prices.items()}
+
     def to_dict(self) -> dict[str, Any]:
         """Exactly the JSON of ``marginopt optimize --format json`` (CASE_FORMAT.md), plus
-        ``infeasibility`` when no plan exists."""
+        ``infeasibility`` when no plan exists. Quantities, shadow prices and the largest violation
+        are snapped to whole numbers within ``tolerance`` (``snap``), which the JSON states."""
+        verification: dict[str, Any] = {"passed": False, "max_violation": None}
+        if self.verification is not None:
+            verification = {**self.verification.to_dict(), "max_violation": snap(self.verification.max_violation)}
         out: dict[str, Any] = {
             "status": self.status,
             "objective": self.objective.value,
             "objective_value": self.objective_value,
-            "hedges": _records(self.hedges, ["venue", "instrument", "quantity", "cost"]),
-            "allocation": _records(self.allocation, ["venue", "asset", "quantity", "value"]),
+            "hedges": _records(self.table("hedges"), ["venue", "instrument", "quantity", "cost"]),
+            "allocation": _records(self.table("allocation"), ["venue", "asset", "quantity", "value"]),
             "margins": _records(self.margins, ["venue", "before", "after"]),
-            "shadow_prices": self.shadow_prices,
-            "verification": self.verification.to_dict() if self.verification else {"passed": False, "max_violation": None},
+            "shadow_prices": self.shown_shadow_prices,
+            "verification": verification,
             "solver": self.solver.to_dict(),
+            "tolerance": dict(TOLERANCE),
         }
         if self.certificate is not None:
             out["certificate"] = self.certificate

@@ -133,30 +133,32 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     @app.post("/v1/hedge", response_model=m.PlanOut, responses=ERRORS, tags=["optimize"])
     async def hedge(case: CaseBody, objective: ObjectiveQuery = None) -> Response:
         """Hedges only, collateral as posted (as `marginopt hedge`). Hedges are listed as the optimizer
-        returns them, near-zero quantities (solver tolerance) included."""
+        returns them, each candidate once; a quantity within `tolerance` of zero or a whole lot is reported as it."""
         return await answer(lambda: _plan_json(load(case), objective, "hedge"))
 
     @app.post("/v1/whatif", response_model=m.WhatIfOut, responses=ERRORS, tags=["what-if"])
     async def whatif(request: m.WhatIfRequest) -> Response:
-        """Initial margin at `venue` before and after trading `quantity` of `instrument` there."""
+        """Initial and maintenance margin and excess at each venue a leg touches, before and after the trade:
+        one leg (`venue`, `instrument`, `quantity`) or several traded together (`legs`)."""
         def work() -> dict[str, Any]:
-            from marginopt.optimizer import what_if
+            from marginopt.optimizer import what_if_legs
 
             case = load(request.case)
-            _check_trade(case, request.instrument, request.venue)
-            return _what_if_json(what_if(case, request.venue, request.instrument, request.quantity))
+            legs = _request_legs(case, request, with_venue=True)
+            return what_if_legs(case, legs).to_dict()
 
         return await answer(work, ("case",))
 
     @app.post("/v1/route", response_model=list[m.WhatIfOut], responses=ERRORS, tags=["what-if"])
     async def route(request: m.RouteRequest) -> Response:
-        """The trade's incremental initial margin at every venue, least first: route it to the first."""
+        """The trade (one leg, or every leg of `legs` together at one venue) at each venue that lists all its
+        instruments (held there, a hedge candidate there, or under the venue's `lists:`), least incremental
+        initial margin first: route it to the first. No such venue: 422 naming `instrument` or `legs`."""
         def work() -> list[dict[str, Any]]:
-            from marginopt.optimizer import route as route_trade
+            from marginopt.optimizer import route_legs
 
             case = load(request.case)
-            _check_trade(case, request.instrument, None)
-            return [_what_if_json(w) for w in route_trade(case, request.instrument, request.quantity)]
+            return [w.to_dict() for w in route_legs(case, _request_legs(case, request, with_venue=False))]
 
         return await answer(work, ("case",))
 
@@ -177,16 +179,48 @@ def _plan_json(case: Any, objective: str | None, mode: str) -> dict[str, Any]:
     return result
 
 
-def _check_trade(case: Any, instrument: str, venue: str | None) -> None:
+def _request_legs(case: Any, request: m.WhatIfRequest | m.RouteRequest, with_venue: bool) -> list[Any]:
+    """The request's legs, checked against the case: ``legs``, or the one-leg form's fields."""
+    from marginopt.optimizer import Leg
+    from marginopt.optimizer.attribution import no_venue_lists, venues_listing
+
+    single = ("venue", "instrument", "quantity") if with_venue else ("instrument", "quantity")
+    for f in (*single, "legs"):  # absent is the other form; null is no value of the field's type
+        if f in request.model_fields_set and getattr(request, f) is None:
+            what = "a number" if f == "quantity" else "a list of legs" if f == "legs" else "a text"
+            raise RequestError(f, f"{SOURCE}: field '{f}': expected {what}, got null")
+    given = [f for f in single if getattr(request, f) is not None]
+    if request.legs is not None:
+        if given:
+            raise RequestError(given[0], f"{SOURCE}: field '{given[0]}': expected either legs or {', '.join(single)}, not both")
+        each: list[Any] = list(request.legs)
+        rows = [(f"legs.{i}.", getattr(leg, "venue", None), leg.instrument, leg.quantity) for i, leg in enumerate(each)]
+    else:
+        for f in single:
+            if getattr(request, f) is None:
+                raise RequestError(f, f"{SOURCE}: field '{f}': expected {'a text' if f != 'quantity' else 'a number'} "
+                                      f"(or legs: a list of {{{', '.join(single)}}}), got nothing")
+        rows = [("", getattr(request, "venue", None), request.instrument, request.quantity)]
+    legs = []
+    for prefix, venue, instrument, quantity in rows:
+        _check_trade(case, instrument, venue if with_venue else None, prefix)
+        legs.append(Leg(instrument, quantity, venue))
+    if not with_venue:
+        instruments = list(dict.fromkeys(leg.instrument for leg in legs))
+        if not venues_listing(case, instruments):
+            field = "legs" if request.legs is not None else "instrument"
+            raise RequestError(field, f"{SOURCE}: field '{field}': expected {no_venue_lists(case, instruments)}, "
+                                      f"got {', '.join(instruments)!r}")
+    return legs
+
+
+def _check_trade(case: Any, instrument: str, venue: str | None, prefix: str = "") -> None:
     if venue is not None and venue not in case.venues:
-        raise RequestError("venue", f"{SOURCE}: field 'venue': expected one of the case's venues ({', '.join(case.venues)}), got {venue!r}")
+        raise RequestError(f"{prefix}venue", f"{SOURCE}: field '{prefix}venue': expected one of the case's venues "
+                                             f"({', '.join(case.venues)}), got {venue!r}")
     if instrument not in case.instruments:
-        raise RequestError("instrument", f"{SOURCE}: field 'instrument': expected an instrument id of the case, got {instrument!r}")
-
-
-def _what_if_json(w: Any) -> dict[str, Any]:
-    return {"venue": w.venue, "instrument": w.instrument, "quantity": w.quantity, "margin_before": w.margin_before,
-            "margin_after": w.margin_after, "incremental_margin": w.incremental}
+        raise RequestError(f"{prefix}instrument", f"{SOURCE}: field '{prefix}instrument': expected an instrument id of the case, "
+                                                  f"got {instrument!r}")
 
 
 def _json_safe(value: Any) -> Any:

@@ -43,19 +43,43 @@ class _Request(BaseModel):
     model_config = ConfigDict(extra="forbid", strict=True)
 
 
-class WhatIfRequest(_Request):
-    case: dict[str, Any] = Field(description=CASE_DOC)
-    venue: str = Field(min_length=1, description="The venue the trade is made at.")
+class LegIn(_Request):
+    venue: str = Field(min_length=1, description="The venue the leg is traded at.")
     instrument: str = Field(min_length=1, description="An instrument id of the case.")
     quantity: float = Field(allow_inf_nan=False, ge=-MAX_MAGNITUDE, le=MAX_MAGNITUDE,
                             description="Signed contracts (negative: sell), at most 1e15 either way.")
+
+
+class RouteLegIn(_Request):
+    instrument: str = Field(min_length=1, description="An instrument id of the case.")
+    quantity: float = Field(allow_inf_nan=False, ge=-MAX_MAGNITUDE, le=MAX_MAGNITUDE,
+                            description="Signed contracts (negative: sell), at most 1e15 either way.")
+
+
+LEGS_DOC = ("The legs of one trade (a spread, a strategy), all traded together; instead of venue, instrument "
+            "and quantity (the one-leg form).")
+
+
+class WhatIfRequest(_Request):
+    """One leg (``venue``, ``instrument``, ``quantity``) or several (``legs``), not both."""
+
+    case: dict[str, Any] = Field(description=CASE_DOC)
+    venue: str | None = Field(default=None, min_length=1, description="The venue the trade is made at.")
+    instrument: str | None = Field(default=None, min_length=1, description="An instrument id of the case.")
+    quantity: float | None = Field(default=None, allow_inf_nan=False, ge=-MAX_MAGNITUDE, le=MAX_MAGNITUDE,
+                            description="Signed contracts (negative: sell), at most 1e15 either way.")
+    legs: list[LegIn] | None = Field(default=None, min_length=1, max_length=1000, description=LEGS_DOC)
 
 
 class RouteRequest(_Request):
+    """One leg (``instrument``, ``quantity``) or several (``legs``), not both: every leg is routed to the
+    same venue, each venue that lists all their instruments."""
+
     case: dict[str, Any] = Field(description=CASE_DOC)
-    instrument: str = Field(min_length=1, description="An instrument id of the case.")
-    quantity: float = Field(allow_inf_nan=False, ge=-MAX_MAGNITUDE, le=MAX_MAGNITUDE,
+    instrument: str | None = Field(default=None, min_length=1, description="An instrument id of the case.")
+    quantity: float | None = Field(default=None, allow_inf_nan=False, ge=-MAX_MAGNITUDE, le=MAX_MAGNITUDE,
                             description="Signed contracts (negative: sell), at most 1e15 either way.")
+    legs: list[RouteLegIn] | None = Field(default=None, min_length=1, max_length=1000, description=LEGS_DOC)
 
 
 class VenueMarginOut(BaseModel):
@@ -123,17 +147,42 @@ class PlanOut(BaseModel):
     shadow_prices: dict[str, dict[str, float | None]]
     verification: VerificationOut
     solver: SolverOut
+    tolerance: dict[str, float] = Field(description="Quantities, shadow prices and max_violation within absolute + "
+                                                    "relative x |x| of a whole number (zero included) are reported as it")
     certificate: dict[str, Any] | None = None
     infeasibility: list[ShortfallOut] | None = None
 
 
-class WhatIfOut(BaseModel):
+class LegOut(BaseModel):
     venue: str
     instrument: str
     quantity: float
+
+
+class VenueChangeOut(BaseModel):
+    venue: str
+    initial_margin_before: float
+    initial_margin_after: float
+    maintenance_margin_before: float
+    maintenance_margin_after: float
+    collateral_value: float = Field(description="Credited value of the collateral posted (the trade does not move it)")
+    excess_before: float = Field(description="collateral_value - initial_margin_before")
+    excess_after: float = Field(description="collateral_value - initial_margin_after")
+    incremental_margin: float
+
+
+class WhatIfOut(BaseModel):
+    """A trade's effect. ``instrument`` and ``quantity`` are the single leg's (null for several legs), ``venue``
+    the legs' venue (null when they are at several); margins are initial margin summed over the venues touched."""
+
+    venue: str | None
+    instrument: str | None
+    quantity: float | None
+    legs: list[LegOut]
     margin_before: float
     margin_after: float
     incremental_margin: float
+    venues: list[VenueChangeOut]
 
 
 class PositionsOut(BaseModel):

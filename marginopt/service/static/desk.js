@@ -49,6 +49,17 @@ function showError(message) {
   el.hidden = !message;
 }
 
+// A failed request leaves no earlier answer on screen under its error: the tables, summary and
+// chart of the last good answer are emptied and hidden.
+function clearResults() {
+  $("results").hidden = true;
+  $("margin-table").querySelector("tbody").replaceChildren();
+  $("hedges-table").querySelector("tbody").replaceChildren();
+  $("hedges-table").dataset.ready = "false";
+  $("plan-summary").textContent = "";
+  $("chart").replaceChildren();
+}
+
 function setState(state, text) {
   document.body.dataset.state = state;
   $("status").textContent = text;
@@ -239,6 +250,7 @@ async function submit(event) {
   showError("");
   const venues = pickedVenues();
   if (!venues.length) {
+    clearResults();
     showError("Pick at least one venue.");
     return;
   }
@@ -259,6 +271,7 @@ async function submit(event) {
     $("results").hidden = false;
     setState("done", `done: ${report.venues.length} venues, plan ${plan.status}`);
   } catch (e) {
+    clearResults();
     showError(e.message);
     setState("error", "");
   } finally {
