@@ -27,17 +27,9 @@ def margin_json(report: MarginReport) -> str:
 
 def plan_json(doc: Any) -> str:
     """A plan's JSON: an amount the solver could not compute (NaN, infinity) is null, never an invalid JSON token."""
-    return json.dumps(_finite_or_null(doc), indent=2, allow_nan=False)
+    from marginopt.json_values import json_safe
 
-
-def _finite_or_null(value: Any) -> Any:
-    if isinstance(value, float):
-        return value if math.isfinite(value) else None
-    if isinstance(value, dict):
-        return {k: _finite_or_null(v) for k, v in value.items()}
-    if isinstance(value, (list, tuple)):
-        return [_finite_or_null(v) for v in value]
-    return value
+    return json.dumps(json_safe(doc), indent=2, allow_nan=False)
 
 
 def margin_csv(report: MarginReport) -> str:

@@ -228,7 +228,7 @@ class MarginProblem:
             # The held book is a constant: the measure on the hedged columns only, the rest folded in
             # (with generation, _assemble has done so before restricting the scenarios).
             if self.generation is None:
-                cols = self._hedged_columns(part)
+                cols = np.unique(rows)
                 reduced = (part.full_measure or part.measure).on_columns(cols, book.q)
                 if reduced is not None:
                     part.columns, part.measure = cols, reduced

@@ -15,7 +15,6 @@ from __future__ import annotations
 
 import asyncio
 import logging
-import math
 from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
 from dataclasses import dataclass
@@ -27,6 +26,7 @@ from fastapi.exceptions import RequestValidationError
 from fastapi.responses import HTMLResponse, JSONResponse, Response
 
 from marginopt.errors import CaseError, MarginoptError
+from marginopt.json_values import json_safe
 from marginopt.service import models as m
 from marginopt.service.body import MAX_JSON_DEPTH, BodyNotJSON, JSONRoute
 from marginopt.service.cases import MAX_SCENARIO_CELLS, SOURCE, case_from_json, demo_case, positions_from_csv
@@ -103,7 +103,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
             return _error(503, [], f"service busy: {exc}", "busy", headers={"Retry-After": "5"})
         except SolveTimeout as exc:
             return _error(504, [], str(exc), "solve_timeout")
-        return JSONResponse(_json_safe(result))
+        return JSONResponse(json_safe(result))
 
     @app.get("/health", response_model=m.HealthOut, tags=["service"])
     async def health() -> dict[str, Any]:
@@ -221,20 +221,6 @@ def _check_trade(case: Any, instrument: str, venue: str | None, prefix: str = ""
     if instrument not in case.instruments:
         raise RequestError(f"{prefix}instrument", f"{SOURCE}: field '{prefix}instrument': expected an instrument id of the case, "
                                                   f"got {instrument!r}")
-
-
-def _json_safe(value: Any) -> Any:
-    """JSON has no NaN or infinity: such a number (a duality gap not reached, say) is sent as null.
-    A numpy scalar (an iteration count, a flag) becomes the Python value json can write."""
-    if getattr(value, "shape", None) == () and hasattr(value, "item"):
-        value = value.item()
-    if isinstance(value, float):
-        return value if math.isfinite(value) else None
-    if isinstance(value, dict):
-        return {k: _json_safe(v) for k, v in value.items()}
-    if isinstance(value, (list, tuple)):
-        return [_json_safe(v) for v in value]
-    return value
 
 
 def _json_kind(value: Any) -> str:
