@@ -9,8 +9,10 @@ from __future__ import annotations
 import json
 import subprocess
 import sys
+from dataclasses import replace
 from typing import Any
 
+import pandas as pd
 import pytest
 
 import marginopt
@@ -148,3 +150,40 @@ def test_plan_json_states_the_tolerance_and_carries_no_dust() -> None:
     assert str(doc["verification"]["max_violation"]) != "-0.0"
     # the plan itself keeps the solver's numbers (verification ran on them)
     assert list(plan.hedges["quantity"]) == pytest.approx([h["quantity"] for h in doc["hedges"]], abs=2 * SNAP_ABSOLUTE)
+
+
+def test_a_snapped_quantity_carries_its_own_value_and_cost() -> None:
+    """Every number derived from a snapped quantity is computed from the quantity as shown
+    (demo prices: BTC 91,000, ETH 3,100, TBILL 99.2)."""
+    plan = marginopt.optimize(marginopt.load_case(marginopt.demo_case_path()), mode="hedge")
+    raw_alloc = pd.DataFrame([
+        {"venue": "deribit_pm", "asset": "BTC", "quantity": 2.9999999999, "value": 2.9999999999 * 91000, "posted_before": 60.0},
+        {"venue": "okx_std", "asset": "ETH", "quantity": 5.3e-10, "value": 5.3e-10 * 3100, "posted_before": 0.0},
+        {"venue": "cme_es", "asset": "TBILL", "quantity": 3.0489, "value": 3.0489 * 99.2, "posted_before": 6000.0},
+    ])
+    # one candidate per hedge row, as the plan builds them: cost = cost_per_unit * |q| + impact * q^2
+    cands = tuple(replace(c, cost_per_unit=22.8, impact=0.01) for c in plan.candidates[:2])
+    raw_hedges = pd.DataFrame([
+        {"venue": "okx_std", "instrument": "BTC-PERP", "quantity": -17.99999999999404, "cost": 22.8 * 17.99999999999404 + 0.01 * 17.99999999999404**2},
+        {"venue": "okx_std", "instrument": "ETH-PERP", "quantity": 2.5, "cost": 22.8 * 2.5 + 0.01 * 6.25},
+    ])
+    shown = replace(plan, allocation=raw_alloc, hedges=raw_hedges, candidates=cands)
+    doc = shown.to_dict()
+    # 3 BTC at 91,000 = 273,000; 0 ETH = 0; 3.0489 TBILL is real and keeps 3.0489 * 99.2 = 302.45088
+    assert [(a["quantity"], a["value"]) for a in doc["allocation"]] == [(3.0, 273000.0), (0.0, 0.0), (3.0489, pytest.approx(302.45088, rel=1e-15))]
+    # 18 short: 22.8 * 18 + 0.01 * 324 = 413.64; 2.5 long keeps 57.0625
+    assert [(h["quantity"], h["cost"]) for h in doc["hedges"]] == [(-18.0, pytest.approx(413.64, rel=1e-15)), (2.5, pytest.approx(57.0625, rel=1e-15))]
+    # without its candidates a hedge snapped to no trade still costs nothing
+    assert replace(shown, candidates=()).table("hedges")["cost"].tolist()[0] == raw_hedges["cost"][0]
+
+
+def test_demo_plan_shows_no_value_on_a_quantity_shown_as_zero() -> None:
+    plan = marginopt.optimize(marginopt.load_case(marginopt.demo_case_path()))
+    prices = {"BTC": 91000.0, "ETH": 3100.0, "USDC": 1.0, "USD": 1.0, "TBILL": 99.2}
+    doc = plan.to_dict()
+    for a in doc["allocation"]:
+        assert a["value"] == pytest.approx(a["quantity"] * prices[a["asset"]], rel=1e-15, abs=0.0), a
+    costs = {(c.venue, c.instrument): (c.cost_per_unit, c.impact) for c in plan.candidates}
+    for h in doc["hedges"]:
+        unit, impact = costs[(h["venue"], h["instrument"])]
+        assert h["cost"] == pytest.approx(unit * abs(h["quantity"]) + impact * h["quantity"] ** 2, rel=1e-15, abs=0.0), h

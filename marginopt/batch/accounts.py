@@ -129,7 +129,7 @@ def run_account(job: AccountJob, mode: str, objective: str | None, solver: str |
             if result.succeeded:
                 out.total_initial_margin_after = float(result.margins["after"].sum())
                 for name in ("hedges", "allocation"):
-                    out.tables[name] = _tagged(getattr(result, name), job.account)
+                    out.tables[name] = _tagged(result.table(name), job.account)  # as the plan shows them (snapped)
                 out.tables["plan_margins"] = _tagged(result.margins, job.account)
             elif result.status == "infeasible":
                 out.error = "; ".join(f"{name} short by {amount:,.6g}" for name, amount in result.shortfalls)

@@ -179,7 +179,8 @@ def plan_table(result: Any, ccy: str, console: Console) -> None:
             q = float(r["quantity"]) if abs(r["quantity"]) > 1e-6 * max(1.0, before) else 0.0
             if q == 0.0 and before == 0.0:
                 continue  # round-off on an asset that is not posted: nothing to do
-            a.add_row(str(r["venue"]), str(r["asset"]), f"{before:,.4f}", f"{q:,.4f}", f"{q - before:+,.4f}", money(float(r["value"])))
+            value = float(r["value"]) if q == r["quantity"] else 0.0  # the value of the quantity shown
+            a.add_row(str(r["venue"]), str(r["asset"]), f"{before:,.4f}", f"{q:,.4f}", f"{q - before:+,.4f}", money(value))
         console.print(a)
     m = Table(title="Initial margin", title_justify="left", header_style="bold")
     m.add_column("venue")

@@ -37,14 +37,37 @@ def snap(x: float) -> float:
     return x
 
 
-def snapped(frame: pd.DataFrame, columns: tuple[str, ...] = ("quantity",)) -> pd.DataFrame:
-    """A copy of a plan table with ``columns`` snapped; a hedge snapped to no trade costs nothing."""
+def snapped(frame: pd.DataFrame, columns: tuple[str, ...] = ("quantity",),
+            candidates: tuple[HedgeCandidate, ...] = ()) -> pd.DataFrame:
+    """A copy of a plan table with ``columns`` snapped, and what is derived from a snapped quantity
+    computed from the quantity as shown, so that the table is consistent with itself:
+
+    - a hedge's ``cost`` is ``cost_per_unit * |q| + impact * q^2`` of the shown ``q`` (``candidates``,
+      one per row, as the plan's hedges table is built); without them a hedge snapped to no trade
+      costs nothing;
+    - an allocation's ``value`` (gross market value, ``q * price``) is the shown ``q`` times the price
+      recovered as ``value / q`` of the solver's ``q`` (the table does not carry the price). That
+      ratio is within one rounding of the price; 15 significant digits, which a decimal price from a
+      case file round-trips through, take it back to the price itself.
+    """
     out = frame.copy()
-    for col in columns:
-        if col in out and len(out):
-            out[col] = [snap(v) for v in out[col]]
-    if "cost" in out and "quantity" in out and len(out):
-        out.loc[out["quantity"] == 0.0, "cost"] = 0.0
+    if not len(out):
+        return out
+    raw = {col: out[col].astype(float).tolist() for col in columns if col in out}
+    for col, values in raw.items():
+        out[col] = [snap(v) for v in values]
+    if "quantity" not in raw:
+        return out
+    before, shown = raw["quantity"], out["quantity"].tolist()
+    if "cost" in out:
+        if len(candidates) == len(out):
+            out["cost"] = [c.cost_per_unit * abs(q) + c.impact * q * q if q != r else cost
+                           for c, q, r, cost in zip(candidates, shown, before, out["cost"], strict=True)]
+        else:
+            out.loc[out["quantity"] == 0.0, "cost"] = 0.0
+    if "value" in out:
+        out["value"] = [value if q == r else 0.0 if q == 0.0 else q * float(f"{value / r:.15g}")
+                        for q, r, value in zip(shown, before, out["value"].astype(float), strict=True)]
     return out
 
 
@@ -84,9 +107,12 @@ class OptimizationResult:
         return self.status == "optimal"
 
     def table(self, name: str) -> pd.DataFrame:
-        """A plan table as shown (``hedges``, ``allocation``, ``margins``): quantities snapped (``snap``)."""
+        """A plan table as shown (``hedges``, ``allocation``, ``margins``): quantities snapped (``snap``),
+        and each hedge's cost and each allocation's value computed from the snapped quantity (``snapped``)."""
         frame: pd.DataFrame = getattr(self, name)
-        return snapped(frame) if name in ("hedges", "allocation") else frame
+        if name == "hedges":
+            return snapped(frame, candidates=self.candidates)
+        return snapped(frame) if name == "allocation" else frame
 
     @property
     def shown_shadow_prices(self) -> dict[str, dict[str, float]]:

@@ -74,19 +74,20 @@ def visible_hedges(result: OptimizationResult) -> pd.DataFrame:
     """The trades people see, as the terminal table shows them: interior-point solvers leave
     round-off (1e-8 contracts) on trades they do not want, so a trade shows above a millionth
     of its candidate's bound."""
-    bound = pd.Series([max(c.max_buy, c.max_sell, 1.0) for c in result.candidates], index=result.hedges.index, dtype=float)
-    return result.hedges[result.hedges["quantity"].abs() > 1e-6 * bound]
+    hedges = result.table("hedges")  # quantities snapped, costs of the snapped quantities
+    bound = pd.Series([max(c.max_buy, c.max_sell, 1.0) for c in result.candidates], index=hedges.index, dtype=float)
+    return hedges[hedges["quantity"].abs() > 1e-6 * bound]
 
 
 def allocation_rows(result: OptimizationResult, case: Case) -> pd.DataFrame:
     """venue, asset, posted_before, quantity, change, value_before, value (gross market values),
     without the round-off on assets not posted before and not wanted after."""
-    alloc = result.allocation
+    alloc = result.table("allocation")  # quantities as the plan shows them (snapped)
     if alloc.empty:
         return pd.DataFrame(columns=["venue", "asset", "posted_before", "quantity", "change", "value_before", "value"])
     before = alloc["posted_before"].astype(float)
     q = alloc["quantity"].astype(float).where(alloc["quantity"].abs() > 1e-6 * before.clip(lower=1.0), 0.0)
     prices = alloc["asset"].map(lambda a: case.market.prices[str(a)]).astype(float)
     out = pd.DataFrame({"venue": alloc["venue"], "asset": alloc["asset"], "posted_before": before, "quantity": q,
-                        "change": q - before, "value_before": before * prices, "value": alloc["value"].where(q != 0.0, 0.0)})
+                        "change": q - before, "value_before": before * prices, "value": q * prices})
     return out[(out["quantity"] != 0.0) | (out["posted_before"] != 0.0)].reset_index(drop=True)
