@@ -119,6 +119,19 @@ def test_route_on_the_demo_keeps_an_okx_perpetual_at_okx(tmp_path) -> None:
     assert proc.returncode == 2 and "CME-BTC-DEC26 at cme_es; BTC-PERP at okx_std" in proc.stderr, proc.stderr
 
 
+def test_route_refuses_a_leg_that_names_a_venue(write_case) -> None:
+    """The route chooses the venue: a venue written in --trade would be overruled, so it is refused."""
+    demo = str(marginopt.demo_case_path())
+    proc = subprocess.run([sys.executable, "-m", "marginopt", "whatif", demo, "--trade", ":BTC-PERP:-1", "--trade",
+                           "okx_std:BTC-PERP:5", "--route"], capture_output=True, text=True, timeout=120)
+    assert proc.returncode == 2 and proc.stdout == "", proc.stderr
+    assert "field '--trade'" in proc.stderr and ":BTC-PERP:5" in proc.stderr and "the route chooses the venue" in proc.stderr
+    assert "got 'okx_std:BTC-PERP:5'" in proc.stderr and "Traceback" not in proc.stderr
+    case = _case(write_case)
+    with pytest.raises(CaseError, match=r"field '--trade'.*the route chooses the venue.*got 'G:F:1'"):
+        route_legs(case, [Leg("F", 1.0, "G")])
+
+
 def test_lists_names_instruments_of_the_case(write_case) -> None:
     venues = {**VENUES, "K": {**VENUES["K"], "lists": ["P", "NOPE"]}}
     with pytest.raises(CaseError, match=r"venues\.K\.lists\.1.*NOPE"):

@@ -281,7 +281,7 @@ def derive_case(snapshot: Path, out: Path, underlying: str, cost_bp: float, unwi
 @click.argument("case", type=click.Path(path_type=Path))
 @click.option("--trade", "trades", required=True, multiple=True,
               help="VENUE:INSTRUMENT:QTY, once per leg: all legs are traded together (a spread, a strategy). "
-                   "With --route VENUE is ignored and may be left empty: :INSTRUMENT:QTY.")
+                   "With --route the route chooses the venue: write each leg :INSTRUMENT:QTY (a venue is refused).")
 @click.option("--route", is_flag=True, help="Trade every leg together at each venue that lists all their instruments "
               "(held there, a hedge candidate there, or under its lists:), least incremental margin first.")
 @click.option("--format", "fmt", type=PLAN_FORMATS, default="table", show_default=True)
@@ -301,6 +301,9 @@ def whatif(case: Path, trades: tuple[str, ...], route: bool, fmt: str) -> None:
         parts = trade.split(":")
         if len(parts) != 3:
             raise CaseError(None, "--trade", "VENUE:INSTRUMENT:QTY with a number for QTY", trade)
+        if route and parts[0]:  # a venue the route would overrule: refused, never silently dropped
+            raise CaseError(None, "--trade", f"with --route a leg without a venue, :{parts[1]}:{parts[2]}: the route chooses "
+                            f"the venue (leave out --route to price the trade at {parts[0]})", trade)
         legs.append(Leg(parts[1], trade_quantity(parts[2], None, "--trade QTY"), parts[0] or None))
     loaded = load_case(case)
     results = route_legs(loaded, legs) if route else [what_if_legs(loaded, legs)]

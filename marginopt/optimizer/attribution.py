@@ -177,9 +177,14 @@ def what_if_legs(case: Case, legs: Sequence[Leg]) -> LegsWhatIf:
 def route_legs(case: Case, legs: Sequence[Leg]) -> list[LegsWhatIf]:
     """All ``legs`` traded together at each venue that lists every leg's instrument, least incremental
     initial margin first. A spread or strategy is traded at one venue, so the legs are not split
-    across venues; a leg's own venue is ignored. No venue listing them all is a ``CaseError``."""
+    across venues. A leg that names a venue (the route would overrule it) and no venue listing them all
+    are each a ``CaseError``."""
     if not legs:
         raise CaseError(Location(case.path), "--trade", "at least one leg :INSTRUMENT:QTY", "none")
+    for leg in legs:
+        if leg.venue is not None:
+            raise CaseError(Location(case.path), "--trade", f"a leg without a venue, :{leg.instrument}:{leg.quantity:g}: "
+                            "the route chooses the venue", f"{leg.venue}:{leg.instrument}:{leg.quantity:g}")
     checked = [_check_leg(case, Leg(leg.instrument, leg.quantity), "--trade") for leg in legs]
     instruments = list(dict.fromkeys(leg.instrument for leg in checked))
     venues = venues_listing(case, instruments)
