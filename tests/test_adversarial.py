@@ -26,6 +26,7 @@ import pytest
 from click.testing import CliRunner
 
 from marginopt.cli.main import cli
+from marginopt.errors import CaseError
 from marginopt.models.magnitude import MAX_MAGNITUDE
 from tests.test_validation import base, dump, instrument, line_of
 
@@ -207,6 +208,40 @@ ADV: list[Adv] = [
     Adv("float-tag-on-text", "(syntax)", ("tag",),
         edit_text=lambda t: t.replace("rate: 0.0\n", "rate: !!float abc\n"), line="rate: !!float abc"),
     Adv("row-a-list", "positions.0", ("mapping",), mutate=_set("positions", [["pm", "F_BTC", 1]]), line="- [pm, F_BTC, 1]"),
+    # an inline (YAML or JSON) cell is typed: quoted "10" is text, refused where a number belongs, and
+    # a number or true/false is refused where text belongs; a CSV cell is text and read as a number
+    Adv("inline-quantity-quoted", "positions.quantity", ("not text", 'write 10, not "10"'),
+        mutate=_set("positions.1.quantity", "10"), line="quantity: '10'"),
+    Adv("inline-quantity-empty-text-is-empty", "positions.quantity", ("an empty cell",),
+        mutate=_set("positions.1.quantity", " "), line="quantity: ' '"),
+    Adv("inline-strike-quoted", "instruments.strike", ("not text",),
+        mutate=_instrument("C_BTC", strike="100000"), line="strike: '100000'"),
+    Adv("inline-multiplier-true", "instruments.multiplier", ("not text or true/false",),
+        mutate=_instrument("F_BTC", multiplier=True), line="multiplier: true"),
+    Adv("inline-hedge-max-buy-quoted", "hedges.max_buy", ("not text",),
+        mutate=_with_hedges(max_buy="5"), line="max_buy: '5'"),
+    Adv("inline-hedge-impact-false", "hedges.impact", ("not text or true/false",),
+        mutate=_with_hedges(impact=False), line="impact: false"),
+    Adv("inline-history-price-quoted", "BTC", ("positive price", "not text"),
+        mutate=_history("91000"), line="BTC: '91000'"),
+    Adv("inline-instrument-id-a-number", "instruments.id", ("expected text (not a number or true/false", "quote it"),
+        mutate=_instrument("P_ETH", id=7), line="id: 7"),
+    Adv("inline-position-venue-a-number", "positions.venue", ("expected text (not a number",),
+        mutate=_set("positions.2.venue", 5), line="venue: 5"),
+    Adv("inline-position-account-true", "positions.account", ("expected text (not a number or true/false",),
+        mutate=_set("positions.2.account", True), line="account: true"),
+    Adv("inline-expiry-a-number", "instruments.expiry", ("a date YYYY-MM-DD",),
+        mutate=_instrument("F_BTC", expiry=20261225), line="expiry: 20261225"),
+    Adv("inline-history-date-a-number", "date", ("a date YYYY-MM-DD",),
+        mutate=lambda c: (_history(91000)(c), c["market"]["history"][1].update(date=20261119)), line="date: 20261119"),
+    Adv("treasury-quantity-quoted", "treasury.USDC.quantity", ("finite number",),
+        mutate=_set("treasury", {"USDC": {"quantity": "10"}}), line="quantity: '10'"),
+    Adv("collateral-haircut-quoted", "venues.lin.collateral.USDC.haircut", ("finite number",),
+        mutate=_set("venues.lin.collateral.USDC.haircut", "0.01"), line="USDC: {haircut: '0.01'}"),
+    Adv("inline-expiry-unquoted-date-is-read", None, code=0,
+        edit_text=lambda t: t.replace("expiry: '2026-12-25', multiplier", "expiry: 2026-12-25, multiplier")),
+    Adv("csv-quoted-number-is-read", None, mutate=_set("positions", "positions.csv"),
+        tables={"positions.csv": POSITIONS_HEAD + 'pm,F_BTC,"2"\npm,C_BTC, -1\n'}, code=0),
     # -- duplicate position rows -------------------------------------------------------------------
     Adv("duplicate-position-inline", "positions.instrument", ("one row per venue, account and instrument", "aggregate: true"),
         mutate=lambda c: c["positions"].append({"venue": "pm", "instrument": "C_BTC", "quantity": 5}), line="quantity: 5"),
@@ -292,6 +327,50 @@ def test_the_guard_covers_each_table_of_the_cases_above() -> None:
     for f in ("positions.quantity", "market.prices.BTC", "instruments.multiplier", "instruments.strike", "venues.lin.posted.USDC",
               "treasury.USDC.quantity", "hedges.max_buy", "hedges.cost_per_unit", "limits.max_loss.limit", "--trade QTY"):
         assert f in fields, f
+
+
+def _json_case_with(table: str, column: str, value: Any) -> tuple[dict[str, Any], int]:
+    """The base case as parsed JSON (no lines) with one inline cell of ``table`` set to ``value``; its row (from 1)."""
+    case = json.loads(json.dumps(base()))
+    _history(91000)(case)
+    _with_hedges()(case)
+    rows = case["market"]["history"] if table == "market.history" else case[table]
+    k = {"instruments": 2, "positions": 1, "hedges": 0, "market.history": 1}[table]  # C_BTC: an option, every column applies
+    rows[k][column] = value
+    return case, k + 1
+
+
+def _typed_cells() -> list[Any]:
+    """Every column the service checks (service/cases.py: NUMBER_COLUMNS, TEXT_COLUMNS, market.history), with a
+    cell of the other JSON type: text or true where a number belongs, a number or true where text belongs."""
+    from marginopt.service.cases import NUMBER_COLUMNS, TEXT_COLUMNS
+
+    out = [("market.history", "BTC", "91000"), ("market.history", "BTC", True), ("market.history", "date", 20261119)]
+    for table, columns in NUMBER_COLUMNS.items():
+        out += [(table, c, "10") for c in columns] + [(table, c, True) for c in columns]
+    for table, columns in TEXT_COLUMNS.items():
+        out += [(table, c, 7) for c in columns] + [(table, c, False) for c in columns]
+    return [pytest.param(*cell, id=f"{cell[0]}.{cell[1]}={cell[2]!r}") for cell in out]
+
+
+@pytest.mark.parametrize(("table", "column", "value"), _typed_cells())
+def test_the_case_reader_refuses_a_json_cell_of_the_wrong_type(table: str, column: str, value: Any) -> None:
+    """The reader itself (as the CLI reads a JSON or YAML case), without the service's own check of cell types."""
+    from marginopt.models.case import load_case_data
+
+    case, row = _json_case_with(table, column, value)
+    with pytest.raises(CaseError) as info:
+        load_case_data(case, "<request>")
+    field = column if table == "market.history" else f"{table}.{column}"
+    assert str(info.value).startswith(f"<request>, row {row}: field '{field}': expected "), str(info.value)
+    assert f"got {value!r}" in str(info.value)
+
+
+def test_the_same_case_with_cells_of_the_right_type_is_read() -> None:
+    from marginopt.models.case import load_case_data
+
+    case, _ = _json_case_with("positions", "quantity", -1)
+    assert load_case_data(case, "<request>").positions is not None
 
 
 # ---------------------------------------------------------------------------

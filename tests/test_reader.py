@@ -138,10 +138,15 @@ def test_history_prices_refuse_true_false_and_dates_are_iso(write_case: Any, tmp
     (tmp_path / "h.csv").write_text("date,BTC\n2026-11-18,100\n2026/11/19,101\n")
     err = _refused(lambda: marginopt.load_case(write_case(market={"prices": {"BTC": 1.0}, "history": "h.csv"}, **case)))
     assert (err.field, err.where.row, err.got) == ("date", 2, "2026/11/19")
-    # inline rows: a date, numeric text as its number; an absent price is named as such
-    rows = [{"date": "2026-11-18", "BTC": 100}, {"date": "2026-11-19", "BTC": "101.5"}, {"date": "2026-11-20"}]
+    # inline rows: a date; an absent price is named as such; numeric text is text (refused, not read as its number)
+    rows = [{"date": "2026-11-18", "BTC": 100}, {"date": "2026-11-19", "BTC": 101.5}, {"date": "2026-11-20"}]
     err = _refused(lambda: marginopt.load_case(write_case(market={"prices": {"BTC": 1.0}, "history": rows}, **case)))
     assert (err.field, err.got) == ("BTC", "an empty cell")
+    rows = [{"date": "2026-11-18", "BTC": 100}, {"date": "2026-11-19", "BTC": "101.5"}]
+    path = write_case(market={"prices": {"BTC": 1.0}, "history": rows}, **case)
+    err = _refused(lambda: marginopt.load_case(path))
+    row_line = 1 + path.read_text().splitlines().index("  - date: '2026-11-19'")  # the second row starts there
+    assert (err.field, err.where.row, err.got) == ("BTC", row_line, "101.5") and "not text" in str(err)
 
 
 # ---------------------------------------------------------------------------

@@ -12,7 +12,7 @@ import numpy as np
 
 from marginopt.errors import CaseError, Location
 from marginopt.models.magnitude import MAX_MAGNITUDE, MIN_SCALE, Bound, describe
-from marginopt.models.reader import Node, read_table, read_table_file, to_numbers
+from marginopt.models.reader import INLINE_NUMBER, Node, read_table, read_table_file, to_numbers
 
 
 @dataclass(frozen=True)
@@ -89,7 +89,12 @@ def _parse_history(node: Node) -> PriceHistory:
     for col, raw in columns.items():
         if col == "date":
             continue
-        # true/false is refused, not read as 1/0; numeric text counts as its number.
+        # true/false is refused, not read as 1/0; numeric text counts as its number in a file, and is
+        # refused in an inline row (YAML or JSON), where a number is written as one.
+        if table.is_inline:
+            text = next((i for i, v in enumerate(raw) if isinstance(v, str)), None)
+            if text is not None:
+                raise CaseError(table.where(text), col, f"a positive price {describe(Bound.SCALE)}{INLINE_NUMBER}", raw[text])
         vals = to_numbers(raw)
         # NaN fails both comparisons, so it is refused with the rest.
         bad_rows = np.flatnonzero(~((vals >= MIN_SCALE) & (vals <= MAX_MAGNITUDE)))

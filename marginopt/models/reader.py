@@ -322,6 +322,11 @@ class ColumnSource(Protocol):
     def items(self) -> Iterable[tuple[Any, Iterable[Any]]]: ...
 
 
+# What an inline (YAML or JSON) cell of the wrong type is told: its type is what was written.
+INLINE_NUMBER = " (a number, not text or true/false: in YAML or JSON write 10, not \"10\")"
+INLINE_TEXT = " (not a number or true/false: in YAML or JSON quote it, \"7\" not 7)"
+
+
 @dataclass(frozen=True, init=False)
 class Table:
     """A table of the case with the location of each row.
@@ -331,6 +336,11 @@ class Table:
     column as pandas types a CSV (``_read_csv``). ``row_lines`` gives the YAML
     line of each inline row, and is ``None`` for a table read from a file (rows
     are then counted from 1 after the header).
+
+    An inline cell (YAML or JSON) is typed: a number column takes a number only
+    (``"10"``, quoted, is text and refused, as is ``true``), a text column text
+    only (``7`` is refused; a date column also takes a YAML date). A cell of a
+    file is text to begin with and is read as a number where one is expected.
     """
 
     name: str
@@ -393,8 +403,10 @@ class Table:
         return np.array([v is None or (isinstance(v, float) and v != v) or (isinstance(v, str) and not v.strip())
                          for v in values], dtype=bool)
 
-    def texts(self, column: str, *, required: bool = True, choices: Iterable[str] | None = None) -> list[str | None]:
-        """The column as text; missing cells are an error when ``required``."""
+    def texts(self, column: str, *, required: bool = True, choices: Iterable[str] | None = None,
+              dates: bool = False) -> list[str | None]:
+        """The column as text; missing cells are an error when ``required``. An inline cell must be text
+        (or, with ``dates``, a YAML date), not a number or true/false."""
         n = self.n_rows
         if column not in self.columns:
             if required and n:
@@ -409,6 +421,8 @@ class Table:
                     raise self.error(i, column, "a value", None)
                 out.append(None)
                 continue
+            if self.is_inline and not (isinstance(v, str) or (dates and isinstance(v, dt.date))):
+                raise self.error(i, column, "a date YYYY-MM-DD" if dates else "text" + INLINE_TEXT, v)
             if isinstance(v, float) and v.is_integer():
                 v = int(v)
             if isinstance(v, dt.datetime):  # a pandas Timestamp too (Parquet): its date, as for a YAML date
@@ -448,8 +462,8 @@ class Table:
                     raise self.error(i, column, expected, "an empty cell")
                 vals[i] = default
                 continue
-            if isinstance(v, bool):
-                raise self.error(i, column, expected, v)
+            if isinstance(v, bool) or (self.is_inline and isinstance(v, str)):
+                raise self.error(i, column, expected + (INLINE_NUMBER if self.is_inline else ""), v)
             try:
                 f = float(v)
             except (TypeError, ValueError, OverflowError):
@@ -472,7 +486,7 @@ class Table:
 
     def dates(self, column: str, *, required: bool) -> list[dt.date | None]:
         out: list[dt.date | None] = []
-        for i, v in enumerate(self.texts(column, required=required)):
+        for i, v in enumerate(self.texts(column, required=required, dates=True)):
             if v is None:
                 out.append(None)
                 continue
