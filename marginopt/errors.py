@@ -85,3 +85,20 @@ class ModelError(MarginoptError):
 
 class NonConvexMeasureError(MarginoptError):
     """A measure that is not convex was asked for its convex (cvxpy) form."""
+
+
+class OptimizationError(MarginoptError):
+    """A plan cannot be computed as asked: a backend or solver named for a problem it cannot
+    hold, or an objective that does not exist. The message says what to change in the case or call."""
+
+
+class SolverError(OptimizationError):
+    """A solver is unknown, not installed, or cannot solve the problem's class."""
+
+
+class InfeasibleError(OptimizationError):
+    """No plan satisfies the case; ``shortfalls`` says what is short and by how much."""
+
+    def __init__(self, message: str, shortfalls: tuple[tuple[str, float], ...] = ()) -> None:
+        super().__init__(message)
+        self.shortfalls = shortfalls

@@ -21,7 +21,6 @@ import yaml
 import marginopt
 from marginopt.models import load_case
 from marginopt.optimizer import MarginProblem, Mode, optimize
-from marginopt.optimizer.api import formulation
 from tests.conftest import BASE
 from tests.test_derive_hedge import hand_book
 from tests.test_derive_pmrm2 import write as write_snapshot
@@ -67,10 +66,9 @@ def csv_document(proc: subprocess.CompletedProcess[str]) -> list[dict[str, str]]
 
 def path_of(case: Path, mode: str, solver: str | None = None) -> tuple[str, str]:
     """(backend, problem class) that ``marginopt MODE CASE [--solver S]`` builds: the CLI's own
-    steps (api.formulation, then MarginProblem), because the JSON names the solver, not the backend."""
-    backend, _ = formulation(solver)
-    p = MarginProblem(load_case(case), None, Mode(mode), backend=backend)
-    which = "direct" if p.direct is not None else "route" if p.route is not None else "generate" if p.generation is not None else "cvxpy"
+    steps (MarginProblem chooses the backend), because the JSON names the solver, not the backend."""
+    p = MarginProblem(load_case(case), None, Mode(mode), solver=solver)
+    which = {"scenario": "route", "cvxpy": "cvxpy", "direct": "direct", "generate": "generate"}[p.backend.name]
     return which, p.problem_class.value
 
 

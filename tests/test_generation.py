@@ -81,8 +81,8 @@ def test_auto_chooses_generation_by_size_and_a_market_move_reuses_the_working_se
     doc = case_doc(3, "min_margin")
     doc["venues"]["v0"]["initial_margin"]["scenarios"]["n"] = 25_000  # above LARGE_SCENARIOS
     case = load(doc, tmp_path)
-    assert MarginProblem(case).generation is not None
-    assert MarginProblem(case, backend="cvxpy").generation is None
+    assert MarginProblem(case).backend.name == "generate"
+    assert MarginProblem(case, backend="cvxpy").backend.name != "generate"
     problem = MarginProblem(case)
     first = marginopt.optimizer.run(problem)
     assert first.status == "optimal" and first.certificate is not None

@@ -1,4 +1,4 @@
-"""The whole min_margin hedge problem on the large-scenario solver (optimizer.scenario_route)
+"""The whole min_margin hedge problem on the large-scenario solver (optimizer/backends/scenario_route.py)
 against the full program with every scenario in cvxpy, on random cases; floors, limits,
 infeasibility, the automatic choice and a market move."""
 
@@ -67,8 +67,8 @@ def test_route_matches_the_full_program(tmp_path, seed, es_only):
     full = marginopt.optimize(case, solver="FULL")
     assert_same(route, full)
     # ES alone goes to the dual, unless a venue's floor binds (seed 4: then the primal with floors).
-    assert problem.route.lp.method == ("dual" if es_only and not problem.route.floor else "primal")
-    assert problem.route.floor == (seed == 4)
+    assert problem.backend.lp.method == ("dual" if es_only and not problem.backend.floor else "primal")
+    assert problem.backend.floor == (seed == 4)
     # The limits bind or not as in the full program: both plans respect them (verified), and the
     # hedges differ only where the optimum is not unique, so compare what they cost, not the units.
     assert route.costs["margin"] + route.costs["hedge"] == pytest.approx(full.objective_value, rel=1e-6)
@@ -135,7 +135,7 @@ def test_auto_chooses_the_route_by_size_and_a_market_move_reuses_the_working_set
     doc["venues"]["v0"]["initial_margin"]["scenarios"]["n"] = 25_000  # above LARGE_SCENARIOS
     case = load(doc, tmp_path)
     problem = MarginProblem(case)
-    assert problem.route is not None and problem.generation is None
+    assert problem.backend.name == "scenario"
     first = marginopt.optimizer.run(problem)
     assert_same(first, marginopt.optimize(case, solver="FULL"))
     moved = dict(doc)
@@ -148,22 +148,20 @@ def test_auto_chooses_the_route_by_size_and_a_market_move_reuses_the_working_set
     # min_cost puts collateral in play: the cvxpy generation route instead.
     doc["objective"] = "min_cost"
     other = MarginProblem(load(doc, tmp_path))
-    assert other.route is None and other.generation is not None
+    assert other.backend.name == "generate"
 
 
 def test_auto_takes_the_route_at_any_size_and_a_forced_highs_does_not(tmp_path):
     """Below LARGE_SCENARIOS too: every program the scenario solver can hold goes there (issue 15),
     to the same optimum as every scenario in one program; a forced HiGHS solves the program in
     cvxpy as asked, and the route only from LARGE_SCENARIOS up."""
-    from marginopt.optimizer.api import formulation
-
     doc = case_doc(6)
     doc["venues"]["v0"]["initial_margin"]["scenarios"]["n"] = 500
     case = load(doc, tmp_path)
     problem = MarginProblem(case)
-    assert problem.route is not None
+    assert problem.backend.name == "scenario"
     auto = marginopt.optimizer.run(problem)
     assert auto.solver.solver == "SCENARIO"
     assert_same(auto, marginopt.optimize(case, solver="FULL"))
-    backend, forced = formulation("HIGHS")
-    assert MarginProblem(case, backend=backend).route is None and forced == "HIGHS"
+    forced = MarginProblem(case, solver="HIGHS")
+    assert forced.backend.name != "scenario" and forced.solver == "HIGHS"

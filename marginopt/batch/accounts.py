@@ -150,14 +150,11 @@ def _optimize(case: Case, objective: str | None, solver: str | None, mode: str) 
     """The plan and the venue books it was built on. With no solver forced, the large-scenario
     solver where it applies: for an account's small hedge program it is about twice as fast
     as compiling it in cvxpy (benchmarks/batch.py), and its plan is verified like any other."""
-    from marginopt.models.enums import Objective
-    from marginopt.optimizer.api import formulation, run
-    from marginopt.optimizer.builder import MarginProblem, Mode
+    from marginopt.optimizer.api import run
+    from marginopt.optimizer.problem import MarginProblem
 
-    obj = Objective(objective) if objective is not None else None
-    backend, forced = formulation(solver)
-    problem = MarginProblem(case, obj, Mode(mode), backend="route_first" if solver is None else backend)
-    return run(problem, forced), [part.book for part in problem.parts]
+    problem = MarginProblem(case, objective, mode, solver=solver)
+    return run(problem), [part.book for part in problem.parts]
 
 
 def run_chunk(jobs: list[AccountJob], mode: str, objective: str | None, solver: str | None) -> list[AccountResult]:

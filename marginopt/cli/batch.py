@@ -7,6 +7,7 @@ from pathlib import Path
 import click
 
 from marginopt.cli.main import _progress, cli
+from marginopt.optimizer.objectives import objective_names
 
 
 @cli.command()
@@ -16,7 +17,7 @@ from marginopt.cli.main import _progress, cli
 @click.option("--workers", type=click.IntRange(min=1), default=None, help="Worker processes of the local cluster (default: one per core).")
 @click.option("--mode", type=click.Choice(["optimize", "hedge", "allocate", "margin"]), default="optimize", show_default=True,
               help="What to run per account: a plan as the commands of the same name, or margin only.")
-@click.option("--objective", type=click.Choice(["min_cost", "min_margin"]), default=None, help="Overrides each case's objective.")
+@click.option("--objective", type=click.Choice(objective_names()), default=None, help="Overrides each case's objective.")
 @click.option("--solver", default=None, help="Force a solver or formulation, as for optimize.")
 @click.option("--chunk", type=click.IntRange(min=1), default=None, help="Accounts per task (default: about 8 tasks per worker, at most 50).")
 def batch(source: Path, out: Path, scheduler: str | None, workers: int | None, mode: str, objective: str | None,

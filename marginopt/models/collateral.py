@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 from dataclasses import dataclass
+from functools import lru_cache
 
 import numpy as np
 
@@ -54,6 +55,21 @@ class HaircutSchedule:
     @property
     def marginal_rate_at_zero(self) -> float:
         return 1.0 - self.haircut if self.haircut is not None else self.tiers[0][1]  # type: ignore[index]
+
+
+@lru_cache(maxsize=4096)
+def pieces(schedule: HaircutSchedule) -> tuple[np.ndarray, np.ndarray]:
+    """(intercepts, rates) with ``value(g) = min_k intercept_k + rate_k g`` for ``g >= 0``: the
+    schedule as the minimum of lines, which an LP holds as its hypograph (the schedule is concave)."""
+    if schedule.haircut is not None:
+        return np.zeros(1), np.array([1.0 - schedule.haircut])
+    assert schedule.tiers is not None
+    bounds = np.array([b for b, _ in schedule.tiers])
+    rates = np.array([r for _, r in schedule.tiers])
+    lower = np.concatenate(([0.0], bounds[:-1]))
+    value_at_lower = np.concatenate(([0.0], np.cumsum(rates * (bounds - lower))[:-1]))
+    cap = float(np.sum(rates * (bounds - lower)))  # value above the last bound counts zero
+    return np.append(value_at_lower - rates * lower, cap), np.append(rates, 0.0)
 
 
 def parse_schedule(node: Node) -> HaircutSchedule:

@@ -15,10 +15,9 @@ from typing import TYPE_CHECKING
 import numpy as np
 
 from marginopt.models.book import whole_book_losses
-from marginopt.models.enums import Objective
 
 if TYPE_CHECKING:
-    from marginopt.optimizer.builder import MarginProblem
+    from marginopt.optimizer.description import Description
 
 # A violation counts when it exceeds ABS + REL * (size of the quantities compared):
 # well below a cent on margins of millions, well above solver round-off.
@@ -81,20 +80,9 @@ def _check(name: str, violation: float, scale: float) -> Check:
     return Check(name, float(violation), ABS_TOL + REL_TOL * abs(scale))
 
 
-def positions_after(problem: MarginProblem, hedges: np.ndarray) -> dict[str, np.ndarray]:
-    """Each venue's positions after trading ``hedges`` (in ``book.ids`` order)."""
-    out = {}
-    for part in problem.parts:
-        q = part.book.q.copy()
-        for k in part.cands:
-            q[part.book.column(problem.cands[k].instrument)] += hedges[k]
-        out[part.name] = q
-    return out
-
-
-def verify(problem: MarginProblem, plan: Plan) -> Verification:
+def verify(problem: Description, plan: Plan) -> Verification:
+    """Every check of ``plan`` against the problem it was made for; the costs recomputed by its objective."""
     case = problem.case
-    prices = case.market.prices
     checks: list[Check] = []
     outcomes = []
     h = plan.hedges
@@ -102,7 +90,7 @@ def verify(problem: MarginProblem, plan: Plan) -> Verification:
         checks.append(_check(f"hedge {c.venue}:{c.instrument} within [-{c.max_sell:g}, {c.max_buy:g}]",
                              max(h[k] - c.max_buy, -c.max_sell - h[k]), max(c.max_buy, c.max_sell)))
     used: dict[str, float] = {}
-    after_plan = positions_after(problem, h)
+    after_plan = problem.positions_after(h)
     for part in problem.parts:
         book = part.book
         q_after = after_plan[part.name]
@@ -126,15 +114,13 @@ def verify(problem: MarginProblem, plan: Plan) -> Verification:
         for a, total in used.items():
             avail = (case.treasury[a].quantity if a in case.treasury else 0.0) + posted_total.get(a, 0.0)
             checks.append(_check(f"inventory of {a}", total - avail, avail))
-    if problem.h is not None:
+    if problem.has_hedges:
         checks += _limit_checks(problem, outcomes)
-    costs = _costs(problem, plan, prices)
-    if problem.objective is Objective.MIN_MARGIN:
-        costs["margin"] = float(sum(o.margin_after for o in outcomes))
+    costs = problem.kind.costs(problem, plan, {o.venue: o.margin_after for o in outcomes})
     return Verification(tuple(checks), tuple(outcomes), float(sum(costs.values())), costs)
 
 
-def _limit_checks(problem: MarginProblem, outcomes: list[VenueOutcome]) -> list[Check]:
+def _limit_checks(problem: Description, outcomes: list[VenueOutcome]) -> list[Check]:
     case, out = problem.case, []
     by_venue = {o.venue: o for o in outcomes}
     for u, (lo, hi) in case.limits.net_delta.items():
@@ -162,7 +148,7 @@ def _limit_checks(problem: MarginProblem, outcomes: list[VenueOutcome]) -> list[
     return out
 
 
-def _hedges(problem: MarginProblem, outcomes: list[VenueOutcome]) -> list[float]:
+def _hedges(problem: Description, outcomes: list[VenueOutcome]) -> list[float]:
     """Hedge quantities read back from the positions after the plan (an independent path)."""
     by_venue = {o.venue: o for o in outcomes}
     out = []
@@ -171,26 +157,3 @@ def _hedges(problem: MarginProblem, outcomes: list[VenueOutcome]) -> list[float]
         j = part.book.column(c.instrument)
         out.append(float(by_venue[c.venue].positions_after[j] - part.book.q[j]))
     return out
-
-
-def _costs(problem: MarginProblem, plan: Plan, prices: object) -> dict[str, float]:
-    case = problem.case
-    costs: dict[str, float] = {}
-    if problem.cands:
-        h = plan.hedges
-        unit = np.array([c.cost_per_unit for c in problem.cands])
-        impact = np.array([c.impact for c in problem.cands])
-        costs["hedge"] = float(unit @ np.abs(h) + impact @ (h * h))
-    if problem.objective is Objective.MIN_COST:
-        funding = transfer = 0.0
-        for part in problem.parts:
-            units = plan.allocation.get(part.name, dict(part.book.venue.posted))
-            assets, rate, move, before = part.book.cost_terms
-            if not assets:
-                continue
-            qty = np.array([units.get(a, 0.0) for a in assets])
-            value = np.array([case.market.prices[a] for a in assets])
-            funding += float(rate * value @ qty)
-            transfer += float(move * value @ np.maximum(qty - before, 0.0))
-        costs["funding"], costs["transfer"] = funding, transfer
-    return costs

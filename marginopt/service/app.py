@@ -19,7 +19,7 @@ from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
 from dataclasses import dataclass
 from importlib import resources
-from typing import Annotated, Any, Literal
+from typing import Annotated, Any
 
 from fastapi import Body, FastAPI, File, Query, Request, UploadFile
 from fastapi.exceptions import RequestValidationError
@@ -27,6 +27,7 @@ from fastapi.responses import HTMLResponse, JSONResponse, Response
 
 from marginopt.errors import CaseError, MarginoptError
 from marginopt.json_values import json_safe
+from marginopt.models.enums import Objective
 from marginopt.service import models as m
 from marginopt.service.body import MAX_JSON_DEPTH, BodyNotJSON, JSONRoute
 from marginopt.service.cases import MAX_SCENARIO_CELLS, SOURCE, case_from_json, demo_case, positions_from_csv
@@ -45,7 +46,8 @@ ERRORS: dict[int | str, dict[str, Any]] = {
     504: {"model": m.ErrorOut, "description": "The solve ran past the time limit and was abandoned"},
 }
 CaseBody = Annotated[dict[str, Any], Body(description=m.CASE_DOC, examples=[m.EXAMPLE_CASE])]
-ObjectiveQuery = Annotated[Literal["min_cost", "min_margin"] | None, Query(description="Overrides the case's objective.")]
+# The objectives come from their registry (optimizer/objectives.py); a name outside it gets 422.
+ObjectiveQuery = Annotated[Objective | None, Query(description="Overrides the case's objective.")]
 
 
 @dataclass(frozen=True)

@@ -1,7 +1,28 @@
-"""Solver choice by problem class, explicit status mapping, fallbacks and timing."""
+"""Solvers: the cvxpy solver chain, HiGHS, and the large-scenario LP and its dual.
 
-from marginopt.solvers.installed import installed_solvers
-from marginopt.solvers.run import solve, solver_chain
-from marginopt.solvers.status import Attempt, ProblemClass, SolveReport, SolveStatus, map_status
+``status`` (the outcome types every backend reports in) is imported at once; the
+cvxpy chain on first use, so that code reading only statuses does not load cvxpy.
+"""
+
+from __future__ import annotations
+
+import importlib
+from typing import TYPE_CHECKING, Any
+
+from marginopt.solvers.status import Attempt, ProblemClass, SolveReport, SolveStatus
+
+if TYPE_CHECKING:
+    from marginopt.solvers.installed import installed_solvers
+    from marginopt.solvers.run import map_status, solve, solver_chain
+
+_LAZY = {"installed_solvers": "marginopt.solvers.installed", "map_status": "marginopt.solvers.run",
+         "solve": "marginopt.solvers.run", "solver_chain": "marginopt.solvers.run"}
+
+
+def __getattr__(name: str) -> Any:
+    if name not in _LAZY:
+        raise AttributeError(f"module 'marginopt.solvers' has no attribute {name!r}")
+    return getattr(importlib.import_module(_LAZY[name]), name)
+
 
 __all__ = ["Attempt", "ProblemClass", "SolveReport", "SolveStatus", "installed_solvers", "map_status", "solve", "solver_chain"]

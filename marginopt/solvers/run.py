@@ -12,7 +12,28 @@ import cvxpy as cp
 from marginopt.errors import MarginoptError
 from marginopt.solvers.installed import installed_solvers
 from marginopt.solvers.quiet import guarded_stdout, ignored_warnings
-from marginopt.solvers.status import Attempt, ProblemClass, SolveReport, SolveStatus, map_status
+from marginopt.solvers.status import Attempt, ProblemClass, SolveReport, SolveStatus
+
+STATUS_MAP: dict[str, SolveStatus] = {
+    cp.OPTIMAL: SolveStatus.OPTIMAL,
+    cp.OPTIMAL_INACCURATE: SolveStatus.INACCURATE,
+    cp.INFEASIBLE: SolveStatus.INFEASIBLE,
+    cp.INFEASIBLE_INACCURATE: SolveStatus.INFEASIBLE,
+    cp.UNBOUNDED: SolveStatus.UNBOUNDED,
+    cp.UNBOUNDED_INACCURATE: SolveStatus.UNBOUNDED,
+    cp.USER_LIMIT: SolveStatus.LIMIT,
+    cp.SOLVER_ERROR: SolveStatus.ERROR,
+}
+
+
+def map_status(status: str | None) -> SolveStatus:
+    """Our status for cvxpy's; an unknown status is an error, never a guess."""
+    if status is None:
+        return SolveStatus.ERROR
+    try:
+        return STATUS_MAP[status]
+    except KeyError:
+        raise MarginoptError(f"unknown solver status {status!r}: marginopt does not know whether to trust it") from None
 
 # Preferred order per class. OSQP (ADMM) is for QPs only: on margin LPs, which have no
 # quadratic term to make them strongly convex, it cycles until its iteration limit (13-18% of

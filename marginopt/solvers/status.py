@@ -1,13 +1,9 @@
-"""Solver outcomes: an explicit map from cvxpy's statuses, and the report of a solve."""
+"""Solver outcomes: one status enum for every backend, the problem class, and the report of a solve."""
 
 from __future__ import annotations
 
 from dataclasses import dataclass
 from enum import Enum
-
-import cvxpy as cp
-
-from marginopt.errors import MarginoptError
 
 
 class SolveStatus(str, Enum):
@@ -17,28 +13,6 @@ class SolveStatus(str, Enum):
     UNBOUNDED = "unbounded"
     LIMIT = "limit"  # iteration or time limit reached
     ERROR = "error"  # the solver failed or raised
-
-
-STATUS_MAP: dict[str, SolveStatus] = {
-    cp.OPTIMAL: SolveStatus.OPTIMAL,
-    cp.OPTIMAL_INACCURATE: SolveStatus.INACCURATE,
-    cp.INFEASIBLE: SolveStatus.INFEASIBLE,
-    cp.INFEASIBLE_INACCURATE: SolveStatus.INFEASIBLE,
-    cp.UNBOUNDED: SolveStatus.UNBOUNDED,
-    cp.UNBOUNDED_INACCURATE: SolveStatus.UNBOUNDED,
-    cp.USER_LIMIT: SolveStatus.LIMIT,
-    cp.SOLVER_ERROR: SolveStatus.ERROR,
-}
-
-
-def map_status(status: str | None) -> SolveStatus:
-    """Our status for cvxpy's; an unknown status is an error, never a guess."""
-    if status is None:
-        return SolveStatus.ERROR
-    try:
-        return STATUS_MAP[status]
-    except KeyError:
-        raise MarginoptError(f"unknown solver status {status!r}: marginopt does not know whether to trust it") from None
 
 
 class ProblemClass(str, Enum):

@@ -29,17 +29,18 @@ from __future__ import annotations
 
 import time
 from dataclasses import dataclass
-from typing import TYPE_CHECKING
+from typing import ClassVar
 
 import highspy
 import numpy as np
 import scipy.sparse as sp
 
-from marginopt.optimizer.builder import pieces
+from marginopt.models.collateral import pieces
+from marginopt.optimizer.backends.base import Solution, SolveRequest
+from marginopt.optimizer.description import Description
+from marginopt.optimizer.verify import Plan
 from marginopt.solvers.highs import quiet_highs
-
-if TYPE_CHECKING:
-    from marginopt.optimizer.builder import MarginProblem
+from marginopt.solvers.status import Attempt, ProblemClass, SolveReport, SolveStatus
 
 INF = highspy.kHighsInf
 
@@ -89,7 +90,7 @@ class _Builder:
         return r
 
 
-def _schedules(problem: MarginProblem) -> list[object]:
+def _schedules(problem: Description) -> list[object]:
     """A key of the collateral terms the LP's structure depends on (tuples compare fast)."""
     treasury = problem.case.treasury
     return [(p.name, tuple((a, s.haircut, s.tiers) for a, s in p.book.venue.collateral.items()),
@@ -98,7 +99,7 @@ def _schedules(problem: MarginProblem) -> list[object]:
             for p in problem.parts]
 
 
-def build_structure(problem: MarginProblem) -> _Structure:
+def build_structure(problem: Description) -> _Structure:
     treasury = problem.case.treasury
     b = _Builder()
     x_cols: dict[str, np.ndarray] = {}
@@ -148,7 +149,7 @@ def build_structure(problem: MarginProblem) -> _Structure:
 
 @dataclass(frozen=True)
 class DirectSolution:
-    status: str  # optimal | infeasible | error
+    status: SolveStatus
     x: dict[str, np.ndarray]
     coverage_duals: dict[str, float]
     inventory_duals: dict[str, float]
@@ -157,15 +158,56 @@ class DirectSolution:
     iterations: int
 
 
-class DirectLP:
-    """A HiGHS instance holding the collateral LP; ``solve`` warm-starts from the last basis."""
+class DirectBackend:
+    """A HiGHS instance holding the collateral LP; ``solve`` warm-starts from the last basis.
+    Takes a collateral-only ``min_cost`` problem (``why_not``); the cvxpy program takes over when
+    its plan fails verification."""
 
-    def __init__(self, problem: MarginProblem) -> None:
+    name: ClassVar[str] = "direct"
+    fallback: ClassVar[str | None] = "cvxpy"
+    problem_class = ProblemClass.LP
+
+    def __init__(self, problem: Description) -> None:
+        t0 = time.perf_counter()
         self.problem = problem
         self.highs = quiet_highs()
         self.structure: _Structure | None = None
         self._terms: tuple[object, object] | None = None  # the venues and treasury the structure was built for
         self.loaded = False  # the model is in HiGHS; later solves change row bounds only
+        self.build_seconds = time.perf_counter() - t0
+
+    @classmethod
+    def why_not(cls, problem: Description) -> str | None:
+        if problem.cands:
+            return "hedges are traded (the direct LP holds collateral only)"
+        if not problem.collateral_free:
+            return "collateral is not a variable (the objective or the mode fixes it)"
+        return None
+
+    def update(self, problem: Description) -> None:
+        """The LP is rebuilt from the books at the next solve, or only its row bounds changed."""
+        t0 = time.perf_counter()
+        self.problem = problem
+        self.build_seconds = time.perf_counter() - t0
+
+    def solve(self, request: SolveRequest) -> Solution:
+        sol = self.solve_lp()
+        build = self.build_seconds + sol.build_seconds
+        note = "direct LP"
+        if sol.status is SolveStatus.OPTIMAL:
+            plan = Plan(np.zeros(0), {v.name: dict(zip(v.assets, sol.x[v.name].tolist(), strict=True)) for v in self.problem.venues})
+            check = request.check(plan) if request.check is not None else None
+            status = SolveStatus.OPTIMAL if check is None or check.passed else SolveStatus.INACCURATE
+            if status is not SolveStatus.OPTIMAL:
+                note += "; verification: " + "; ".join(c.name for c in check.failures[:3])  # type: ignore[union-attr]
+            attempt = Attempt("HIGHS", status, sol.solve_seconds, note)
+            report = SolveReport("HIGHS", status, ProblemClass.LP, build, sol.solve_seconds, (attempt,), sol.iterations, request.warm)
+            # Inventory rows are in value units: their duals are already per unit of value.
+            shadow = {"assets": dict(sol.inventory_duals), "venues": dict(sol.coverage_duals)}
+            return Solution(status, report, plan, check, shadow=shadow if status is SolveStatus.OPTIMAL else None)
+        attempt = Attempt("HIGHS", sol.status, sol.solve_seconds, note)
+        report = SolveReport("HIGHS", sol.status, ProblemClass.LP, build, sol.solve_seconds, (attempt,), sol.iterations, request.warm)
+        return Solution(sol.status, report)
 
     def _bounds(self, st: _Structure) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
         """Indices and values of the row bounds that move with the market."""
@@ -191,7 +233,7 @@ class DirectLP:
             hi.append(INF)
         return np.array(idx, dtype=np.int32), np.array(lo), np.array(hi)
 
-    def solve(self) -> DirectSolution:
+    def solve_lp(self) -> DirectSolution:
         t0 = time.perf_counter()
         problem = self.problem
         case = problem.case
@@ -226,7 +268,7 @@ class DirectLP:
             col, row_dual = np.asarray(sol.col_value), np.asarray(sol.row_dual)
             prices = problem.case.market.prices
             return DirectSolution(
-                "optimal",
+                SolveStatus.OPTIMAL,
                 {p.name: col[st.x_cols[p.name]] / np.array([prices[a] for a in p.assets]) for p in problem.parts},
                 # HiGHS row duals are d(objective)/d(row bound): the margin is the coverage row's lower
                 # bound, the available value (base currency) the inventory row's upper bound.
@@ -235,5 +277,5 @@ class DirectLP:
                 built, solved, int(info.simplex_iteration_count),
             )
         self.loaded = False  # start the next solve from a clean model
-        name = "infeasible" if status == highspy.HighsModelStatus.kInfeasible else "error"
+        name = SolveStatus.INFEASIBLE if status == highspy.HighsModelStatus.kInfeasible else SolveStatus.ERROR
         return DirectSolution(name, {}, {}, {}, built, solved, int(info.simplex_iteration_count))

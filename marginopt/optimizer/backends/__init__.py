@@ -1,0 +1,82 @@
+"""The backends a plan problem can be solved on, and the choice among them.
+
+Each backend is one module implementing ``base.Backend``; ``BACKENDS`` names it (a new
+backend is its module plus one line here, and a branch in ``choose_backend`` if ``auto``
+should ever pick it). Modules are imported on first use: the scenario solver needs no cvxpy.
+"""
+
+from __future__ import annotations
+
+import importlib
+from typing import TYPE_CHECKING, Any
+
+from marginopt.errors import OptimizationError
+from marginopt.models.margin.leaves import largest_scenario_set
+from marginopt.optimizer.choice import SolverChoice
+
+if TYPE_CHECKING:
+    from marginopt.optimizer.backends.base import Backend
+    from marginopt.optimizer.description import Description
+
+# name -> (module, class)
+BACKENDS: dict[str, tuple[str, str]] = {
+    "cvxpy": ("marginopt.optimizer.backends.cvxpy_program", "CvxpyBackend"),
+    "generate": ("marginopt.optimizer.backends.generation", "GenerationBackend"),
+    "direct": ("marginopt.optimizer.backends.direct_lp", "DirectBackend"),
+    "scenario": ("marginopt.optimizer.backends.scenario_route", "ScenarioBackend"),
+}
+
+# From this many scenarios in a hedged venue's largest ES or scenario-maximum term, a program the
+# scenario solver cannot hold is generated (working sets) rather than compiled whole: at 20,000
+# scenarios x 100 hedges the whole program took 5-10x longer (benchmarks/large_scenarios.py).
+LARGE_SCENARIOS = 20_000
+
+
+def backend_class(name: str) -> Any:
+    if name not in BACKENDS:
+        raise OptimizationError(f"backend {name!r}: expected one of {', '.join(BACKENDS)}")
+    module, cls = BACKENDS[name]
+    return getattr(importlib.import_module(module), cls)
+
+
+def build_backend(name: str, description: Description, **options: Any) -> Backend:
+    """Backend ``name`` on ``description``; one that cannot hold it is refused with the reason."""
+    cls = backend_class(name)
+    reason = cls.why_not(description)
+    if reason is not None:
+        raise OptimizationError(f"the {name} backend cannot solve this problem: {reason}")
+    backend: Backend = cls(description, **options)
+    return backend
+
+
+def large(description: Description) -> bool:
+    return largest_scenario_set(description.hedged_measures()) >= LARGE_SCENARIOS
+
+
+def choose_backend(description: Description, choice: SolverChoice | None = None) -> str:
+    """The backend for ``description`` when the caller asked for ``choice`` (None: nothing).
+
+    - A formulation named (SCENARIO, GENERATE, FULL) is that backend; SCENARIO refuses a
+      problem it cannot hold (``build_backend``), with the reason.
+    - Otherwise a collateral-only ``min_cost`` problem goes to the direct LP (HiGHS on
+      sparse matrices built in milliseconds, where cvxpy takes seconds at 200 assets x 30 venues);
+    - a ``min_margin`` hedge over ES and scenario-maximum margins to the scenario solver at any
+      size: from 1,000 scenarios up it is 1.7-30x faster than compiling the program in cvxpy
+      (benchmarks/large_scenarios.py --route-table), and about twice as fast on an account's
+      small program (benchmarks/batch.py);
+    - anything else with ``LARGE_SCENARIOS`` or more to scenario generation, and below that to
+      the whole program in cvxpy.
+    A solver forced by name (HIGHS, CLARABEL, ...) is honoured: the program goes through the
+    cvxpy chain to that solver, except that a forced HiGHS still takes the direct LP and, from
+    ``LARGE_SCENARIOS`` up, the scenario solver and generation (both solve with HiGHS).
+    """
+    if choice is not None and choice.backend is not None:
+        return choice.backend
+    if choice is not None and choice is not SolverChoice.HIGHS:
+        return "cvxpy"
+    big = large(description)
+    if backend_class("direct").why_not(description) is None:
+        return "direct"
+    if (choice is None or big) and backend_class("scenario").why_not(description) is None:
+        return "scenario"
+    return "generate" if big else "cvxpy"

@@ -1,0 +1,71 @@
+"""The protocol every backend implements, and the one result type they all return.
+
+A backend is built from a ``Description`` (``Backend(description)``), solves it
+(``solve(request) -> Solution``) and takes a market move (``update(description)``)
+keeping whatever it can reuse (a compiled program, a basis, working sets). It never
+decides that a plan is good: the caller verifies every plan (``optimizer.verify``),
+and a backend that verifies inside its loop (the cvxpy chain tries the next solver
+when a plan fails) does so through ``request.check`` and hands the verification back.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Any, ClassVar, Protocol
+
+from marginopt.solvers.status import ProblemClass, SolveReport, SolveStatus
+
+if TYPE_CHECKING:
+    from marginopt.optimizer.description import Description
+    from marginopt.optimizer.verify import Plan, Verification
+
+
+@dataclass(frozen=True)
+class SolveRequest:
+    solver: str | None = None  # a solver of the cvxpy chain forced by the caller
+    warm: bool = False  # a re-solve after ``update``
+    check: Callable[[Plan], Verification] | None = None  # independent verification of a plan
+
+
+@dataclass(frozen=True)
+class Certificate:
+    """What a backend that restricts the scenarios proves about its plan."""
+
+    method: str
+    rounds: int
+    converged: bool
+    lower_bound: float  # on the full problem's optimum
+    gap: float  # the plan's objective less the lower bound
+    scenarios_in_program: dict[str, int]  # per venue, in the last program solved
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"method": self.method, "rounds": self.rounds, "converged": self.converged,
+                "lower_bound": self.lower_bound, "gap": self.gap, "scenarios_in_program": dict(self.scenarios_in_program)}
+
+
+@dataclass(frozen=True)
+class Solution:
+    """One solve's outcome. ``plan`` is set when ``status`` is OPTIMAL (and may be for others);
+    ``verification`` when the backend verified ``plan`` already; ``shadow`` where the backend
+    has duals (asset -> per unit of value, venue -> per unit of margin)."""
+
+    status: SolveStatus
+    report: SolveReport
+    plan: Plan | None = None
+    verification: Verification | None = None
+    certificate: Certificate | None = None
+    shadow: dict[str, dict[str, float]] | None = None
+    extra: dict[str, Any] = field(default_factory=dict)
+
+
+class Backend(Protocol):
+    name: ClassVar[str]
+    # The backend that takes over when this one fails to produce a verified plan (None: none).
+    fallback: ClassVar[str | None]
+    problem_class: ProblemClass
+    build_seconds: float
+
+    def solve(self, request: SolveRequest) -> Solution: ...
+
+    def update(self, description: Description) -> None: ...

@@ -1,0 +1,390 @@
+"""The whole problem as one cvxpy program, solved by the solver chain (``solvers.run``).
+
+Variables
+    ``h[c]``      contracts traded of hedge candidate c, ``-max_sell <= h <= max_buy``;
+    ``x[v][a]``   units of asset a posted at venue v after the plan (eligible assets only);
+    ``y[v][a]``   value of them after haircut: ``y <= b_k + r_k p_a x`` for every tier k,
+                  the hypograph of the concave piecewise-linear tier schedule (flat = one piece);
+    ``c[v][a]``   value credited under concentration limits: ``c <= y``, ``c_a <= s_a sum(c)``.
+
+Constraints
+    coverage      ``IM_v(q_v + A_v h) <= sum_a c[v][a]`` for every venue (min_cost);
+    inventory     ``sum_v x[v][a] <= treasury_a + sum_v posted[v][a]``;
+    limits        net delta per underlying, worst whole-book scenario loss, linear bounds on h.
+
+Objective (``optimizer.objectives`` says which terms): ``min_cost`` = yearly funding of
+what is posted + transfer costs of what is moved in + hedge costs ``u |h| + k h^2`` (the
+square as a cone, ``t >= z^2``); ``min_margin`` = total initial margin + hedge costs.
+
+Hedges are variables in units of their bound and collateral in units of what could be
+posted (scaling only: the optimum is the same), because interior-point solvers stall when
+one column counts ten-dollar contracts in hundreds of thousands and another BTC futures in
+tens. The held book is a constant: each hedged venue's measure is taken on the hedged
+columns only, the rest of the book folded into one column (``Measure.on_columns``).
+
+Each venue's margin enters through its measure's cvxpy form: nothing here special-cases
+a venue. Everything that moves with the market (value rates ``r_k p_a``, costs, inventory,
+the measures' scenario data, deltas, constant margins, limits) is a ``cp.Parameter``, so
+``update`` after a market move re-solves the compiled program.
+
+``elastic``: every coverage and limit constraint gets a non-negative slack and the
+objective is their sum, so the program is always feasible and the slacks say which
+constraint is short and by how much (the infeasibility diagnosis, ``shortfalls``).
+"""
+
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass, field
+from typing import Any, ClassVar
+
+import cvxpy as cp
+import numpy as np
+import scipy.sparse as sp
+
+from marginopt.models.book import whole_book_losses
+from marginopt.models.collateral import pieces
+from marginopt.models.margin import Measure
+from marginopt.models.margin.columns import reduce_rows
+from marginopt.optimizer.backends.base import Solution, SolveRequest
+from marginopt.optimizer.description import Description, LimitRow, Venue
+from marginopt.optimizer.verify import Plan, Verification
+from marginopt.solvers.run import solve
+from marginopt.solvers.status import SolveStatus
+
+# Shortfalls below this (base currency or units) are solver round-off in the elastic program.
+SHORTFALL_TOL = 1e-6
+
+
+@dataclass
+class VenueProgram:
+    """One venue's cvxpy pieces."""
+
+    venue: Venue
+    measure: Measure  # the form in the program (on the hedged columns; restricted under generation)
+    # The hedged columns when ``measure`` is on them alone: ``position`` is ``[q_C + A_C h, 1]``.
+    columns: np.ndarray | None = None
+    position: cp.Expression | None = None  # q + A h, None when the venue trades no hedge
+    im: Any = None  # cvxpy expression or parameter
+    im_const: cp.Parameter | None = None
+    x: Any = None  # units posted after the plan (an expression of a scaled variable)
+    credited: Any = None  # total credited collateral value (expression or parameter)
+    credited_const: cp.Parameter | None = None
+    coverage: Any = None  # the coverage constraint
+    params: dict[str, cp.Parameter] = field(default_factory=dict)
+    piece_asset: np.ndarray = field(default_factory=lambda: np.zeros(0, dtype=np.int64))
+
+    @property
+    def name(self) -> str:
+        return self.venue.name
+
+
+class CvxpyBackend:
+    """The program compiled once; ``update`` loads a market move into its parameters."""
+
+    name: ClassVar[str] = "cvxpy"
+    fallback: ClassVar[str | None] = None
+
+    def __init__(self, description: Description, elastic: bool = False) -> None:
+        t0 = time.perf_counter()
+        self.description = description
+        self.elastic = elastic
+        n = len(description.cands)
+        self.z = cp.Variable(n, name="hedge") if n else None
+        self.h = cp.multiply(description.h_scale, self.z) if self.z is not None else None
+        self._assemble()
+        self.build_seconds = time.perf_counter() - t0
+
+    @classmethod
+    def why_not(cls, description: Description) -> str | None:
+        return None
+
+    # -- building ------------------------------------------------------------------
+    def _assemble(self) -> None:
+        """The program from the description (again, in ``rebuild``)."""
+        d = self.description
+        self.slacks: dict[str, cp.Variable] = {}
+        self.constraints: list[Any] = []
+        self.limit_params: dict[str, cp.Parameter] = {}
+        self.inventory: dict[str, Any] = {}
+        self.venues = [self._venue(v) for v in d.venues]
+        self._inventory()
+        self._limits()
+        self.cost_terms = ({"shortfall": cp.sum(cp.hstack(list(self.slacks.values())))} if self.elastic and self.slacks
+                           else self._objective_terms())
+        self.problem = cp.Problem(cp.Minimize(sum(self.cost_terms.values())), self.constraints)
+        self.problem_class = d.kind.problem_class(d)
+
+    def measure_of(self, venue: Venue) -> tuple[Measure, np.ndarray | None]:
+        """The venue's measure as the program holds it: on its hedged columns, the rest folded in."""
+        cols = venue.hedged_columns
+        reduced = venue.measure.on_columns(cols, venue.book.q)
+        return (venue.measure, None) if reduced is None else (reduced, cols)
+
+    def _venue(self, venue: Venue) -> VenueProgram:
+        d = self.description
+        book = venue.book
+        if venue.cands and self.h is not None:
+            measure, cols = self.measure_of(venue)
+            vp = VenueProgram(venue, measure, cols)
+            rows, cands = venue.cand_columns, venue.cands
+            if cols is not None:
+                select = sp.csr_matrix((np.ones(len(cands)), (np.searchsorted(cols, rows), cands)), shape=(len(cols), len(d.cands)))
+                vp.position = cp.hstack([book.q[cols] + select @ self.h, np.ones(1)])
+            else:
+                select = sp.csr_matrix((np.ones(len(cands)), (rows, cands)), shape=(len(book.ids), len(d.cands)))
+                vp.position = book.q + select @ self.h
+            vp.im, cons = measure.cvxpy(vp.position)
+            self.constraints += cons
+        else:
+            vp = VenueProgram(venue, venue.measure)
+            vp.im_const = cp.Parameter(nonneg=True, value=book.initial.evaluate(book.q), name=f"{venue.name}.margin")
+            vp.im = vp.im_const
+        if d.collateral_free and venue.assets:
+            self._collateral(vp)
+        else:
+            value = sum(c.credited_value for c in book.collateral())
+            vp.credited_const = cp.Parameter(nonneg=True, value=float(value), name=f"{venue.name}.collateral")
+            vp.credited = vp.credited_const
+        if d.coverage_required:
+            vp.coverage = vp.im <= vp.credited + self._slack(f"{venue.name}: initial margin not covered")
+            self.constraints.append(vp.coverage)
+        return vp
+
+    def _slack(self, name: str) -> Any:
+        if not self.elastic:
+            return 0.0
+        self.slacks[name] = cp.Variable(nonneg=True, name=name)
+        return self.slacks[name]
+
+    def _collateral(self, vp: VenueProgram) -> None:
+        d, venue = self.description, vp.venue
+        schedules, prices = venue.book.venue, d.case.market.prices
+        n = len(venue.assets)
+        # Units of each asset as a share of what could be posted (BTC comes in tens, USDC in millions).
+        scale = np.maximum(np.array([d.available(a) for a in venue.assets]), 1.0)
+        share = cp.Variable(n, nonneg=True, name=f"{venue.name}.collateral")
+        vp.x = cp.multiply(scale, share)
+        y = cp.Variable(n, name=f"{venue.name}.value")
+        piece_asset, intercept, rate = [], [], []
+        for i, a in enumerate(venue.assets):
+            b, r = pieces(schedules.collateral[a])
+            piece_asset += [i] * len(b)
+            intercept.append(b)
+            rate.append(r)
+        vp.piece_asset = np.array(piece_asset, dtype=np.int64)
+        select = sp.csr_matrix((np.ones(len(piece_asset)), (np.arange(len(piece_asset)), piece_asset)), shape=(len(piece_asset), n))
+        slope = cp.Parameter(len(piece_asset), nonneg=True, name=f"{venue.name}.value_rate")
+        slope.value = np.concatenate(rate) * np.array([prices[venue.assets[i]] for i in piece_asset])
+        vp.params["value_rate"] = slope
+        self.constraints.append(select @ y <= np.concatenate(intercept) + cp.multiply(slope, select @ vp.x))
+        limited = [(i, schedules.concentration[a]) for i, a in enumerate(venue.assets) if a in schedules.concentration]
+        if limited:
+            c = cp.Variable(n, nonneg=True, name=f"{venue.name}.credited")
+            self.constraints.append(c <= y)
+            idx = np.array([i for i, _ in limited])
+            limit = np.array([s for _, s in limited])
+            self.constraints.append(c[idx] <= limit * cp.sum(c))
+            vp.credited = cp.sum(c)
+        else:
+            vp.credited = cp.sum(y)
+
+    def _inventory(self) -> None:
+        """Units of each asset over all venues cannot exceed the treasury's plus what is posted."""
+        if not self.description.collateral_free:
+            return
+        by_asset: dict[str, list[Any]] = {}
+        for vp in self.venues:
+            if vp.x is None:
+                continue
+            for i, a in enumerate(vp.venue.assets):
+                by_asset.setdefault(a, []).append(vp.x[i])
+        for a, xs in by_asset.items():
+            avail = cp.Parameter(nonneg=True, value=self.description.available(a), name=f"{a}.available")
+            self.limit_params[f"available:{a}"] = avail
+            con = cp.sum(cp.hstack(xs)) <= avail
+            self.inventory[a] = con
+            self.constraints.append(con)
+
+    # -- limits ------------------------------------------------------------------
+    def _limits(self) -> None:
+        d = self.description
+        if self.h is None:
+            return  # without hedges the book is fixed: limits are checked, not optimized
+        for key, row in _rows(d):
+            self._row(key, row)
+        if d.case.limits.max_loss is not None:
+            value = self._max_loss_losses()
+            weighted = cp.Parameter(value.shape, value=value, name="max_loss.losses")
+            self.limit_params["max_loss:losses"] = weighted
+            limit = cp.Parameter(nonneg=True, value=d.case.limits.max_loss.limit, name="max_loss.limit")
+            self.limit_params["max_loss:limit"] = limit
+            self.constraints.append(cp.max(weighted @ self._whole_book()) - self._slack("worst scenario loss above max_loss") <= limit)
+        assert self.z is not None
+        self.constraints += [self.z >= d.lower / d.h_scale, self.z <= d.upper / d.h_scale]
+
+    def _row(self, key: str, row: LimitRow) -> None:
+        """``lower <= a @ h <= upper``, the coefficients and bounds parameters (deltas move with the market)."""
+        assert self.h is not None
+        coef = cp.Parameter(len(row.coefficients), value=row.coefficients, name=f"{key}.coefficients")
+        self.limit_params[f"{key}:coefficients"] = coef
+        expr = coef @ self.h
+        if np.isfinite(row.lower):
+            self.limit_params[f"{key}:lower"] = lo = cp.Parameter(value=row.lower, name=f"{key}.lower")
+            self.constraints.append(expr + self._slack(row.names[0]) >= lo)
+        if np.isfinite(row.upper):
+            self.limit_params[f"{key}:upper"] = hi = cp.Parameter(value=row.upper, name=f"{key}.upper")
+            self.constraints.append(expr - self._slack(row.names[1]) <= hi)
+
+    def _max_loss_losses(self) -> np.ndarray:
+        d = self.description
+        assert d.case.limits.max_loss is not None
+        losses = whole_book_losses(d.case, d.case.limits.max_loss.scenarios, d.all_ids)
+        at = {iid: k for k, iid in enumerate(d.all_ids)}
+        q_all = np.zeros(len(d.all_ids))
+        for v in d.venues:
+            np.add.at(q_all, [at[iid] for iid in v.book.ids], v.book.q)
+        self._whole_rows = np.array([at[c.instrument] for c in d.cands])
+        self._whole_cols, self._whole_q = np.unique(self._whole_rows), q_all
+        return reduce_rows(losses.weights[:, None] * losses.matrix, self._whole_cols, q_all)
+
+    def _whole_book(self) -> Any:
+        """The whole book's positions over every venue on the instruments the hedges trade, then 1
+        (the rest of it, folded into the loss matrix by ``reduce_rows``)."""
+        rows, cols = self._whole_rows, self._whole_cols
+        select = sp.csr_matrix((np.ones(len(rows)), (np.searchsorted(cols, rows), np.arange(len(rows)))),
+                               shape=(len(cols), len(rows)))
+        return cp.hstack([self._whole_q[cols] + select @ self.h, np.ones(1)])
+
+    # -- objective ---------------------------------------------------------------
+    def _objective_terms(self) -> dict[str, Any]:
+        d = self.description
+        terms: dict[str, Any] = {}
+        if self.h is not None and "hedge" in d.kind.terms:
+            impact = d.impacts
+            terms["hedge"] = d.unit_costs @ cp.abs(self.h)
+            if impact.any():
+                # Impact in epigraph form, t_c >= z_c^2 as a second-order cone: with the quadratic in
+                # the objective (a QP), Clarabel stalled on the demo while the cone form solves.
+                k = np.flatnonzero(impact)
+                assert self.z is not None
+                t = cp.Variable(len(k), nonneg=True, name="impact")
+                self.constraints.append(cp.square(self.z[k]) <= t)
+                terms["hedge"] = terms["hedge"] + (impact[k] * d.h_scale[k] ** 2) @ t
+        if "margin" in d.kind.terms:
+            terms["margin"] = cp.sum(cp.hstack([vp.im for vp in self.venues]))
+        if "funding" in d.kind.terms:
+            funding, transfer = [], []
+            for vp in self.venues:
+                if not vp.venue.assets or vp.x is None:
+                    continue  # funding what stays posted is a constant: verification adds it to the reported cost
+                cost, move = d.cost_rates(vp.venue)
+                vp.params["funding_rate"] = cp.Parameter(len(cost), nonneg=True, value=cost, name=f"{vp.name}.funding_rate")
+                vp.params["transfer_rate"] = cp.Parameter(len(move), nonneg=True, value=move, name=f"{vp.name}.transfer_rate")
+                funding.append(vp.params["funding_rate"] @ vp.x)
+                transfer.append(vp.params["transfer_rate"] @ cp.pos(vp.x - vp.venue.posted))
+            if funding:
+                terms["funding"] = cp.sum(cp.hstack(funding))
+            if transfer:
+                terms["transfer"] = cp.sum(cp.hstack(transfer))
+        return terms
+
+    # -- solving -------------------------------------------------------------------
+    def plan(self) -> Plan:
+        h = np.asarray(self.h.value, dtype=float).reshape(-1) if self.h is not None else np.zeros(0)
+        allocation = {}
+        for vp in self.venues:
+            if vp.x is not None:
+                allocation[vp.name] = dict(zip(vp.venue.assets, np.asarray(vp.x.value, dtype=float).reshape(-1).tolist(), strict=True))
+        return Plan(h, allocation)
+
+    def solve(self, request: SolveRequest) -> Solution:
+        checked: dict[str, Verification] = {}
+
+        def accept() -> str | None:
+            if request.check is None:
+                return None
+            checked["last"] = request.check(self.plan())
+            bad = checked["last"].failures
+            return None if not bad else "; ".join(f"{c.name} by {c.violation:.6g}" for c in bad[:3])
+
+        report = solve(self.problem, self.problem_class, forced=request.solver, accept=accept,
+                       build_seconds=self.build_seconds, warm=request.warm)
+        if report.status is not SolveStatus.OPTIMAL:
+            return Solution(report.status, report, verification=checked.get("last"))
+        return Solution(report.status, report, self.plan(), checked.get("last"), shadow=self.shadow_prices())
+
+    def shadow_prices(self) -> dict[str, dict[str, float]]:
+        """Objective change per unit of value of each treasury asset, and per unit of each venue's margin."""
+        d = self.description
+        prices = d.case.market.prices
+        assets = {}
+        for a, con in self.inventory.items():
+            dual = con.dual_value
+            assets[a] = -float(dual) / prices[a] if dual is not None else 0.0
+        venues = {}
+        for vp in self.venues:
+            if d.kind.venue_weight is not None:
+                venues[vp.name] = d.kind.venue_weight
+            elif vp.coverage is not None and vp.coverage.dual_value is not None:
+                venues[vp.name] = float(vp.coverage.dual_value)
+        return {"assets": assets, "venues": venues}
+
+    def shortfalls(self, solver: str | None) -> tuple[tuple[str, float], ...]:
+        """What is short and by how much (``elastic`` programs): the slacks at the optimum."""
+        if not self.slacks:
+            return ()
+        report = solve(self.problem, self.problem_class, forced=solver)
+        if report.status is not SolveStatus.OPTIMAL:
+            return (("the elastic problem could not be solved", float("nan")),)
+        return self._slack_values()
+
+    def _slack_values(self) -> tuple[tuple[str, float], ...]:
+        values = {name: float(np.asarray(v.value)) for name, v in self.slacks.items()}
+        return tuple((name, amount) for name, amount in values.items() if amount > SHORTFALL_TOL)
+
+    # -- a market move -------------------------------------------------------------
+    def update(self, description: Description) -> None:
+        """Load a description of the same structure (new prices, vols, haircuts, limits) into the
+        parameters. The compiled program is reused: cvxpy maps parameters to solver data without
+        canonicalizing again, and solvers that can warm-start do."""
+        t0 = time.perf_counter()
+        self.description = d = description
+        prices = d.case.market.prices
+        for vp, venue in zip(self.venues, d.venues, strict=True):
+            vp.venue = venue
+            book = venue.book
+            if vp.position is not None:
+                moved = venue.measure if vp.columns is None else venue.measure.on_columns(vp.columns, book.q)
+                assert moved is not None  # the same measure kinds as when built
+                vp.measure.load(moved)
+            else:
+                assert vp.im_const is not None
+                vp.im_const.value = book.initial.evaluate(book.q)
+            if vp.credited_const is not None:
+                vp.credited_const.value = float(sum(c.credited_value for c in book.collateral()))
+            if "value_rate" in vp.params:
+                rates = np.concatenate([pieces(book.venue.collateral[a])[1] for a in venue.assets])
+                vp.params["value_rate"].value = rates * np.array([prices[venue.assets[i]] for i in vp.piece_asset])
+            if "funding_rate" in vp.params:
+                cost, move = d.cost_rates(venue)
+                vp.params["funding_rate"].value = cost
+                vp.params["transfer_rate"].value = move
+        for a in self.inventory:
+            self.limit_params[f"available:{a}"].value = d.available(a)
+        if self.h is not None:
+            for key, row in _rows(d):
+                self.limit_params[f"{key}:coefficients"].value = row.coefficients
+                for side, bound in (("lower", row.lower), ("upper", row.upper)):
+                    if f"{key}:{side}" in self.limit_params:
+                        self.limit_params[f"{key}:{side}"].value = bound
+        if "max_loss:losses" in self.limit_params and d.case.limits.max_loss is not None:
+            self.limit_params["max_loss:losses"].value = self._max_loss_losses()
+            self.limit_params["max_loss:limit"].value = d.case.limits.max_loss.limit
+        self.build_seconds = time.perf_counter() - t0
+
+
+def _rows(d: Description) -> list[tuple[str, LimitRow]]:
+    """The limit rows with a key each that a market move keeps (bounds appear in the names)."""
+    return ([(f"net_delta:{i}", r) for i, r in enumerate(d.net_delta_rows())]
+            + [(f"linear:{i}", r) for i, r in enumerate(d.linear_rows())])

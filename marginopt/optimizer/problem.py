@@ -1,0 +1,52 @@
+"""A case's plan problem on the backend chosen for it, built once and re-solvable after a market move.
+
+    problem = MarginProblem(case, mode=Mode.ALLOCATE)   # described, backend chosen and built
+    first = run(problem)
+    problem.update(moved_case)                          # the backend keeps what it can
+    again = run(problem, warm=True)
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from marginopt.models.case import Case
+from marginopt.models.enums import Objective
+from marginopt.optimizer.backends import build_backend, choose_backend
+from marginopt.optimizer.backends.base import Backend
+from marginopt.optimizer.choice import SolverChoice
+from marginopt.optimizer.description import Description, Mode, describe
+
+
+class MarginProblem:
+    """``solver``: a solver or formulation as ``--solver`` takes it (``SolverChoice``); ``backend``:
+    a backend by its registry name (``optimizer.backends.BACKENDS``), for callers that need one."""
+
+    def __init__(self, case: Case, objective: Objective | str | None = None, mode: Mode | str = Mode.OPTIMIZE,
+                 solver: SolverChoice | str | None = None, backend: str | None = None, **options: Any) -> None:
+        self.description: Description = describe(case, Objective(objective) if objective is not None else None, Mode(mode))
+        self.choice = SolverChoice.parse(solver)
+        name = backend or choose_backend(self.description, self.choice)
+        self.backend: Backend = build_backend(name, self.description, **options)
+
+    @property
+    def solver(self) -> str | None:
+        """The solver the caller forced, if any."""
+        return self.choice.solver if self.choice is not None else None
+
+    @property
+    def case(self) -> Case:
+        return self.description.case
+
+    @property
+    def parts(self) -> list[Any]:
+        return self.description.venues
+
+    @property
+    def problem_class(self) -> Any:
+        return self.backend.problem_class
+
+    def update(self, case: Case) -> None:
+        """Load a case of the same structure (new prices, vols, haircuts, limits)."""
+        self.description = self.description.moved(case)
+        self.backend.update(self.description)
