@@ -23,9 +23,21 @@ from marginopt.errors import CaseError, MarginoptError, ModelError, NonConvexMea
 if TYPE_CHECKING:
     from marginopt.models import Case, MarginReport, ScenarioLosses, VenueBook, load_case
     from marginopt.models import margin_report as margin
-    from marginopt.optimizer import Leg, OptimizationResult, attribution, optimize, route, route_legs, what_if, what_if_legs
+    from marginopt.optimizer import (
+        Leg,
+        MarginProblem,
+        Mode,
+        OptimizationResult,
+        attribution,
+        optimize,
+        route,
+        route_legs,
+        run,
+        what_if,
+        what_if_legs,
+    )
 
-__version__ = "0.1.0"
+    __version__: str
 
 # public name -> (module, attribute)
 _LAZY: dict[str, tuple[str, str]] = {
@@ -43,10 +55,19 @@ _LAZY: dict[str, tuple[str, str]] = {
     "Leg": ("marginopt.optimizer", "Leg"),
     "what_if_legs": ("marginopt.optimizer", "what_if_legs"),
     "route_legs": ("marginopt.optimizer", "route_legs"),
+    # The warm re-solve: problem = MarginProblem(case); run(problem); problem.update(moved); run(problem, warm=True)
+    "MarginProblem": ("marginopt.optimizer", "MarginProblem"),
+    "Mode": ("marginopt.optimizer", "Mode"),
+    "run": ("marginopt.optimizer", "run"),
 }
 
 
 def __getattr__(name: str) -> Any:
+    if name == "__version__":
+        from importlib.metadata import version  # the installed package's, from pyproject.toml
+
+        globals()[name] = value = version("marginopt")
+        return value
     if name not in _LAZY:
         raise AttributeError(f"module 'marginopt' has no attribute {name!r}")
     module, attr = _LAZY[name]
@@ -56,7 +77,7 @@ def __getattr__(name: str) -> Any:
 
 
 def __dir__() -> list[str]:
-    return sorted(set(globals()) | set(_LAZY))
+    return sorted(set(globals()) | set(_LAZY) | {"__version__"})
 
 
 def demo_case_path() -> Path:
@@ -84,4 +105,7 @@ __all__ = [
     "Leg",
     "what_if_legs",
     "route_legs",
+    "MarginProblem",
+    "Mode",
+    "run",
 ]
