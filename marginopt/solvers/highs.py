@@ -1,7 +1,8 @@
-"""HiGHS instances that print nothing, for the backends that drive HiGHS directly."""
+"""HiGHS instances that print nothing, and a timed run, for the backends that drive HiGHS directly."""
 
 from __future__ import annotations
 
+import time
 from typing import Any, TypeAlias
 
 import highspy
@@ -28,3 +29,15 @@ def quiet_highs() -> Highs:
         hs = highspy.Highs()
         hs.setOptionValue("output_flag", False)
     return hs
+
+
+def run_lp(hs: Highs, seconds: dict[str, float]) -> str | None:
+    """Run HiGHS, adding its time to ``seconds["lp"]``; None when optimal, else the status to
+    report (infeasible | error)."""
+    t1 = time.perf_counter()
+    hs.run()
+    seconds["lp"] += time.perf_counter() - t1
+    status = hs.getModelStatus()
+    if status == highspy.HighsModelStatus.kOptimal:
+        return None
+    return "infeasible" if status == highspy.HighsModelStatus.kInfeasible else "error"

@@ -36,17 +36,9 @@ import numpy as np
 import scipy.sparse as sp
 
 from marginopt.solvers import dense_ipm
-from marginopt.solvers.highs import Highs, quiet_highs
-from marginopt.solvers.scenario_lp import (
-    LargeResult,
-    ScenarioTerm,
-    cap,
-    exact_objective,
-    first_set,
-    gather,
-    run_lp,
-    violated,
-)
+from marginopt.solvers.highs import Highs, quiet_highs, run_lp
+from marginopt.solvers.scenario_terms import LargeResult, ScenarioTerm, exact_objective
+from marginopt.solvers.working_set import cap, first_set, gather, violated
 
 INF = highspy.kHighsInf
 # With the interior point, each round also adds this many tails of the scenarios nearest to
@@ -72,21 +64,159 @@ def solve_dual(
     max_iterations: int,
     ipm: bool = False,
 ) -> tuple[LargeResult, list[np.ndarray]]:
-    """``ipm``: solve each restricted LP with ``dense_ipm`` instead of HiGHS's simplex."""
+    """Column generation on the dual: seed each term (its previous working set, else the worst
+    scenarios at ``start``), then solve the restricted dual, read h and the bound off it and add
+    the scenarios it prices in, until there are none. ``ipm``: solve each restricted LP with
+    ``dense_ipm`` instead of HiGHS's simplex."""
     t0 = time.perf_counter()
     seconds = {"passes": 0.0, "lp": 0.0}
+    dual = RestrictedDual(terms, lb, ub, cost, linear)
+    h = np.zeros(len(lb)) if start is None else np.asarray(start, float)
+    dual.seed(h, working, seconds)
+    lower, it, col = -math.inf, 0, np.zeros(0)
+    for it in range(1, max_iterations + 1):
+        failed, col, row_dual = dual.run(ipm, seconds)
+        if failed:
+            return LargeResult(failed, h, math.nan, lower, it, working, [], np.zeros(0), [], seconds), working
+        h = dual.hedge(row_dual)
+        lower = dual.lower_bound(col, ipm)
+        if not dual.price(h, dual.levels(row_dual), tol, ipm, seconds):
+            break
+    working = [np.flatnonzero(mask) for mask in dual.in_lp]
+    exact, values = exact_objective(terms, h, cost)
+    scen_duals = [gather(blocks, col) for blocks in dual.cols_of]
+    seconds["total"] = time.perf_counter() - t0
+    return LargeResult("optimal", h, exact, lower, it, working, values, dual.linear_duals(col), scen_duals,
+                       seconds), working
+
+
+class RestrictedDual:
+    """The dual LP held in HiGHS with the scenario columns added so far, and how its solution reads.
+
+    Rows: one per term (sum mu = w_g), one per hedge, then a cap row per scenario of a term with
+    a limit. Columns: each hedge's bounded pieces, the linear rows' and the limits' multipliers,
+    then the scenarios' weights mu (and their caps' slacks) as they enter.
+    """
+
+    def __init__(
+        self,
+        terms: list[ScenarioTerm],
+        lb: np.ndarray,
+        ub: np.ndarray,
+        cost: np.ndarray,
+        linear: tuple[np.ndarray, np.ndarray, np.ndarray] | None,
+    ) -> None:
+        self.terms, self.lb, self.ub, self.cost, self.linear = terms, lb, ub, cost, linear
+        self.hs = quiet_highs()
+        n_terms = len(terms)
+        self.hs.addRows(n_terms, np.array([t.weight for t in terms]), np.array([t.weight for t in terms]), 0,
+                        np.zeros(n_terms, np.int32), np.zeros(0, np.int32), np.zeros(0))
+        self.hedge_row0 = _hedge_rows(self.hs, lb, ub, cost)
+        self.nu_cols = _linear_columns(self.hs, linear, self.hedge_row0)
+        self.lam_col = _limit_columns(self.hs, terms)
+        self.in_lp = [np.zeros(len(t.offset), dtype=bool) for t in terms]
+        self.cols_of: list[list[tuple[np.ndarray, int]]] = [[] for _ in terms]  # per term: (scenarios, first column)
+        self.cap_rows: list[np.ndarray] = []
+
+    def add(self, g: int, scen: np.ndarray) -> None:
+        """Scenarios ``scen`` of term ``g`` enter: a column mu_s each (cost -l0_s, 1 in the term's
+        row, L[s, j] in hedge j's row), with a cap row and its slack when the term has a limit."""
+        hs, term = self.hs, self.terms[g]
+        n = len(scen)
+        beta = 1.0 - term.alpha
+        share = term.probs[scen] / beta
+        limited = self.lam_col[g] >= 0
+        width = 1 + len(term.cols) + limited
+        idx = np.empty((n, width), np.int32)
+        idx[:, 0] = g
+        idx[:, 1:1 + len(term.cols)] = self.hedge_row0 + term.cols
+        val = np.empty((n, width))
+        val[:, 0] = 1.0
+        val[:, 1:1 + len(term.cols)] = term.matrix[scen]
+        if limited:
+            first_cap = hs.getNumRow()
+            hs.addRows(n, term.weight * share, term.weight * share, n, np.arange(n, dtype=np.int32),
+                       np.full(n, self.lam_col[g], np.int32), -share)
+            idx[:, -1] = first_cap + np.arange(n)
+            val[:, -1] = 1.0
+            self.cap_rows.append(first_cap + np.arange(n))
+        first = hs.getNumCol()
+        hs.addCols(n, -term.offset[scen], np.zeros(n), np.full(n, INF) if limited else term.weight * share, n * width,
+                   np.arange(0, n * width, width, dtype=np.int32), idx.ravel(), val.ravel())
+        if limited:
+            hs.addCols(n, np.zeros(n), np.zeros(n), np.full(n, INF), n, np.arange(n, dtype=np.int32),
+                       (first_cap + np.arange(n)).astype(np.int32), np.ones(n))
+        self.cols_of[g].append((scen, first))
+        self.in_lp[g][scen] = True
+
+    def seed(self, h: np.ndarray, working: list[np.ndarray], seconds: dict[str, float]) -> None:
+        """The first columns: each term's previous working set (a warm re-solve), else its worst scenarios at h."""
+        for g, term in enumerate(self.terms):
+            t1 = time.perf_counter()
+            loss = term.losses(h)
+            seconds["passes"] += time.perf_counter() - t1
+            self.add(g, working[g] if len(working[g]) else first_set(term, loss))
+
+    def run(self, ipm: bool, seconds: dict[str, float]) -> tuple[str | None, np.ndarray, np.ndarray]:
+        """The restricted LP solved: (failure, column values, row duals)."""
+        if ipm:
+            return run_ipm(self.hs, seconds, np.concatenate(self.cap_rows) if self.cap_rows else None)
+        return run_simplex(self.hs, seconds)
+
+    def hedge(self, row_dual: np.ndarray) -> np.ndarray:
+        """h: the hedge rows' duals (minimizing the negated dual), clipped to the box, where an
+        interior point's may sit a round-off outside it."""
+        return np.clip(row_dual[self.hedge_row0:self.hedge_row0 + len(self.lb)], self.lb, self.ub)
+
+    def levels(self, row_dual: np.ndarray) -> np.ndarray:
+        """Each term's VaR level c_g: d(-objective)/d(w_g), minus the term row's dual. A scenario's
+        mu_s then has reduced cost -(l0_s + L_s h - c_g)."""
+        return -row_dual[:len(self.terms)]
+
+    def lower_bound(self, col: np.ndarray, ipm: bool) -> float:
+        """The restricted dual's optimum, a lower bound on the full program; an interior point's
+        is recomputed from its scenario weights (``dual_bound``), not read off the iterate."""
+        if not ipm:
+            return -float(self.hs.getInfo().objective_function_value)
+        scen_mu = [gather(blocks, col) for blocks in self.cols_of]
+        lams = [float(col[c]) if c >= 0 else 0.0 for c in self.lam_col]
+        return dual_bound(self.terms, scen_mu, self.lb, self.ub, self.cost, self.linear, lams)
+
+    def price(self, h: np.ndarray, level: np.ndarray, tol: float, ipm: bool, seconds: dict[str, float]) -> int:
+        """Add the scenarios whose loss at h exceeds their term's level (and, on the interior
+        point, those nearest to it, ``AHEAD``); returns how many entered."""
+        added = 0
+        t1 = time.perf_counter()
+        for g, term in enumerate(self.terms):
+            loss = term.losses(h)
+            excess = loss - level[g]
+            viol = violated(excess, loss, self.in_lp[g], tol, cap(term))
+            if ipm and viol.size and AHEAD > 0:
+                viol = ahead(excess, self.in_lp[g], viol, int(math.ceil(AHEAD * (1 - term.alpha) * len(loss))))
+            if viol.size:
+                self.add(g, viol)
+                added += viol.size
+        seconds["passes"] += time.perf_counter() - t1
+        return added
+
+    def linear_duals(self, col: np.ndarray) -> np.ndarray:
+        """d(objective)/d(bound) of each linear row: nu+ for its lower bound less nu- for its upper."""
+        lin_duals = np.zeros(0 if self.linear is None else self.linear[0].shape[0])
+        for r_, sign, c in self.nu_cols:
+            lin_duals[r_] += sign * col[c]
+        return lin_duals
+
+
+def _hedge_rows(hs: Highs, lb: np.ndarray, ub: np.ndarray, cost: np.ndarray) -> int:
+    """The hedge rows and their bounded columns; returns the first hedge row.
+
+    One row per hedge j: sum_s mu_s L_sj - (A'nu)_j + z_j + a_j - b_j = 0. The primal's box and
+    cost on h_j become column bounds: -y = z + a - b prices the conjugate of cost |h| on [lb, ub]
+    (slope 0 for |y| <= cost when h = 0 is allowed, slope ub beyond +cost through a, lb beyond
+    -cost through b). The basis is then #terms + K rows and a scenario column has K + 1 entries;
+    bound rows for h made the basis three times as large and each simplex iteration slower."""
     k = len(lb)
-    hs = quiet_highs()
-    # Rows: one per term (sum mu = w), then per hedge its bound rows, then nothing else.
-    n_terms = len(terms)
-    hs.addRows(n_terms, np.array([t.weight for t in terms]), np.array([t.weight for t in terms]), 0,
-               np.zeros(n_terms, np.int32), np.zeros(0, np.int32), np.zeros(0))
-    # One row per hedge j: sum_s mu_s L_sj - (A'nu)_j + z_j + a_j - b_j = 0. The primal's box and
-    # cost on h_j become column bounds: -y = z + a - b prices the conjugate of cost |h| on [lb, ub]
-    # (slope 0 for |y| <= cost when h = 0 is allowed, slope ub beyond +cost through a, lb beyond
-    # -cost through b). The basis is then #terms + K rows and a scenario column has K + 1 entries;
-    # bound rows for h made the basis three times as large and each simplex iteration slower.
-    def_row0 = hs.getNumRow()
+    row0 = hs.getNumRow()
     hs.addRows(k, np.zeros(k), np.zeros(k), 0, np.zeros(k, np.int32), np.zeros(0, np.int32), np.zeros(0))
     for j in range(k):
         c_j, lo_j, hi_j = float(cost[j]), float(lb[j]), float(ub[j])
@@ -97,122 +227,52 @@ def solve_dual(
         else:  # h = 0 allowed; a zero bound extends the flat part
             z_lo = -c_j if lo_j < 0.0 else -INF
             z_hi = c_j if hi_j > 0.0 else INF
-        row = np.array([def_row0 + j], np.int32)
+        row = np.array([row0 + j], np.int32)
         hs.addCol(0.0, z_lo, z_hi, 1, row, np.array([1.0]))
         if math.isfinite(hi_j) and hi_j != 0.0:  # a: costs ub per unit (minimizing the negated dual)
             hs.addCol(hi_j, 0.0, INF, 1, row, np.array([1.0]))
         if math.isfinite(lo_j) and lo_j != 0.0:  # b: costs -lb per unit
             hs.addCol(-lo_j, 0.0, INF, 1, row, np.array([-1.0]))
-    # Linear rows on h: nu+ (lower bound lo) and nu- (upper bound hi), entering hedge rows with -a and +a.
-    nu_cols: list[tuple[int, float, int]] = []  # (linear row, sign, column)
-    if linear is not None:
-        a, lo, hi = linear
-        for r_ in range(a.shape[0]):
-            nz = np.flatnonzero(a[r_])
-            if lo[r_] == hi[r_]:
-                # An equality row's multiplier is free: one column, not nu+ - nu- (a split pair
-                # drifts off to infinity together in an interior-point method).
-                nu_cols.append((r_, 1.0, hs.getNumCol()))
-                hs.addCol(-float(lo[r_]), -INF, INF, len(nz), (def_row0 + nz).astype(np.int32), -a[r_, nz])
-                continue
-            for sign, bound in ((1.0, lo[r_]), (-1.0, hi[r_])):
-                if not math.isfinite(bound):
-                    continue
-                nu_cols.append((r_, sign, hs.getNumCol()))
-                hs.addCol(-sign * bound, 0.0, INF, len(nz), (def_row0 + nz).astype(np.int32), -sign * a[r_, nz])
-    h = np.zeros(k) if start is None else np.asarray(start, float)
-    in_lp = [np.zeros(len(t.offset), dtype=bool) for t in terms]
-    cols_of: list[list[tuple[np.ndarray, int]]] = [[] for _ in terms]
+    return row0
 
-    # A term with a limit: its multiplier lam_g >= 0 (cost kappa_g) joins the term's row, sum mu =
-    # w_g + lam_g, and each of its scenarios gets a cap row mu_s - (p_s / beta) lam_g + sigma_s =
-    # w_g p_s / beta (sigma_s >= 0): the cap moves with lam_g, so it is a row, not a bound. The
-    # interior point eliminates these rows (dense_ipm's ``eliminate``).
-    lam_col = [-1] * n_terms
+
+def _linear_columns(hs: Highs, linear: tuple[np.ndarray, np.ndarray, np.ndarray] | None,
+                    hedge_row0: int) -> list[tuple[int, float, int]]:
+    """The linear rows on h as multiplier columns: nu+ (lower bound lo) and nu- (upper bound hi),
+    entering hedge rows with -a and +a. Returns (linear row, sign, column) for each."""
+    nu_cols: list[tuple[int, float, int]] = []
+    if linear is None:
+        return nu_cols
+    a, lo, hi = linear
+    for r_ in range(a.shape[0]):
+        nz = np.flatnonzero(a[r_])
+        if lo[r_] == hi[r_]:
+            # An equality row's multiplier is free: one column, not nu+ - nu- (a split pair
+            # drifts off to infinity together in an interior-point method).
+            nu_cols.append((r_, 1.0, hs.getNumCol()))
+            hs.addCol(-float(lo[r_]), -INF, INF, len(nz), (hedge_row0 + nz).astype(np.int32), -a[r_, nz])
+            continue
+        for sign, bound in ((1.0, lo[r_]), (-1.0, hi[r_])):
+            if not math.isfinite(bound):
+                continue
+            nu_cols.append((r_, sign, hs.getNumCol()))
+            hs.addCol(-sign * bound, 0.0, INF, len(nz), (hedge_row0 + nz).astype(np.int32), -sign * a[r_, nz])
+    return nu_cols
+
+
+def _limit_columns(hs: Highs, terms: list[ScenarioTerm]) -> list[int]:
+    """Each limited term's multiplier column, -1 for a term without a limit.
+
+    A term with a limit: its multiplier lam_g >= 0 (cost kappa_g) joins the term's row, sum mu =
+    w_g + lam_g, and each of its scenarios gets a cap row mu_s - (p_s / beta) lam_g + sigma_s =
+    w_g p_s / beta (sigma_s >= 0): the cap moves with lam_g, so it is a row, not a bound. The
+    interior point eliminates these rows (dense_ipm's ``eliminate``)."""
+    lam_col = [-1] * len(terms)
     for g, term in enumerate(terms):
         if term.limit is not None:
             lam_col[g] = hs.getNumCol()
             hs.addCol(float(term.limit), 0.0, INF, 1, np.array([g], np.int32), np.array([-1.0]))
-    cap_rows: list[np.ndarray] = []
-
-    def add(g: int, scen: np.ndarray) -> None:
-        term = terms[g]
-        n = len(scen)
-        beta = 1.0 - term.alpha
-        share = term.probs[scen] / beta
-        # Column mu_s: cost -l0_s, 1 in the term's row, L[s, j] in hedge j's row (and 1 in its cap row).
-        limited = lam_col[g] >= 0
-        width = 1 + len(term.cols) + limited
-        idx = np.empty((n, width), np.int32)
-        idx[:, 0] = g
-        idx[:, 1:1 + len(term.cols)] = def_row0 + term.cols
-        val = np.empty((n, width))
-        val[:, 0] = 1.0
-        val[:, 1:1 + len(term.cols)] = term.matrix[scen]
-        if limited:
-            first_cap = hs.getNumRow()
-            hs.addRows(n, term.weight * share, term.weight * share, n, np.arange(n, dtype=np.int32),
-                       np.full(n, lam_col[g], np.int32), -share)
-            idx[:, -1] = first_cap + np.arange(n)
-            val[:, -1] = 1.0
-            cap_rows.append(first_cap + np.arange(n))
-        first = hs.getNumCol()
-        hs.addCols(n, -term.offset[scen], np.zeros(n), np.full(n, INF) if limited else term.weight * share, n * width,
-                   np.arange(0, n * width, width, dtype=np.int32), idx.ravel(), val.ravel())
-        if limited:
-            hs.addCols(n, np.zeros(n), np.zeros(n), np.full(n, INF), n, np.arange(n, dtype=np.int32),
-                       (first_cap + np.arange(n)).astype(np.int32), np.ones(n))
-        cols_of[g].append((scen, first))
-        in_lp[g][scen] = True
-
-    for g, term in enumerate(terms):
-        t1 = time.perf_counter()
-        loss = term.losses(h)
-        seconds["passes"] += time.perf_counter() - t1
-        add(g, working[g] if len(working[g]) else first_set(term, loss))
-    lower, it, c_level = -math.inf, 0, np.zeros(n_terms)
-    col = np.zeros(0)
-    for it in range(1, max_iterations + 1):
-        if ipm:
-            failed, col, row_dual = run_ipm(hs, seconds, np.concatenate(cap_rows) if cap_rows else None)
-        else:
-            failed, col, row_dual = run_simplex(hs, seconds)
-        if failed:
-            return LargeResult(failed, h, math.nan, lower, it, working, [], np.zeros(0), [], seconds), working
-        # Minimizing the negated dual: mu_s has reduced cost -(l0_s + L_s h - c_g) with h the hedge
-        # rows' duals and c_g minus the term row's dual. An interior point's h may sit a round-off
-        # outside its box.
-        h = np.clip(row_dual[def_row0:def_row0 + k], lb, ub)
-        if ipm:
-            scen_mu = [gather(blocks, col) for blocks in cols_of]
-            lams = [float(col[c]) if c >= 0 else 0.0 for c in lam_col]
-            lower = dual_bound(terms, scen_mu, lb, ub, cost, linear, lams)
-        else:
-            lower = -float(hs.getInfo().objective_function_value)
-        c_level = -row_dual[:n_terms]  # d(-objective)/d(w_g): the VaR level c_g, sign as above
-        added = 0
-        t1 = time.perf_counter()
-        for g, term in enumerate(terms):
-            loss = term.losses(h)
-            excess = loss - c_level[g]
-            viol = violated(excess, loss, in_lp[g], tol, cap(term))
-            if ipm and viol.size and AHEAD > 0:
-                viol = ahead(excess, in_lp[g], viol, int(math.ceil(AHEAD * (1 - term.alpha) * len(loss))))
-            if viol.size:
-                add(g, viol)
-                added += viol.size
-        seconds["passes"] += time.perf_counter() - t1
-        if not added:
-            break
-    working = [np.flatnonzero(mask) for mask in in_lp]
-    exact, values = exact_objective(terms, h, cost)
-    scen_duals = [gather(blocks, col) for blocks in cols_of]
-    # d(objective)/d(bound) of each linear row: nu+ for its lower bound less nu- for its upper.
-    lin_duals = np.zeros(0 if linear is None else linear[0].shape[0])
-    for r_, sign, c in nu_cols:
-        lin_duals[r_] += sign * col[c]
-    seconds["total"] = time.perf_counter() - t0
-    return LargeResult("optimal", h, exact, lower, it, working, values, lin_duals, scen_duals, seconds), working
+    return lam_col
 
 
 def run_ipm(hs: Highs, seconds: dict[str, float],

@@ -30,14 +30,20 @@ from __future__ import annotations
 import math
 import time
 from collections.abc import Sequence
-from dataclasses import dataclass, field, replace
+from dataclasses import replace
 
 import highspy
 import numpy as np
 
-from marginopt.models.margin.shortfall import tail_mean
-from marginopt.solvers.highs import Highs, quiet_highs
+from marginopt.solvers.highs import Highs, quiet_highs, run_lp
+from marginopt.solvers.scenario_dual import solve_dual, supported
 from marginopt.solvers.scenario_start import start_point
+from marginopt.solvers.scenario_terms import LargeResult, ScenarioTerm, exact_objective
+from marginopt.solvers.working_set import add_size, cap, first_set, gather, largest, seed_size, violated
+
+# Importable from here as before: optimizer/backends (generation, scenario_route), the tests and
+# the benchmarks import the terms, the result and generation's working-set rules from this module.
+__all__ = ["LargeResult", "ScenarioLP", "ScenarioTerm", "add_size", "largest", "seed_size", "violated"]
 
 INF = highspy.kHighsInf
 ARTIFICIAL = 1e6  # stands in for an infinite bound on h while scenarios are generated
@@ -46,54 +52,6 @@ ARTIFICIAL = 1e6  # stands in for an infinite bound on h while scenarios are gen
 # 5.4 s against 2.8 and at 100,000 x 1,000 55 s against 31.
 LIMIT_DUAL_MIN_K = 150
 SUBSAMPLE, SUBSAMPLE_MIN = 5, 50_000  # an ES-limit program over this many scenarios starts from every 5th
-
-
-@dataclass
-class ScenarioTerm:
-    """One ES or scenario-maximum term over hedge variables.
-
-    ``matrix`` (S x k, any float64 array with rows readable cheaply, e.g. a row slice
-    of a ScenarioLosses matrix) gives the loss per unit of the hedges ``cols`` (indices
-    into h); ``offset`` (S) is the loss of the book already held. ``probs`` are
-    scenario probabilities (ES) or dampening weights (maximum).
-    """
-
-    kind: str  # "es" | "max"
-    matrix: np.ndarray
-    cols: np.ndarray
-    offset: np.ndarray
-    probs: np.ndarray
-    alpha: float = 0.0
-    weight: float = 1.0  # coefficient in the objective
-    floor: bool = True  # margin is max(0, measure)
-    name: str = ""
-    limit: float | None = None  # the measure may not exceed this (a risk limit; primal method)
-
-    def losses(self, h: np.ndarray) -> np.ndarray:
-        return self.offset + self.matrix @ h[self.cols]
-
-    def value(self, h: np.ndarray) -> float:
-        loss = self.losses(h)
-        v = tail_mean(loss, self.probs, 1.0 - self.alpha) if self.kind == "es" else float(np.max(self.probs * loss))
-        return max(v, 0.0) if self.floor else v
-
-
-@dataclass
-class LargeResult:
-    status: str  # optimal | infeasible | unbounded | error
-    h: np.ndarray
-    objective: float  # exact objective at h (upper bound)
-    lower_bound: float  # restricted LP optimum
-    iterations: int
-    working_set: list[np.ndarray]  # per term: scenarios in the LP at the end
-    term_values: list[float]
-    linear_duals: np.ndarray  # d(objective)/d(bound) of each linear row on h
-    scenario_duals: list[tuple[np.ndarray, np.ndarray]]  # per term: (scenario index, dual)
-    seconds: dict[str, float] = field(default_factory=dict)
-
-    @property
-    def gap(self) -> float:
-        return self.objective - self.lower_bound
 
 
 class ScenarioLP:
@@ -142,8 +100,6 @@ class ScenarioLP:
         self.tol = tol
         self.max_iterations = max_iterations
         self.working: list[np.ndarray] = [np.zeros(0, dtype=np.int64) for _ in self.terms]
-        from marginopt.solvers.scenario_dual import supported
-
         if method not in ("auto", "primal", "dual"):
             raise ValueError(f"method: expected auto, primal or dual, got {method!r}")
         if method == "dual" and not supported(self.terms):
@@ -256,8 +212,6 @@ class ScenarioLP:
                 start = start_point(self.terms, self._lb, self._ub, self.linear)
         t_start = time.perf_counter() - t_start
         if self.method == "dual":
-            from marginopt.solvers.scenario_dual import solve_dual
-
             result, self.working = solve_dual(self.terms, self._lb, self._ub, self.cost, self.linear, self.working, start,
                                               self.tol, self.max_iterations, self.ipm)
             result.seconds["start"] = t_start
@@ -330,73 +284,6 @@ class ScenarioLP:
             if ((~np.isfinite(self.lb)) & (result.h <= -edge)).any() or ((~np.isfinite(self.ub)) & (result.h >= edge)).any():
                 result.status = "unbounded"
         return result
-
-
-
-def run_lp(hs: Highs, seconds: dict[str, float]) -> str | None:
-    """Run HiGHS; None when optimal, else the status to report (infeasible | error)."""
-    t1 = time.perf_counter()
-    hs.run()
-    seconds["lp"] += time.perf_counter() - t1
-    status = hs.getModelStatus()
-    if status == highspy.HighsModelStatus.kOptimal:
-        return None
-    return "infeasible" if status == highspy.HighsModelStatus.kInfeasible else "error"
-
-
-def violated(excess: np.ndarray, loss: np.ndarray, in_lp: np.ndarray, tol: float, cap: int) -> np.ndarray:
-    """Scenarios outside the LP whose excess over the current level is above round-off
-    (``tol`` relative to the largest loss), the largest ``cap`` of them."""
-    scale = tol * max(1.0, float(np.abs(loss).max(initial=0.0)))
-    viol = np.flatnonzero((excess > scale) & ~in_lp)
-    return viol[np.argpartition(-excess[viol], cap - 1)[:cap]] if viol.size > cap else viol
-
-
-def exact_objective(terms: Sequence[ScenarioTerm], h: np.ndarray, cost: np.ndarray) -> tuple[float, list[float]]:
-    """The objective at ``h`` computed from the full matrices (the upper bound), and each term's value."""
-    values = [term.value(h) for term in terms]
-    return float(sum(term.weight * v for term, v in zip(terms, values, strict=True)) + cost @ np.abs(h)), values
-
-
-def gather(blocks: list[tuple[np.ndarray, int]], values: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    """Scenarios added in blocks (scenarios, first row or column) and their entries of ``values``."""
-    scen = np.concatenate([b for b, _ in blocks])
-    at = np.concatenate([np.arange(first, first + len(b)) for b, first in blocks])
-    return scen, values[at]
-
-
-def seed_size(kind: str, alpha: float, s: int, k: int) -> int:
-    """Scenarios in the first LP: one and a half tails and as many again as there are hedges (k).
-
-    At a start near the optimum (``scenario_start``) most of the optimal tail lies within
-    1.5 tails of the top; one tail needed five rounds at 100,000 x 200 against two, and
-    2.5 tails made the first LP slower than the rounds it saved."""
-    if kind == "max":
-        return min(s, 64)
-    return min(s, int(math.ceil(1.5 * (1.0 - alpha) * s)) + k + 16)
-
-
-def add_size(kind: str, alpha: float, s: int) -> int:
-    """At most one tail's worth of violated scenarios a round (a quarter needed twice the
-    rounds on a budget problem; more rows make each LP slower)."""
-    return max(64, int(math.ceil((1.0 - alpha) * s))) if kind == "es" else 256
-
-
-def largest(key: np.ndarray, n: int) -> np.ndarray:
-    """The ``n`` scenarios with the largest ``key``, in index order."""
-    if n >= len(key):
-        return np.arange(len(key))
-    return np.sort(np.argpartition(-key, n - 1)[:n])
-
-
-def first_set(term: ScenarioTerm, loss: np.ndarray) -> np.ndarray:
-    """The first working set: the worst (weighted, for a maximum) scenarios at the start."""
-    key = loss if term.kind == "es" else term.probs * loss
-    return largest(key, seed_size(term.kind, term.alpha, len(term.offset), len(term.cols)))
-
-
-def cap(term: ScenarioTerm) -> int:
-    return add_size(term.kind, term.alpha, len(term.offset))
 
 
 def _thinned(kind: str, probs: np.ndarray) -> np.ndarray:

@@ -18,14 +18,12 @@ from __future__ import annotations
 
 import warnings
 from collections.abc import Callable, Sequence
-from typing import TYPE_CHECKING
 
 import numpy as np
 import osqp
 import scipy.sparse as sp
 
-if TYPE_CHECKING:
-    from marginopt.solvers.scenario_lp import ScenarioTerm
+from marginopt.solvers.scenario_terms import ScenarioTerm
 
 ROWS = 20_000  # rows sampled for the second moment (it is a K x K estimate)
 BLOCK = 1_024
