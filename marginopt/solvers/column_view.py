@@ -26,13 +26,14 @@ class ColumnView:
         self.shape = (base.shape[0], len(self.cols))
 
     def __len__(self) -> int:
-        return self.shape[0]
+        return int(self.shape[0])
 
     def __getitem__(self, rows: slice | np.ndarray) -> ColumnView | FloatArray:
         """A row slice stays a view; an index array gathers those rows (a copy of them only)."""
         if isinstance(rows, slice):
             return ColumnView(self.base[rows], self.cols)
-        return self.base[rows][:, self.cols]
+        out: np.ndarray = self.base[rows][:, self.cols]
+        return out
 
     def __matmul__(self, x: FloatArray) -> FloatArray:
         """``base[:, cols] @ x``, as one pass over ``base`` with ``x`` spread onto its columns."""

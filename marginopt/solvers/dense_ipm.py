@@ -31,6 +31,8 @@ import scipy.linalg as sla
 import scipy.sparse as sp
 from threadpoolctl import ThreadpoolController
 
+from marginopt.solvers.status import SolveStatus
+
 DENSE_NNZ = 16  # a column with more entries than this goes to the dense block
 _BLAS: ThreadpoolController | None = None
 _BLAS_THREADS = 1
@@ -41,7 +43,7 @@ STALL = 4  # stop after this many iterations without a better residual
 
 @dataclass
 class IPMResult:
-    status: str  # optimal | stalled | error
+    status: SolveStatus  # OPTIMAL, LIMIT (stalled: no progress) or ERROR
     x: np.ndarray
     y: np.ndarray  # row duals: c - A'y is the reduced cost
     objective: float  # c'x
@@ -96,7 +98,8 @@ class _Matrix:
 
     def dot1(self, x: np.ndarray) -> np.ndarray:
         """A1 x over the kept rows (x a vector or a matrix of columns)."""
-        return self.d1 @ x[self.dense] + self.s1 @ x[self.sparse]
+        out: np.ndarray = self.d1 @ x[self.dense] + self.s1 @ x[self.sparse]
+        return out
 
     def tdot1(self, y: np.ndarray) -> np.ndarray:
         """A1' y over the kept rows (y a vector or a matrix of columns)."""
@@ -116,7 +119,8 @@ class _Matrix:
     def tdot(self, y: np.ndarray) -> np.ndarray:
         if not self.gone.size:
             return self.tdot1(y)
-        return self.tdot1(y[self.kept]) + self.a2.T @ y[self.gone]
+        out: np.ndarray = self.tdot1(y[self.kept]) + self.a2.T @ y[self.gone]
+        return out
 
     def normal(self, theta: np.ndarray) -> np.ndarray:
         """A1 diag(theta) A1' over the kept rows (the one product worth BLAS threads, see ``solve``)."""
@@ -124,7 +128,7 @@ class _Matrix:
         # numpy sees X @ X.T and calls syrk: half the flops of a general product. Switching BLAS
         # threads costs about a millisecond, more than a small product.
         with _threads(None) if ds.shape[0] ** 2 * ds.shape[1] > THREADED_FLOPS else contextlib.nullcontext():
-            m = ds @ ds.T
+            m: np.ndarray = ds @ ds.T
         if self.sparse.size:
             s = self.s1
             m += (s @ sp.diags(theta[self.sparse]) @ s.T).toarray()
@@ -183,7 +187,8 @@ class _Normal:
         mat, factor = self.mat, self.factor
         assert factor is not None
         if not mat.gone.size:
-            return sla.cho_solve(factor, r, check_finite=False)
+            out: np.ndarray = sla.cho_solve(factor, r, check_finite=False)
+            return out
         r1, r2 = r[mat.kept, None], r[mat.gone, None]
         t = r2 / self.diag[:, None]
         rhs = r1 - self._carry(t)
@@ -212,7 +217,7 @@ def solve(c: np.ndarray, a: sp.spmatrix, b: np.ndarray, lower: np.ndarray, upper
     BLAS runs on one thread except for the normal matrix: at 1,001 rows OpenBLAS's two-thread
     Cholesky took 54 ms against 10 ms on one, and matrix-vector products 3 ms against 1.3.
     """
-    # Overflow on an unbounded or infeasible LP shows as a non-finite residual: status "error".
+    # Overflow on an unbounded or infeasible LP shows as a non-finite residual: status ERROR.
     with _threads(1), np.errstate(over="ignore", invalid="ignore", divide="ignore"):
         return _solve(c, a, b, lower, upper, tol, max_iterations, eliminate)
 
@@ -234,7 +239,7 @@ def _solve(c: np.ndarray, a: sp.spmatrix, b: np.ndarray, lower: np.ndarray, uppe
     n_bounds = max(int(hl.sum() + hu.sum()), 1)
     bnorm, cnorm = 1.0 + np.abs(b).max(initial=0.0), 1.0 + np.abs(c).max(initial=0.0)
     shift = 1e-14
-    status, residual = "stalled", math.inf
+    status, residual = SolveStatus.LIMIT, math.inf
     best = (math.inf, x, y, 0)
     it = 0
     for it in range(1, max_iterations + 1):
@@ -249,12 +254,12 @@ def _solve(c: np.ndarray, a: sp.spmatrix, b: np.ndarray, lower: np.ndarray, uppe
         gap = abs(pobj - dobj) / (1.0 + abs(pobj))
         residual = max(pres, dres, gap)
         if not np.isfinite(residual):
-            status = "error"
+            status = SolveStatus.ERROR
             break
         if residual < best[0]:
             best = (residual, x, y, it)
         if residual < tol:
-            status = "optimal"
+            status = SolveStatus.OPTIMAL
             break
         if best[0] < 1e-6 and it - best[3] >= STALL:
             break  # round-off has taken over: answer with the best iterate
@@ -263,7 +268,7 @@ def _solve(c: np.ndarray, a: sp.spmatrix, b: np.ndarray, lower: np.ndarray, uppe
         theta = 1.0 / dinv
         factor = _Normal(mat, theta, shift)
         if not factor.ok:
-            status = "error"
+            status = SolveStatus.ERROR
             break
         shift = max(1e-14, factor.shift / 10.0)
 
@@ -369,7 +374,8 @@ def _cholesky(normal: np.ndarray, shift: float) -> tuple[tuple[np.ndarray, bool]
     return None
 
 
-def _steps(dsl, dsu, zl, dzl, zu, dzu, sl, su, hl, hu, eta: float) -> tuple[float, float]:
+def _steps(dsl: np.ndarray, dsu: np.ndarray, zl: np.ndarray, dzl: np.ndarray, zu: np.ndarray, dzu: np.ndarray,
+           sl: np.ndarray, su: np.ndarray, hl: np.ndarray, hu: np.ndarray, eta: float) -> tuple[float, float]:
     """Largest primal and dual steps (times ``eta``, at most 1) keeping slacks and bound duals positive."""
     ap = min(1.0, _ratio(sl, dsl, hl), _ratio(su, dsu, hu))
     ad = min(1.0, _ratio(zl, dzl, hl), _ratio(zu, dzu, hu))

@@ -8,6 +8,7 @@ from typing import Any, TypeAlias
 import highspy
 
 from marginopt.solvers.quiet import guarded_stdout
+from marginopt.solvers.status import SolveStatus
 
 # highspy's ``Highs()`` registers its Python callback in the constructor, and from highspy 1.16
 # that first call writes the "Running HiGHS ... Copyright" banner on stdout before any option
@@ -31,13 +32,13 @@ def quiet_highs() -> Highs:
     return hs
 
 
-def run_lp(hs: Highs, seconds: dict[str, float]) -> str | None:
+def run_lp(hs: Highs, seconds: dict[str, float]) -> SolveStatus | None:
     """Run HiGHS, adding its time to ``seconds["lp"]``; None when optimal, else the status to
-    report (infeasible | error)."""
+    report (infeasible or error)."""
     t1 = time.perf_counter()
     hs.run()
     seconds["lp"] += time.perf_counter() - t1
     status = hs.getModelStatus()
     if status == highspy.HighsModelStatus.kOptimal:
         return None
-    return "infeasible" if status == highspy.HighsModelStatus.kInfeasible else "error"
+    return SolveStatus.INFEASIBLE if status == highspy.HighsModelStatus.kInfeasible else SolveStatus.ERROR

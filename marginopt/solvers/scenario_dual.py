@@ -38,6 +38,7 @@ import scipy.sparse as sp
 from marginopt.solvers import dense_ipm
 from marginopt.solvers.highs import Highs, quiet_highs, run_lp
 from marginopt.solvers.scenario_terms import LargeResult, ScenarioTerm, exact_objective
+from marginopt.solvers.status import SolveStatus
 from marginopt.solvers.working_set import cap, first_set, gather, violated
 
 INF = highspy.kHighsInf
@@ -86,7 +87,7 @@ def solve_dual(
     exact, values = exact_objective(terms, h, cost)
     scen_duals = [gather(blocks, col) for blocks in dual.cols_of]
     seconds["total"] = time.perf_counter() - t0
-    return LargeResult("optimal", h, exact, lower, it, working, values, dual.linear_duals(col), scen_duals,
+    return LargeResult(SolveStatus.OPTIMAL, h, exact, lower, it, working, values, dual.linear_duals(col), scen_duals,
                        seconds), working
 
 
@@ -157,7 +158,7 @@ class RestrictedDual:
             seconds["passes"] += time.perf_counter() - t1
             self.add(g, working[g] if len(working[g]) else first_set(term, loss))
 
-    def run(self, ipm: bool, seconds: dict[str, float]) -> tuple[str | None, np.ndarray, np.ndarray]:
+    def run(self, ipm: bool, seconds: dict[str, float]) -> tuple[SolveStatus | None, np.ndarray, np.ndarray]:
         """The restricted LP solved: (failure, column values, row duals)."""
         if ipm:
             return run_ipm(self.hs, seconds, np.concatenate(self.cap_rows) if self.cap_rows else None)
@@ -166,7 +167,8 @@ class RestrictedDual:
     def hedge(self, row_dual: np.ndarray) -> np.ndarray:
         """h: the hedge rows' duals (minimizing the negated dual), clipped to the box, where an
         interior point's may sit a round-off outside it."""
-        return np.clip(row_dual[self.hedge_row0:self.hedge_row0 + len(self.lb)], self.lb, self.ub)
+        h: np.ndarray = np.clip(row_dual[self.hedge_row0:self.hedge_row0 + len(self.lb)], self.lb, self.ub)
+        return h
 
     def levels(self, row_dual: np.ndarray) -> np.ndarray:
         """Each term's VaR level c_g: d(-objective)/d(w_g), minus the term row's dual. A scenario's
@@ -233,7 +235,7 @@ def _hedge_rows(hs: Highs, lb: np.ndarray, ub: np.ndarray, cost: np.ndarray) -> 
             hs.addCol(hi_j, 0.0, INF, 1, row, np.array([1.0]))
         if math.isfinite(lo_j) and lo_j != 0.0:  # b: costs -lb per unit
             hs.addCol(-lo_j, 0.0, INF, 1, row, np.array([-1.0]))
-    return row0
+    return int(row0)
 
 
 def _linear_columns(hs: Highs, linear: tuple[np.ndarray, np.ndarray, np.ndarray] | None,
@@ -276,7 +278,7 @@ def _limit_columns(hs: Highs, terms: list[ScenarioTerm]) -> list[int]:
 
 
 def run_ipm(hs: Highs, seconds: dict[str, float],
-            eliminate: np.ndarray | None = None) -> tuple[str | None, np.ndarray, np.ndarray]:
+            eliminate: np.ndarray | None = None) -> tuple[SolveStatus | None, np.ndarray, np.ndarray]:
     """The restricted LP held in ``hs`` (equality rows only) solved by ``dense_ipm`` (``eliminate``:
     the cap rows); HiGHS's simplex takes over if the interior point fails. Returns (failure,
     column values, row duals)."""
@@ -293,7 +295,7 @@ def run_ipm(hs: Highs, seconds: dict[str, float],
     r = dense_ipm.solve(np.asarray(lp.col_cost_), mat, np.asarray(lp.row_lower_), finite(lp.col_lower_),
                         finite(lp.col_upper_), eliminate=eliminate)
     seconds["lp"] += time.perf_counter() - t1
-    if r.status != "error" and r.residual < 1e-6:
+    if r.status is not SolveStatus.ERROR and r.residual < 1e-6:
         return None, r.x, r.y
     return run_simplex(hs, seconds)
 
@@ -371,14 +373,14 @@ def ahead(excess: np.ndarray, in_lp: np.ndarray, viol: np.ndarray, n: int) -> np
     return np.concatenate([viol, cand])
 
 
-def run_simplex(hs: Highs, seconds: dict[str, float]) -> tuple[str | None, np.ndarray, np.ndarray]:
+def run_simplex(hs: Highs, seconds: dict[str, float]) -> tuple[SolveStatus | None, np.ndarray, np.ndarray]:
     """HiGHS on the restricted dual: (failure, column values, row duals). Unbounded there means
     the primal's restriction, a relaxation of the full program, is infeasible (a limit or
     linear rows no h meets)."""
     failed = run_lp(hs, seconds)
-    if failed == "error" and hs.getModelStatus() in (highspy.HighsModelStatus.kUnbounded,
+    if failed is SolveStatus.ERROR and hs.getModelStatus() in (highspy.HighsModelStatus.kUnbounded,
                                                       highspy.HighsModelStatus.kUnboundedOrInfeasible):
-        failed = "infeasible"
+        failed = SolveStatus.INFEASIBLE
     if failed:
         return failed, np.zeros(0), np.zeros(0)
     sol = hs.getSolution()

@@ -39,6 +39,7 @@ from marginopt.solvers.highs import Highs, quiet_highs, run_lp
 from marginopt.solvers.scenario_dual import solve_dual, supported
 from marginopt.solvers.scenario_start import start_point
 from marginopt.solvers.scenario_terms import LargeResult, ScenarioTerm, exact_objective
+from marginopt.solvers.status import SolveStatus
 from marginopt.solvers.working_set import add_size, cap, first_set, gather, largest, seed_size, violated
 
 # Importable from here as before: optimizer/backends (generation, scenario_route), the tests and
@@ -262,7 +263,7 @@ class ScenarioLP:
         lin_duals = row_dual[first_lin:first_lin + n_lin]
         scen_duals = [gather(blocks, row_dual) for blocks in rows]
         seconds["total"] = time.perf_counter() - t0 + t_start
-        return self._bounded(LargeResult("optimal", h, exact, lower, it, self.working, values, lin_duals, scen_duals,
+        return self._bounded(LargeResult(SolveStatus.OPTIMAL, h, exact, lower, it, self.working, values, lin_duals, scen_duals,
                                          seconds))
 
     def _subsample_start(self) -> np.ndarray | None:
@@ -276,13 +277,13 @@ class ScenarioLP:
                        probs=_thinned(t.kind, t.probs[::SUBSAMPLE])) for t in self.terms]
         r = ScenarioLP(sub, self.lb, self.ub, self.cost, self.linear, tol=self.tol, method=self.method,
                        lp="ipm" if self.ipm else "simplex").solve()
-        return r.h if r.status == "optimal" else None
+        return r.h if r.status is SolveStatus.OPTIMAL else None
 
     def _bounded(self, result: LargeResult) -> LargeResult:
-        if result.status == "optimal":
+        if result.status is SolveStatus.OPTIMAL:
             edge = ARTIFICIAL * (1.0 - 1e-6)
             if ((~np.isfinite(self.lb)) & (result.h <= -edge)).any() or ((~np.isfinite(self.ub)) & (result.h >= edge)).any():
-                result.status = "unbounded"
+                result.status = SolveStatus.UNBOUNDED
         return result
 
 

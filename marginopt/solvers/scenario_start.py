@@ -112,4 +112,5 @@ def minimize_second_moment(
         res = solver.solve()
     if res.x is None or not np.all(np.isfinite(res.x)):
         return fallback
-    return np.clip(np.asarray(res.x, float), lb, ub)
+    start: np.ndarray = np.clip(np.asarray(res.x, float), lb, ub)
+    return start

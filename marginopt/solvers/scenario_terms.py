@@ -13,6 +13,7 @@ from dataclasses import dataclass, field
 import numpy as np
 
 from marginopt.models.margin.shortfall import tail_mean
+from marginopt.solvers.status import SolveStatus
 
 
 @dataclass
@@ -37,7 +38,8 @@ class ScenarioTerm:
     limit: float | None = None  # the measure may not exceed this (a risk limit; primal method)
 
     def losses(self, h: np.ndarray) -> np.ndarray:
-        return self.offset + self.matrix @ h[self.cols]
+        out: np.ndarray = self.offset + self.matrix @ h[self.cols]
+        return out
 
     def value(self, h: np.ndarray) -> float:
         loss = self.losses(h)
@@ -47,7 +49,7 @@ class ScenarioTerm:
 
 @dataclass
 class LargeResult:
-    status: str  # optimal | infeasible | unbounded | error
+    status: SolveStatus  # OPTIMAL, INFEASIBLE, UNBOUNDED or ERROR
     h: np.ndarray
     objective: float  # exact objective at h (upper bound)
     lower_bound: float  # restricted LP optimum

@@ -257,7 +257,7 @@ class DirectBackend:
             self.highs.passModel(lp)
             self.loaded = True
         else:
-            self.highs.changeRowsBounds(len(idx), idx, lo, hi)  # type: ignore[attr-defined]  # not in highspy's stubs
+            self.highs.changeRowsBounds(len(idx), idx, lo, hi)
         built = time.perf_counter() - t0
         self.highs.run()
         solved = time.perf_counter() - t0 - built

@@ -35,7 +35,6 @@ from marginopt.solvers.status import Attempt, ProblemClass, SolveReport, SolveSt
 
 # A term below this at the unfloored optimum means its floor may bind: solve with floors.
 NEGATIVE_TOL = 1e-9
-_STATUS = {"optimal": SolveStatus.OPTIMAL, "infeasible": SolveStatus.INFEASIBLE}
 
 
 class ScenarioBackend:
@@ -102,13 +101,14 @@ class ScenarioBackend:
     def solve(self, request: SolveRequest) -> Solution:
         """Solve (again; with the floors on if a term is negative at the unfloored optimum) and verify."""
         res = self._solve(self.floor)
-        if res.status == "optimal" and not self.floor and min(res.term_values, default=0.0) < -NEGATIVE_TOL:
+        if res.status is SolveStatus.OPTIMAL and not self.floor and min(res.term_values, default=0.0) < -NEGATIVE_TOL:
             self.floor = True
             res = self._solve(True)
         assert self.lp is not None
         seconds = res.seconds.get("total", 0.0)
         note = f"large-scenario solver ({self.lp.method} LP), {res.iterations} rounds"
-        status = _STATUS.get(res.status, SolveStatus.ERROR)
+        # Unbounded is a numerical failure here: every margin problem is bounded below.
+        status: SolveStatus = res.status if res.status in (SolveStatus.OPTIMAL, SolveStatus.INFEASIBLE) else SolveStatus.ERROR
         plan = check = certificate = None
         if status is SolveStatus.OPTIMAL:
             plan = Plan(res.h, {})
