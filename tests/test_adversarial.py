@@ -265,7 +265,32 @@ ADV: list[Adv] = [
         args=("whatif", "{case}", "--trade", ":F_BTC:-1e308", "--route")),
     Adv("route-text", "--trade QTY", ("finite number",), file=None, args=("whatif", "{case}", "--trade", ":F_BTC:ten", "--route")),
     Adv("whatif-four-parts", "--trade", ("VENUE:INSTRUMENT:QTY",), file=None, args=("whatif", "{case}", "--trade", "pm:F_BTC:1:2")),
-    Adv("whatif-at-the-bound-is-computed", None, args=("whatif", "{case}", "--trade", "lin:P_ETH:1e15", "--format", "json"), code=0),
+    Adv("whatif-at-the-bound-is-computed", None, args=("whatif", "{case}", "--trade", "lin:P_ETH:3e11", "--format", "json"), code=0),
+    # -- gross value: |quantity| x multiplier x price (an inverse perpetual: x face value) within 1e15 of base currency ------
+    # 1e15 ETH perpetuals at 3,100 are 3.1e18 USD: past 2**53 an amount is not carried to a fraction of a unit
+    Adv("whatif-gross-value-past-the-bound", "--trade QTY", ("at most 1e+15 USD gross", "= 3.1e+18 USD"), file=None,
+        args=("whatif", "{case}", "--trade", "lin:P_ETH:1e15")),
+    Adv("route-gross-value-past-the-bound", "--trade QTY", ("at most 1e+15 USD gross", "= 9.1e+15 USD"), file=None,
+        args=("whatif", "{case}", "--trade", ":F_BTC:-1e11", "--route")),
+    # 1e12 x 3,100 = 3.1e15 USD
+    Adv("position-gross-value-past-the-bound", "positions.quantity", ("at most 1e+15 USD gross", "ETH price 3100 = 3.1e+15 USD"),
+        mutate=_set("positions.2.quantity", 10**12), line="quantity: 1000000000000"),
+    # 2e10 x 91,000 = 1.82e15 USD, in a CSV file
+    Adv("position-gross-value-past-the-bound-csv", "positions.quantity", ("= 1.82e+15 USD",),
+        mutate=_set("positions", "positions.csv"), tables={"positions.csv": POSITIONS_HEAD + "lin,P_ETH,1\npm,F_BTC,2e10\n"},
+        row=2, file="positions.csv"),
+    # two rows of 6e9 summed (aggregate: true): 1.2e10 x 91,000 = 1.092e15 USD, at the first row
+    Adv("aggregated-gross-value-past-the-bound", "positions.quantity", ("= 1.09e+15 USD",),
+        mutate=_set("positions", {"table": "positions.csv", "aggregate": True}),
+        tables={"positions.csv": POSITIONS_HEAD + "lin,P_ETH,1\npm,F_BTC,6e9\npm,F_BTC,6e9\n"}, row=2, file="positions.csv"),
+    # an inverse perpetual's multiplier is its face value in USD: 2e14 x 10 = 2e15 USD
+    Adv("inverse-perpetual-face-value-past-the-bound", "positions.quantity", ("face value 10 = 2e+15 USD",),
+        mutate=lambda c: (c["instruments"].append({"id": "INV", "kind": "perpetual", "underlying": "BTC", "settlement": "inverse",
+                                                   "multiplier": 10}),
+                          c["positions"].append({"venue": "pm", "instrument": "INV", "quantity": 2 * 10**14})),
+        line="quantity: 200000000000000"),
+    # 9.3e14 USD is within the bound: its margin is computed
+    Adv("position-gross-value-at-the-bound-is-computed", None, mutate=_set("positions.2.quantity", 3 * 10**11), code=0),
 ]
 
 
@@ -327,6 +352,52 @@ def test_the_guard_covers_each_table_of_the_cases_above() -> None:
     for f in ("positions.quantity", "market.prices.BTC", "instruments.multiplier", "instruments.strike", "venues.lin.posted.USDC",
               "treasury.USDC.quantity", "hedges.max_buy", "hedges.cost_per_unit", "limits.max_loss.limit", "--trade QTY"):
         assert f in fields, f
+
+
+def test_optimize_on_the_demo_with_a_position_of_1e15_names_the_row(tmp_path: Path) -> None:
+    """The demo with 1e15 BTC perpetuals at OKX (row 11 of positions.csv): 1e15 x 91,000 = 9.1e19 USD gross.
+    It used to reach the solver and exit 3 ("the elastic problem could not be solved"), naming no input."""
+    import shutil
+
+    import marginopt
+
+    demo = tmp_path / "demo"
+    shutil.copytree(marginopt.demo_case_path().parent, demo)
+    rows = (demo / "positions.csv").read_text().splitlines()
+    assert rows[11] == "okx_std,main,BTC-PERP,18"
+    rows[11] = "okx_std,main,BTC-PERP,1e15"
+    (demo / "positions.csv").write_text("\n".join(rows) + "\n")
+    for command in ("optimize", "margin"):
+        code, stdout, stderr = invoke([command, str(demo / "case.yaml")])
+        assert code == 2 and stdout == "", stderr
+        assert stderr.startswith(f"error: {demo / 'positions.csv'}, row 11: field 'positions.quantity': expected a position worth "
+                                 "at most 1e+15 USD gross (1e+15 x multiplier 1 x BTC price 91000 = 9.1e+19 USD)"), stderr
+
+
+def test_a_solve_that_fails_without_saying_why_names_the_largest_amounts(tmp_path: Path) -> None:
+    """The demo with 1e7 BTC perpetuals at OKX (9.1e11 USD gross, within the guard): when the solvers give no plan and
+    no shortfall, the output names the case's largest amounts (hand values: 1e7 x 91,000; CME BTC future bound 50 x
+    5 BTC x 91,000; Deribit BTC future bound 100 x 1 x 91,000)."""
+    import shutil
+    from dataclasses import replace
+
+    import marginopt
+    from marginopt.cli import render
+
+    demo = tmp_path / "demo"
+    shutil.copytree(marginopt.demo_case_path().parent, demo)
+    text = (demo / "positions.csv").read_text()
+    (demo / "positions.csv").write_text(text.replace("okx_std,main,BTC-PERP,18\n", "okx_std,main,BTC-PERP,1e7\n"))
+    case = marginopt.load_case(demo / "case.yaml")
+    assert render.largest_amounts(case) == [
+        {"table": "positions", "input": "okx_std main BTC-PERP", "quantity": 1e7, "value": 9.1e11},
+        {"table": "hedges", "input": "cme_es CME-BTC-DEC26 max_buy/max_sell", "quantity": 50.0, "value": 50 * 5 * 91000.0},
+        {"table": "hedges", "input": "deribit_pm BTC-26DEC26 max_buy/max_sell", "quantity": 100.0, "value": 9.1e6}]
+    plan = marginopt.optimize(marginopt.load_case(marginopt.demo_case_path()), mode="hedge")
+    assert not render.unexplained(plan)
+    assert render.unexplained(replace(plan, status="failed"))
+    assert render.unexplained(replace(plan, status="infeasible", shortfalls=(("the elastic problem could not be solved", float("nan")),)))
+    assert not render.unexplained(replace(plan, status="infeasible", shortfalls=(("okx_std: initial margin not covered", 5.0),)))
 
 
 def _json_case_with(table: str, column: str, value: Any) -> tuple[dict[str, Any], int]:

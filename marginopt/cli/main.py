@@ -207,9 +207,14 @@ def _plan(path: Path, mode: str, objective: str | None, solver: str | None, fmt:
         step("building and solving")
         result = optimize(case, objective=objective, solver=solver, mode=mode)
     if fmt == "json":
-        click.echo(render.plan_json(result.to_dict()))
+        doc = result.to_dict()
+        if render.unexplained(result):  # where to look: the case's largest amounts
+            doc["largest_amounts"] = render.largest_amounts(case)
+        click.echo(render.plan_json(doc))
     else:
         render.plan_table(result, case.base_currency, render.stdout_console())
+        if render.unexplained(result):
+            render.largest_amounts_table(case, render.stdout_console())
     if out is not None and result.succeeded:
         out.mkdir(parents=True, exist_ok=True)
         for name in ("hedges", "allocation", "margins"):
@@ -293,7 +298,7 @@ def whatif(case: Path, trades: tuple[str, ...], route: bool, fmt: str) -> None:
     from marginopt.cli import render
     from marginopt.errors import CaseError, Location
     from marginopt.models import load_case
-    from marginopt.models.magnitude import require_finite, trade_quantity
+    from marginopt.models.magnitude import gross_value_error, require_finite, trade_quantity
     from marginopt.optimizer import Leg, route_legs, what_if_legs
 
     legs = []
@@ -306,6 +311,12 @@ def whatif(case: Path, trades: tuple[str, ...], route: bool, fmt: str) -> None:
                             f"the venue (leave out --route to price the trade at {parts[0]})", trade)
         legs.append(Leg(parts[1], trade_quantity(parts[2], None, "--trade QTY"), parts[0] or None))
     loaded = load_case(case)
+    for leg, trade in zip(legs, trades, strict=True):  # a trade's gross value obeys the bound a position's does
+        if leg.instrument in loaded.instruments:
+            too_big = gross_value_error(leg.quantity, loaded.instruments[leg.instrument], loaded.market.prices,
+                                        loaded.market.base_currency)
+            if too_big is not None:
+                raise CaseError(None, "--trade QTY", "a trade " + too_big.removeprefix("a position "), trade)
     results = route_legs(loaded, legs) if route else [what_if_legs(loaded, legs)]
     said = ", ".join(f"{leg.quantity:g} {leg.instrument}" for leg in legs)
     for w in results:  # never a non-finite margin on screen: the guard on QTY should make this unreachable

@@ -196,3 +196,42 @@ def plan_table(result: Any, ccy: str, console: Console) -> None:
     if assets:
         console.print("one more unit of value of " + ", ".join(f"{k} changes the objective by {v:+.6g}" for k, v in assets.items()),
                       soft_wrap=True)
+
+
+def unexplained(result: Any) -> bool:
+    """A plan that failed without saying why: no verified plan, or infeasible where the elastic problem
+    could not say by how much."""
+    return result.status == "failed" or (result.status == "infeasible"
+                                         and (not result.shortfalls or any(not math.isfinite(a) for _, a in result.shortfalls)))
+
+
+def largest_amounts(case: Any, n: int = 3) -> list[dict[str, Any]]:
+    """The ``n`` largest amounts of base currency the case puts into a program (positions and hedge bounds
+    at their gross value, treasury and posted collateral at market value), largest first: where to look
+    when a solve fails without saying why (the solvers work to about 1e-8 of a program's largest number)."""
+    from marginopt.models.magnitude import exposure_per_contract
+
+    prices = case.market.prices
+    rows: list[tuple[str, str, float, float]] = []
+    pos = case.positions
+    for venue, account, iid, q in zip(pos.venue, pos.account, pos.instrument, pos.quantity.tolist(), strict=True):
+        rows.append(("positions", f"{venue} {account} {iid}", q, abs(q) * exposure_per_contract(case.instruments[iid], prices)))
+    for h in case.hedges:
+        bound = max(h.max_buy, h.max_sell)
+        rows.append(("hedges", f"{h.venue} {h.instrument} max_buy/max_sell", bound,
+                     bound * exposure_per_contract(case.instruments[h.instrument], prices)))
+    for asset, t in case.treasury.items():
+        rows.append(("treasury", f"{asset} quantity", t.quantity, t.quantity * prices[asset]))
+    for name, venue in case.venues.items():
+        for asset, q in venue.posted.items():
+            rows.append(("posted", f"venues.{name}.posted.{asset}", q, q * prices[asset]))
+    rows.sort(key=lambda r: -abs(r[3]))
+    return [{"table": t, "input": what, "quantity": q, "value": v} for t, what, q, v in rows[:n]]
+
+
+def largest_amounts_table(case: Any, console: Console) -> None:
+    """``largest_amounts`` for people, under a plan that failed without saying why."""
+    ccy = case.base_currency
+    items = "; ".join(f"{a['table']} {a['input']}: {a['quantity']:,.6g} ({a['value']:,.6g} {ccy})" for a in largest_amounts(case))
+    console.print("the solvers work to about 1e-8 of the largest number in a program, so amounts many orders of "
+                  f"magnitude apart can keep them from a plan; the case's largest amounts: {items or 'none'}", soft_wrap=True)

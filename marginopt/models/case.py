@@ -89,7 +89,7 @@ def _parse_case(root: Node, path: Path) -> Case:
     instruments = parse_instruments(parts["instruments"], market, valuation_date)
     check_option_prices(instruments, market, valuation_date)
     venues = parse_venues(parts["venues"], market, instruments)
-    positions = parse_positions(parts.get("positions"), venues, instruments)
+    positions = parse_positions(parts.get("positions"), venues, instruments, market)
     treasury = parse_treasury(parts.get("treasury"), market)
     hedges = parse_hedges(parts.get("hedges"), venues, instruments)
     limits = parse_limits(parts.get("limits"), market, hedges)

@@ -20,6 +20,14 @@ Numbers that are divided by (prices, strikes, vols: an inverse contract's P&L is
 
 Beyond the inputs, a computed margin, equity or cost that is not finite all the same is
 refused by ``require_finite`` with the input it came from, never shown as a number.
+
+Amounts: a position's gross value, ``|quantity| x multiplier x price`` of its underlying (for an
+inverse future or perpetual ``|quantity| x multiplier``, the face value in base currency), is an
+amount of base currency, and it must also be at most ``MAX_MAGNITUDE`` (``gross_value_error``). Two
+factors within the bound make an amount up to 1e30, which overflows nothing, but a double carries an
+amount to a fraction of a unit only below 2**53 (about 9.007e15): one BTC perpetual at 91,000 held
+1e15 times is a margin of 9.1e18 shown as 9,100,000,000,000,128,000.00, the last digits round-off
+passed off as money, and no solver works to 1e-8 of that with costs of a few dollars.
 """
 
 from __future__ import annotations
@@ -69,6 +77,27 @@ def trade_quantity(text: str | float, where: Location | None, field: str) -> flo
     if not math.isfinite(qty) or not within(qty):
         raise CaseError(where, field, expected, text)
     return qty
+
+
+def exposure_per_contract(instrument: Any, prices: Any) -> float:
+    """Base currency per contract a position's gross value counts: the face value of an inverse future or
+    perpetual (its ``multiplier``), else ``multiplier`` units of the underlying at its price."""
+    face = instrument.settlement.value == "inverse" and instrument.kind.value in ("future", "perpetual")
+    return float(instrument.multiplier) if face else float(instrument.multiplier) * float(prices[instrument.underlying])
+
+
+def gross_value_error(quantity: float, instrument: Any, prices: Any, currency: str) -> str | None:
+    """``None`` when ``|quantity|`` contracts of ``instrument`` are worth at most ``MAX_MAGNITUDE`` of base
+    currency; else what was expected, for a ``CaseError`` naming the quantity's row and field."""
+    per = exposure_per_contract(instrument, prices)
+    value = abs(quantity) * per
+    if value <= MAX_MAGNITUDE:
+        return None
+    how = (f"{abs(quantity):g} x face value {per:g}" if per == instrument.multiplier and instrument.settlement.value == "inverse"
+           else f"{abs(quantity):g} x multiplier {float(instrument.multiplier):g} x {instrument.underlying} price "
+                f"{float(prices[instrument.underlying]):g}")
+    return (f"a position worth at most {MAX_MAGNITUDE:g} {currency} gross ({how} = {value:.3g} {currency}): past that "
+            "an amount is not carried to a fraction of a unit (marginopt.models.magnitude)")
 
 
 def require_finite(value: float, where: Location | None, field: str, cause: str) -> float:

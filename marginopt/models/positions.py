@@ -14,7 +14,8 @@ from dataclasses import dataclass
 import numpy as np
 
 from marginopt.models.instruments import InstrumentSet, ensure_known
-from marginopt.models.magnitude import MAX_MAGNITUDE, Bound, describe
+from marginopt.models.magnitude import MAX_MAGNITUDE, Bound, describe, exposure_per_contract, gross_value_error
+from marginopt.models.market import MarketData
 from marginopt.models.reader import Node, Table, read_table
 
 DEFAULT_ACCOUNT = "main"
@@ -48,7 +49,10 @@ class Positions:
         return tuple(dict.fromkeys(self.account))
 
 
-def parse_positions(node: Node | None, venues: Collection[str], instruments: InstrumentSet) -> Positions:
+def parse_positions(node: Node | None, venues: Collection[str], instruments: InstrumentSet,
+                    market: MarketData | None = None) -> Positions:
+    """The positions table; with ``market``, each position's gross value is held to the magnitude bound
+    (``magnitude.gross_value_error``), at its row (the first row of summed ones)."""
     if node is None:
         return Positions((), (), (), np.zeros(0))
     aggregate = False
@@ -69,8 +73,19 @@ def parse_positions(node: Node | None, venues: Collection[str], instruments: Ins
     first = _first_rows(table, keys, aggregate)
     if len(first) == len(keys):
         quantity.setflags(write=False)
-        return Positions(tuple(venue), tuple(account), tuple(instrument), quantity)  # type: ignore[arg-type]
-    return _summed(table, keys, quantity, first)
+        out = Positions(tuple(venue), tuple(account), tuple(instrument), quantity)  # type: ignore[arg-type]
+    else:
+        out = _summed(table, keys, quantity, first)
+    if market is not None:
+        per = {iid: exposure_per_contract(instruments[iid], market.prices) for iid in set(out.instrument)}
+        gross = np.abs(out.quantity) * np.fromiter((per[iid] for iid in out.instrument), dtype=float, count=len(out))
+        over = np.flatnonzero(gross > MAX_MAGNITUDE)
+        if over.size:
+            k = int(over[0])
+            q, iid = float(out.quantity[k]), out.instrument[k]
+            row = list(first.values())[k]  # the position's row (its first row when rows were summed)
+            raise table.error(row, "quantity", str(gross_value_error(q, instruments[iid], market.prices, market.base_currency)), q)
+    return out
 
 
 def _row(table: Table, i: int) -> str:
