@@ -267,3 +267,25 @@ def test_direct_lp_matches_the_cvxpy_formulation(tmp_path, seed):
     fresh = marginopt.optimize(moved)
     assert warm.objective_value == pytest.approx(fresh.objective_value, rel=1e-9)
     assert warm.verification.passed
+
+
+def test_more_inventory_never_raises_the_optimum(tmp_path):
+    """The demo (its limits dropped) with 3e6, 1e10 and 1e12 USDC in the treasury: more inventory only
+    adds plans, so the optimum can only fall, and here the USDC inventory does not bind at all, so it is
+    the same. Collateral scaled by inventory alone put the plan's million USDC at 1e-6 of its variable
+    at 1e12: Clarabel gave up and ECOS stopped at a verified (feasible) plan costing 16x the optimum."""
+    import shutil
+
+    values = []
+    for quantity in (3.0e6, 1.0e10, 1.0e12):
+        folder = tmp_path / f"usdc{quantity:g}"
+        shutil.copytree(marginopt.demo_case_path().parent, folder)
+        doc = yaml.safe_load((folder / "case.yaml").read_text())
+        doc.pop("limits")
+        doc["treasury"]["USDC"]["quantity"] = quantity
+        (folder / "case.yaml").write_text(yaml.safe_dump(doc))
+        result = marginopt.optimize(marginopt.load_case(folder / "case.yaml"))
+        assert result.status == "optimal"
+        values.append(result.objective_value)
+    assert values[1] <= values[0] * (1 + 1e-6) and values[2] <= values[1] * (1 + 1e-6)
+    assert values[2] == pytest.approx(values[0], rel=1e-6)
