@@ -16,7 +16,7 @@ from marginopt.optimizer.backends.base import Solution, SolveRequest
 from marginopt.optimizer.choice import SolverChoice
 from marginopt.optimizer.description import Description, Mode
 from marginopt.optimizer.problem import MarginProblem
-from marginopt.optimizer.result import OptimizationResult
+from marginopt.optimizer.result import OptimizationResult, snap
 from marginopt.optimizer.verify import Plan, VenueOutcome, Verification, verify
 from marginopt.solvers.status import SolveReport, SolveStatus
 
@@ -98,7 +98,7 @@ def _result(d: Description, status: str, report: SolveReport, check: Verificatio
             for a, qty in units.items():
                 before = v.book.venue.posted.get(a, 0.0)
                 if abs(qty) > 1e-12 or before:
-                    rows.append({"venue": v.name, "asset": a, "quantity": qty, "value": qty * prices[a], "posted_before": before})
+                    rows.append({"venue": v.name, "asset": a, "quantity": qty, "value": snap(qty) * prices[a], "posted_before": before})
         allocation = pd.DataFrame(rows, columns=allocation.columns)
         margins = pd.DataFrame([
             {"venue": o.venue, "before": o.margin_before, "after": o.margin_after, "collateral_after": o.collateral_after,
