@@ -1,6 +1,6 @@
 """Independent acceptance test for `marginopt margin --format json`.
 
-Written only from the public case-format spec (CASE_FORMAT.md, version 1),
+Written only from the public case-format spec (docs/CASE_FORMAT.md, version 1),
 without reading the package code.  Every expected number below is derived by
 hand from the case files in tests/independent_case/ and the spec's rules.
 """

@@ -1,6 +1,6 @@
 """Independent acceptance test for `marginopt optimize`.
 
-Written only from /work/shared/CASE_FORMAT.md (case format v1), without reading
+Written only from docs/CASE_FORMAT.md (case format v1), without reading
 the package or the other tests. Every expected number below is derived by hand
 in the comments next to it.
 """

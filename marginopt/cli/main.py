@@ -12,9 +12,13 @@ import click
 from rich.console import Console
 from rich.progress import BarColumn, Progress, SpinnerColumn, TextColumn, TimeElapsedColumn
 
+from marginopt import formats as outside
 from marginopt.errors import MarginoptError, printable
 
 FORMATS = click.Choice(["table", "json", "csv"])
+SOURCES = click.Choice(["case", *outside.format_names()])  # what CASE is: a case file, or a file of an outside format
+SOURCE_HELP = "What CASE is: a marginopt case file, or a venue's snapshot: " + "; ".join(
+    f"{f.name}, {f.description}" for f in outside.formats()) + "."
 
 
 class _Group(click.Group):
@@ -109,45 +113,36 @@ def _report(path: Path, fmt: str, title: str, report_file: Path | None = None) -
 @cli.command()
 @click.argument("case", type=click.Path(path_type=Path))
 @click.option("--format", "fmt", type=FORMATS, default="table", show_default=True)
-@click.option("--from", "source", type=click.Choice(["case", "derive-pm2"]), default="case", show_default=True,
-              help="What CASE is: a marginopt case file, or a Derive portfolio-margin (PMRM_2) snapshot in Derive's JSON.")
+@click.option("--from", "source", type=SOURCES, default="case", show_default=True, help=SOURCE_HELP)
 @REPORT_OPTION
 def margin(case: Path, fmt: str, source: str, report_file: Path | None) -> None:
     """Initial and maintenance margin, components, collateral and excess per venue."""
-    if source == "derive-pm2":
-        _derive_report(case, fmt, report_file)
+    if source != "case":
+        _snapshot_report(outside.get_format(source), case, fmt, report_file)
         return
     _report(case, fmt, "", report_file)
 
 
-def _derive_report(path: Path, fmt: str, report_file: Path | None = None) -> None:
+def _snapshot_report(reader: outside.OutsideFormat, path: Path, fmt: str, report_file: Path | None = None) -> None:
+    """A venue's snapshot priced as the venue does, by its format's reader."""
     import json
 
     from marginopt.cli import render
-    from marginopt.models.derive.model import DeriveModel
-    from marginopt.models.derive.report import derive_json, derive_report
-    from marginopt.models.derive.snapshot import load_snapshot
 
-    model = DeriveModel.from_snapshot(load_snapshot(path))
+    result = reader.margin(path)
     if report_file is not None:
         from marginopt.reports import margin_html
         from marginopt.reports.data import largest
 
-        losses = model.scenario_losses(model.q0)
-        labels = [model.scenario_label(s) for s in range(len(losses))]
-        report, _ = derive_report(model)
-        _write_html(report_file, margin_html(report, title=f"Derive PMRM_2 snapshot {path.name}",
-                                             worst={report.venues[0].venue: largest(labels, losses, 10)}))
+        worst = {venue: largest(labels, losses, 10) for venue, (labels, losses) in result.scenarios.items()}
+        _write_html(report_file, margin_html(result.report, title=result.title, worst=worst))
     if fmt == "json":
-        click.echo(json.dumps(derive_json(model), indent=2))
-        return
-    report, extra = derive_report(model)
-    if fmt == "csv":
-        click.echo(render.margin_csv(report), nl=False)
+        click.echo(json.dumps(result.document, indent=2))
+    elif fmt == "csv":
+        click.echo(render.margin_csv(result.report), nl=False)
     else:
-        render.margin_table(report, render.stdout_console(), f"Derive PMRM_2 snapshot {path.name}")
-        render.stdout_console().print(f"Derive IM {render.money(report.venues[0].excess)}, "
-                                      f"MM {render.money(extra['maintenance_excess'])} (equity less what each requires)")
+        render.margin_table(result.report, render.stdout_console(), result.title)
+        render.stdout_console().print(result.summary)
 
 
 @cli.command()
@@ -244,18 +239,17 @@ def _plan_command(mode: str, doc: str) -> None:
                   "(every scenario in one program).")
     @click.option("--format", "fmt", type=PLAN_FORMATS, default="table", show_default=True)
     @click.option("--out", type=click.Path(path_type=Path), default=None, help="Folder for the plan as CSV and Parquet tables.")
-    @click.option("--from", "source", type=click.Choice(["case", "derive-pm2"]), default="case", show_default=True,
-                  help="What CASE is: a marginopt case file, or a Derive PMRM_2 snapshot (run as the case derive-case writes).")
+    @click.option("--from", "source", type=SOURCES, default="case", show_default=True,
+                  help=SOURCE_HELP + " A snapshot runs as the case " + " or ".join(
+                      f.case_command for f in outside.formats()) + " writes.")
     @REPORT_OPTION
     def command(case: Path, objective: str | None, solver: str | None, fmt: str, out: Path | None, source: str,
                 report_file: Path | None) -> None:
-        if source == "derive-pm2":
+        if source != "case":
             import tempfile
 
-            from marginopt.models.derive.case import write_case
-
-            with tempfile.TemporaryDirectory(prefix="marginopt-derive-") as folder:
-                _plan(write_case(case, Path(folder)), mode, objective, solver, fmt, out, report_file)
+            with tempfile.TemporaryDirectory(prefix=f"marginopt-{source}-") as folder:
+                _plan(outside.get_format(source).write_case(case, Path(folder)), mode, objective, solver, fmt, out, report_file)
             return
         _plan(case, mode, objective, solver, fmt, out, report_file)
 
@@ -266,20 +260,30 @@ _plan_command("hedge", "Hedges only: collateral stays as posted.")
 _plan_command("allocate", "Collateral allocation only: no hedges.")
 
 
-@cli.command(name="derive-case")
-@click.argument("snapshot", type=click.Path(path_type=Path))
-@click.option("--out", "out", required=True, type=click.Path(path_type=Path), help="Folder for case.yaml, its tables and a copy of the snapshot.")
-@click.option("--underlying", default="UNDERLYING", show_default=True, help="Name of the underlying (the snapshot does not say).")
-@click.option("--cost-bp", type=click.FloatRange(min=0.0), default=3.0, show_default=True,
-              help="Assumed cost of a hedge, in basis points of spot per contract.")
-@click.option("--unwind", is_flag=True, help="Offer the held lines as hedges too (closing them).")
-def derive_case(snapshot: Path, out: Path, underlying: str, cost_bp: float, unwind: bool) -> None:
-    """Write a marginopt case from a Derive PMRM_2 snapshot: its account at one venue margined as
-    Derive's, with hedge candidates around each expiry's forward (and the perp where priced)."""
-    from marginopt.models.derive.case import write_case
+def _case_command(fmt: outside.OutsideFormat) -> None:
+    """The command writing a case from a snapshot of format ``fmt``, its options the writer's."""
 
-    path = write_case(snapshot, out, underlying=underlying, cost_bp=cost_bp, unwind=unwind)
-    click.echo(f"wrote {path} (instruments, positions and hedges beside it); run: marginopt hedge {path}", err=True)
+    def command(snapshot: Path, out: Path, **options: Any) -> None:
+        path = fmt.write_case(snapshot, out, **options)
+        click.echo(f"wrote {path} (instruments, positions and hedges beside it); run: marginopt hedge {path}", err=True)
+
+    for option in reversed(fmt.case_options):  # click applies decorators bottom-up: keep the declared order
+        flag = "--" + option.name.replace("_", "-")
+        if isinstance(option.default, bool):
+            command = click.option(flag, option.name, is_flag=True, default=option.default, help=option.help)(command)
+        elif isinstance(option.default, float):
+            command = click.option(flag, option.name, type=click.FloatRange(min=option.minimum), default=option.default,
+                                   show_default=True, help=option.help)(command)
+        else:
+            command = click.option(flag, option.name, default=option.default, show_default=True, help=option.help)(command)
+    command = click.option("--out", "out", required=True, type=click.Path(path_type=Path),
+                           help="Folder for case.yaml, its tables and a copy of the snapshot.")(command)
+    command = click.argument("snapshot", type=click.Path(path_type=Path))(command)
+    cli.command(name=fmt.case_command, help=fmt.case_help)(command)
+
+
+for _format in outside.formats():
+    _case_command(_format)
 
 
 @cli.command()

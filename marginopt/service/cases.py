@@ -2,7 +2,7 @@
 
 A request may not make the server read a file: tables (instruments, positions,
 hedges, market.history) are lists of row objects, and anything that would name a
-file (a table path, a ``matrix`` scenario set, a Derive snapshot) is refused as a
+file (a table path, a ``matrix`` scenario set, a venue's snapshot) is refused as a
 ``CaseError`` naming the field, which the service answers 422. Nothing here
 imports FastAPI, so it is tested and used without the extra.
 
@@ -128,8 +128,10 @@ def _scenario_sets(data: Mapping[str, Any]) -> list[tuple[str, Mapping[str, Any]
 
 
 def _refuse_snapshot_presets(data: Any) -> None:
-    """Derive's PMRM_2 preset takes its market and parameters from a snapshot file, which a
-    request cannot name: say so up front rather than as a refused path inside the preset."""
+    """A preset whose family reads an outside format's file (``marginopt.formats``: a venue's
+    snapshot gives its market and parameters) needs a file a request cannot name: say so up
+    front rather than as a refused path inside the preset."""
+    from marginopt.formats import format_of_family
     from marginopt.presets import get_preset
 
     venues = data.get("venues") if isinstance(data, Mapping) else None
@@ -140,13 +142,13 @@ def _refuse_snapshot_presets(data: Any) -> None:
         if not isinstance(preset_id, str):
             continue
         try:
-            family = get_preset(preset_id).family
+            outside = format_of_family(get_preset(preset_id).family)
         except KeyError:
             continue  # an unknown preset: the case parser lists the known ones
-        if family == "derive-pmrm2":
+        if outside is not None:
             raise CaseError(Location(SOURCE), f"venues.{name}.preset",
-                            f"a preset without files: {preset_id} reads a Derive snapshot file and {NO_FILES} "
-                            "(run `marginopt margin SNAPSHOT.json --from derive-pm2` instead)", preset_id)
+                            f"a preset without files: {preset_id} reads a snapshot file ({outside.description}) and "
+                            f"{NO_FILES} (run `marginopt margin SNAPSHOT --from {outside.name}` instead)", preset_id)
 
 
 @lru_cache(maxsize=1)

@@ -17,7 +17,7 @@ from marginopt.models.magnitude import MAX_MAGNITUDE
 
 CASE_DOC = ("A case: the keys of the case file (CASE_FORMAT.md, format marginopt/1) as JSON. Tables (instruments, "
             "positions, hedges, market.history) are lists of row objects; the service reads no files, so a path "
-            "where a table belongs, a matrix scenario set or a Derive snapshot preset is refused (422).")
+            "where a table belongs, a matrix scenario set or a preset that reads a venue's snapshot is refused (422).")
 
 EXAMPLE_CASE: dict[str, Any] = {
     "format": "marginopt/1",

@@ -10,12 +10,15 @@ charged) of Derive's result fields, and the per-scenario P&L lists are in its la
 from __future__ import annotations
 
 import datetime as dt
+from pathlib import Path
 from typing import Any
 
 import numpy as np
 
 from marginopt.errors import Location
+from marginopt.formats import SnapshotMargin
 from marginopt.models.derive.model import DeriveModel
+from marginopt.models.derive.snapshot import load_snapshot
 from marginopt.models.magnitude import require_finite
 from marginopt.models.report import MarginReport, VenueMargin
 
@@ -95,3 +98,18 @@ def derive_json(model: DeriveModel) -> dict[str, Any]:
     out = report.to_dict()
     out["venues"][0].update(extra)
     return out
+
+
+def snapshot_margin(path: Path) -> SnapshotMargin:
+    """``marginopt margin SNAPSHOT --from derive-pm2``: the snapshot's margin as Derive computes it
+    (the reader of the outside format ``derive-pm2``, ``marginopt/formats/derive.py``)."""
+    model = DeriveModel.from_snapshot(load_snapshot(path))
+    report, extra = derive_report(model)
+    document = report.to_dict()
+    document["venues"][0].update(extra)
+    losses = model.scenario_losses(model.q0)
+    labels = [model.scenario_label(s) for s in range(len(losses))]
+    # derive_report checked every amount finite, so each prints as a number
+    summary = (f"Derive IM {report.venues[0].excess:,.2f}, MM {extra['maintenance_excess']:,.2f} "
+               "(equity less what each requires)")
+    return SnapshotMargin(f"Derive PMRM_2 snapshot {path.name}", report, document, summary, {VENUE: (labels, losses)})

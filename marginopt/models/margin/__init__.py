@@ -1,9 +1,10 @@
 """Margin measures: numpy ``evaluate`` and cvxpy forms, one module per family.
 
-Importing this package registers every measure kind.
+Importing this package registers every measure kind of its own; a kind that reads an
+outside format's files (``marginopt.formats``) is registered by its module when a case
+first names it.
 """
 
-from marginopt.models.derive import measure as _derive  # noqa: F401  (registers derive_pmrm2; imports margin.base)
 from marginopt.models.margin import (  # noqa: F401  (registration)
     composite,
     delta,

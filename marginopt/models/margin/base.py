@@ -5,10 +5,16 @@ venue's instruments (``bind``) gives a ``Measure`` holding the arrays it needs.
 Every measure has a numpy ``evaluate(q)`` and a cvxpy form ``cvxpy(q) ->
 (expression, constraints)``: minimizing the expression subject to the
 constraints, with ``q`` fixed, gives ``evaluate(q)``.
+
+A kind is registered by its module (``@register``) when that module is imported: the
+modules of ``marginopt.models.margin`` on import of the package, a module that reads an
+outside format's files (``marginopt.formats``, its ``measures``) when a case first names
+its kind.
 """
 
 from __future__ import annotations
 
+import importlib
 from abc import ABC, abstractmethod
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
@@ -17,6 +23,8 @@ from typing import TYPE_CHECKING, Any, ClassVar, Protocol, TypeAlias, TypeVar
 import numpy as np
 
 from marginopt.errors import NonConvexMeasureError
+from marginopt.formats import measure_kinds as outside_kinds
+from marginopt.formats import measure_module
 from marginopt.models.pricing import PricingInputs
 from marginopt.models.reader import Node
 from marginopt.models.scenarios import ScenarioLosses, ScenarioSpec
@@ -132,13 +140,17 @@ def register(kind: str) -> Callable[[_P], _P]:
 
 
 def measure_kinds() -> tuple[str, ...]:
-    return tuple(_REGISTRY)
+    """Every kind a case may name: those registered, then those outside formats register on first use."""
+    return tuple(dict.fromkeys([*_REGISTRY, *outside_kinds()]))
 
 
 def parse_measure(node: Node) -> MeasureSpec:
     if not isinstance(node.value, dict) or "kind" not in node.value:
-        raise node.error(f"a margin measure: a mapping with kind ({', '.join(_REGISTRY)})", node.value)
-    kind = node.mapping()["kind"].string(choices=_REGISTRY)
+        raise node.error(f"a margin measure: a mapping with kind ({', '.join(measure_kinds())})", node.value)
+    kind = node.mapping()["kind"].string(choices=measure_kinds())
+    module = measure_module(kind)
+    if kind not in _REGISTRY and module is not None:
+        importlib.import_module(module)  # registers kind
     return _REGISTRY[kind](node)
 
 
