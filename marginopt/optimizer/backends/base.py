@@ -66,6 +66,11 @@ class Backend(Protocol):
     problem_class: ProblemClass
     build_seconds: float
 
+    @classmethod
+    def why_not(cls, description: Description) -> str | None:
+        """Why this backend cannot hold ``description`` (said to the caller who named it), or None."""
+        ...
+
     def solve(self, request: SolveRequest) -> Solution: ...
 
     def update(self, description: Description) -> None: ...
