@@ -18,7 +18,17 @@ from importlib import resources
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from marginopt.errors import CaseError, MarginoptError, ModelError, NonConvexMeasureError
+from marginopt.errors import (
+    ArgumentError,
+    CaseError,
+    InfeasibleError,
+    MarginoptError,
+    ModelError,
+    NonConvexMeasureError,
+    NotFoundError,
+    OptimizationError,
+    SolverError,
+)
 
 if TYPE_CHECKING:
     from marginopt.models import Case, MarginReport, ScenarioLosses, VenueBook, load_case
@@ -48,7 +58,8 @@ _LAZY: dict[str, tuple[str, str]] = {
     "load_case": ("marginopt.models", "load_case"),
     "margin": ("marginopt.models", "margin_report"),
     "OptimizationResult": ("marginopt.optimizer", "OptimizationResult"),
-    "attribution": ("marginopt.optimizer", "attribution"),
+    # From its module: the package's attribute of that name is the submodule once anything imported it.
+    "attribution": ("marginopt.optimizer.attribution", "attribution"),
     "optimize": ("marginopt.optimizer", "optimize"),
     "route": ("marginopt.optimizer", "route"),
     "what_if": ("marginopt.optimizer", "what_if"),
@@ -86,12 +97,17 @@ def demo_case_path() -> Path:
 
 
 __all__ = [
+    "ArgumentError",
     "Case",
     "CaseError",
+    "InfeasibleError",
     "MarginReport",
     "MarginoptError",
     "ModelError",
     "NonConvexMeasureError",
+    "NotFoundError",
+    "OptimizationError",
+    "SolverError",
     "ScenarioLosses",
     "VenueBook",
     "demo_case_path",

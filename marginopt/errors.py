@@ -1,7 +1,22 @@
 """One exception family for marginopt.
 
 Every error a user can cause says where (file, row or line, field) and what was
-expected, so it can be fixed without reading the code.
+expected, so it can be fixed without reading the code. Messages name what to change in
+the case or the call (a field, an argument), never a command-line flag: the CLI adds the
+flag where one is the remedy (``argument``).
+
+    MarginoptError
+    ├── CaseError              a case's input: file, row or line, field, what was expected
+    ├── ArgumentError          a malformed argument of a call (also a ValueError)
+    ├── NotFoundError          a name looked up is not there: a preset, a report's venue (also a KeyError)
+    ├── ModelError             a model cannot be evaluated as asked
+    ├── NonConvexMeasureError  a measure without a convex form asked for one
+    └── OptimizationError      a plan cannot be computed as asked (objective, mode, backend)
+        ├── SolverError        a solver unknown, not installed, or not for this problem class
+        └── InfeasibleError    no plan satisfies the case; ``shortfalls`` say what is short
+
+The command line exits 2 for each of them but ``InfeasibleError`` (3, as for an infeasible
+plan) and answers none with a traceback; the service answers them 422.
 """
 
 from __future__ import annotations
@@ -78,6 +93,24 @@ class CaseError(MarginoptError):
             text += f", got {_show(got)}"
         super().__init__(printable(text))
 
+    def renamed(self, field: str) -> CaseError:
+        """The same error about ``field``, the name the caller knows the value by (the CLI: a flag)."""
+        return CaseError(self.where, field, self.expected, self.got)
+
+
+class ArgumentError(MarginoptError, ValueError):
+    """An argument of a call is malformed (a shape, a range, an option): the message names the
+    argument and what it must be. Also a ``ValueError``, as Python's own checks of an argument are,
+    so code that caught those still does."""
+
+
+class NotFoundError(MarginoptError, KeyError):
+    """A name looked up is not there (a venue preset, a venue of a report): the message names it
+    and what there is. Also a ``KeyError``, as a failed lookup in a mapping is."""
+
+    def __str__(self) -> str:
+        return Exception.__str__(self)  # the message as written, not KeyError's repr of it
+
 
 class ModelError(MarginoptError):
     """A model cannot be evaluated as asked (for example a shocked volatility <= 0)."""
@@ -89,7 +122,13 @@ class NonConvexMeasureError(MarginoptError):
 
 class OptimizationError(MarginoptError):
     """A plan cannot be computed as asked: a backend or solver named for a problem it cannot
-    hold, or an objective that does not exist. The message says what to change in the case or call."""
+    hold, an objective or mode that does not exist, or no verified plan found
+    (``OptimizationResult.raise_for_status``). The message says what to change in the case or call;
+    ``argument`` names the argument of the call at fault (``solver``, ``objective``, ``mode``), if one is."""
+
+    def __init__(self, message: str, argument: str | None = None) -> None:
+        super().__init__(message)
+        self.argument = argument
 
 
 class SolverError(OptimizationError):

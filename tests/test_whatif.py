@@ -128,7 +128,7 @@ def test_route_refuses_a_leg_that_names_a_venue(write_case) -> None:
     assert "field '--trade'" in proc.stderr and ":BTC-PERP:5" in proc.stderr and "the route chooses the venue" in proc.stderr
     assert "got 'okx_std:BTC-PERP:5'" in proc.stderr and "Traceback" not in proc.stderr
     case = _case(write_case)
-    with pytest.raises(CaseError, match=r"field '--trade'.*the route chooses the venue.*got 'G:F:1'"):
+    with pytest.raises(CaseError, match=r"field 'legs\.0\.venue'.*the route chooses the venue.*got 'G'"):
         route_legs(case, [Leg("F", 1.0, "G")])
 
 

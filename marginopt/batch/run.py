@@ -20,7 +20,7 @@ from pathlib import Path
 import pandas as pd
 
 from marginopt.batch.accounts import AccountJob, AccountResult, find_accounts, run_chunk
-from marginopt.errors import MarginoptError
+from marginopt.errors import MarginoptError, OptimizationError
 
 TABLES = ("margins", "plan_margins", "hedges", "allocation")
 MODES = ("optimize", "hedge", "allocate", "margin")
@@ -47,7 +47,8 @@ def _client(scheduler: str | None, workers: int | None) -> tuple[object, object 
         try:
             return Client(scheduler, timeout="10s"), None
         except (OSError, TimeoutError) as exc:
-            raise MarginoptError(f"--scheduler {scheduler}: could not connect ({exc})") from None
+            raise MarginoptError(f"scheduler {scheduler!r}: could not connect ({exc}); expected the address of a running "
+                                 "Dask scheduler (tcp://HOST:PORT), or none to start a local cluster") from None
     n = workers or os.cpu_count() or 1
     # Logs at CRITICAL only: an account's failure is in its result, and a worker's heartbeat
     # racing the shutdown prints a harmless CommClosedError otherwise.
@@ -62,9 +63,16 @@ def run_batch(source: Path, out: Path, *, scheduler: str | None = None, workers:
     """Run every account of ``source`` (a folder of case files, or a case whose positions carry
     ``account``) and write ``out/summary.parquet`` and the tables of ``TABLES``.
 
-    ``on_done(done, total)`` is called as accounts finish (a progress bar)."""
+    ``on_done(done, total)`` is called as accounts finish (a progress bar). A ``mode``, ``objective`` or
+    ``solver`` that does not exist is refused here (``OptimizationError``, ``SolverError``), not once per account."""
+    from marginopt.optimizer.choice import SolverChoice
+    from marginopt.optimizer.objectives import objective_kind
+
     if mode not in MODES:
-        raise MarginoptError(f"mode {mode!r}: expected one of {', '.join(MODES)}")
+        raise OptimizationError(f"mode {mode!r}: expected one of {', '.join(MODES)}", argument="mode")
+    if objective is not None:
+        objective_kind(objective)
+    SolverChoice.parse(solver)
     jobs = find_accounts(source)
     out.mkdir(parents=True, exist_ok=True)
     t0 = time.perf_counter()

@@ -13,7 +13,7 @@ from rich.console import Console
 from rich.progress import BarColumn, Progress, SpinnerColumn, TextColumn, TimeElapsedColumn
 
 from marginopt import formats as outside
-from marginopt.errors import MarginoptError, printable
+from marginopt.errors import CaseError, InfeasibleError, MarginoptError, printable
 
 FORMATS = click.Choice(["table", "json", "csv"])
 SOURCES = click.Choice(["case", *outside.format_names()])  # what CASE is: a case file, or a file of an outside format
@@ -21,22 +21,37 @@ SOURCE_HELP = "What CASE is: a marginopt case file, or a venue's snapshot: " + "
     f"{f.name}, {f.description}" for f in outside.formats()) + "."
 
 
+EXIT_USAGE = 2  # bad input, or a plan asked for that cannot be computed as asked (an unknown or unfit solver)
+EXIT_INFEASIBLE = 3  # no plan exists: the case says what is short (InfeasibleError, or a plan's status)
+EXIT_FAILED = 4  # no verified plan was found
+EXIT_INTERNAL = 70  # a bug
+
+
 class _Group(click.Group):
-    """Turns marginopt errors into one clear line and exit code 2, never a traceback."""
+    """Turns marginopt errors into one clear line and an exit code, never a traceback: 3 for
+    ``InfeasibleError``, 2 for every other (``CaseError``, ``OptimizationError``, ``SolverError``, ...)."""
 
     def invoke(self, ctx: click.Context) -> Any:
         try:
             return super().invoke(ctx)
         except MarginoptError as exc:
-            click.echo(f"error: {printable(str(exc))}", err=True)  # one line, whatever the input's characters
-            ctx.exit(2)
+            click.echo(f"error: {printable(self._message(ctx, exc))}", err=True)  # one line, whatever the input's characters
+            ctx.exit(EXIT_INFEASIBLE if isinstance(exc, InfeasibleError) else EXIT_USAGE)
         except (click.ClickException, click.exceptions.Exit, click.exceptions.Abort):
             raise
         except Exception as exc:  # a bug, not bad input: say so, keep the trace for --debug
             if ctx.params.get("debug"):
                 traceback.print_exc()
             click.echo(f"internal error: {type(exc).__name__}: {exc} (please report it; --debug shows the trace)", err=True)
-            ctx.exit(70)
+            ctx.exit(EXIT_INTERNAL)
+
+    def _message(self, ctx: click.Context, exc: MarginoptError) -> str:
+        """The library's message, which names the call's argument at fault (``argument``: ``solver``),
+        and the option of the command that sets it, where the command has one."""
+        argument = getattr(exc, "argument", None)
+        command = self.get_command(ctx, ctx.invoked_subcommand) if ctx.invoked_subcommand else None
+        flags = [p.opts[0] for p in (command.params if command else ()) if p.name == argument and isinstance(p, click.Option)]
+        return f"{exc} (option {flags[0]})" if flags else str(exc)
 
 
 @click.group(cls=_Group)
@@ -85,7 +100,10 @@ REPORT_OPTION = click.option("--report", "report_file", type=click.Path(dir_okay
 def _write_html(report_file: Path, text: str) -> None:
     from marginopt.reports import write_report
 
-    write_report(report_file, text)
+    try:
+        write_report(report_file, text)
+    except CaseError as exc:
+        raise exc.renamed("--report") from None
     click.echo(f"wrote the HTML report to {report_file}", err=True)
 
 
@@ -152,7 +170,7 @@ def _snapshot_report(reader: outside.OutsideFormat, path: Path, fmt: str, report
 @click.option("--set", "set_index", type=int, default=None, help="Which scenario set (1-based) when the venue has several.")
 def scenarios(case: Path, venue: str, out: Path, set_index: int | None) -> None:
     """Export a venue's scenario-loss matrix: scenario, group, weight, then one column per instrument."""
-    from marginopt.errors import CaseError, Location
+    from marginopt.errors import Location
     from marginopt.models import VenueBook, load_case
     from marginopt.models.margin import scenario_specs
 
@@ -186,8 +204,6 @@ def scenarios(case: Path, venue: str, out: Path, set_index: int | None) -> None:
     click.echo(f"wrote {n_s} scenarios x {n_j} instruments ({losses.source}) to {out}", err=True)
 
 
-EXIT_INFEASIBLE = 3
-EXIT_FAILED = 4
 PLAN_FORMATS = click.Choice(["table", "json"])
 
 
@@ -300,7 +316,7 @@ def whatif(case: Path, trades: tuple[str, ...], route: bool, fmt: str) -> None:
     import json
 
     from marginopt.cli import render
-    from marginopt.errors import CaseError, Location
+    from marginopt.errors import Location
     from marginopt.models import load_case
     from marginopt.models.magnitude import gross_value_error, require_finite, trade_quantity
     from marginopt.optimizer import Leg, route_legs, what_if_legs
@@ -313,6 +329,9 @@ def whatif(case: Path, trades: tuple[str, ...], route: bool, fmt: str) -> None:
         if route and parts[0]:  # a venue the route would overrule: refused, never silently dropped
             raise CaseError(None, "--trade", f"with --route a leg without a venue, :{parts[1]}:{parts[2]}: the route chooses "
                             f"the venue (leave out --route to price the trade at {parts[0]})", trade)
+        if not route and not parts[0]:
+            raise CaseError(None, "--trade", f"a venue for the leg in {parts[1]}, VENUE:{parts[1]}:{parts[2]}, or --route "
+                            "to have the route choose one", trade)
         legs.append(Leg(parts[1], trade_quantity(parts[2], None, "--trade QTY"), parts[0] or None))
     loaded = load_case(case)
     for leg, trade in zip(legs, trades, strict=True):  # a trade's gross value obeys the bound a position's does
@@ -321,7 +340,10 @@ def whatif(case: Path, trades: tuple[str, ...], route: bool, fmt: str) -> None:
                                         loaded.market.base_currency)
             if too_big is not None:
                 raise CaseError(None, "--trade QTY", "a trade " + too_big.removeprefix("a position "), trade)
-    results = route_legs(loaded, legs) if route else [what_if_legs(loaded, legs)]
+    try:
+        results = route_legs(loaded, legs) if route else [what_if_legs(loaded, legs)]
+    except CaseError as exc:
+        raise _trade_error(exc, trades) from None
     said = ", ".join(f"{leg.quantity:g} {leg.instrument}" for leg in legs)
     for w in results:  # never a non-finite margin on screen: the guard on QTY should make this unreachable
         for v in w.venues:
@@ -336,6 +358,18 @@ def whatif(case: Path, trades: tuple[str, ...], route: bool, fmt: str) -> None:
     if route:
         console.print(f"route to {results[0].venue}: it adds the least margin ({render.money(results[0].incremental)} "
                       f"{loaded.base_currency})")
+
+
+def _trade_error(exc: CaseError, trades: tuple[str, ...]) -> CaseError:
+    """A what-if error about the call's ``legs`` (``legs.I.venue``) as the command line says it: the
+    ``--trade`` as written, and which of its parts."""
+    head, _, rest = exc.field.partition(".")
+    if head != "legs":
+        return exc
+    index, _, part = rest.partition(".")
+    if not index.isdigit() or int(index) >= len(trades):
+        return exc.renamed("--trade")
+    return exc.renamed(f"--trade {trades[int(index)]}" + (f" ({part})" if part else ""))
 
 
 @cli.command()

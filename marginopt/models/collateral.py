@@ -8,6 +8,7 @@ from functools import lru_cache
 
 import numpy as np
 
+from marginopt.errors import ArgumentError
 from marginopt.models.reader import Node
 
 
@@ -27,7 +28,8 @@ class HaircutSchedule:
 
     def __post_init__(self) -> None:
         if (self.haircut is None) == (self.tiers is None):
-            raise ValueError("a schedule is either flat (haircut) or tiered (tiers)")
+            raise ArgumentError(f"HaircutSchedule(haircut={self.haircut!r}, tiers={self.tiers!r}): expected either "
+                                "haircut (a flat schedule) or tiers (a tiered one), not both or neither")
 
     def value(self, gross: float) -> float:
         # Plain Python: called once per posted asset, where numpy's per-call cost dominates.

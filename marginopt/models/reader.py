@@ -355,8 +355,8 @@ class Table:
         cells = {str(k): tuple(v) for k, v in columns.items()}
         if n_rows is None:  # an inline row without keys still counts: give n_rows for those
             n_rows = len(next(iter(cells.values()))) if cells else 0
-        if any(len(c) != n_rows for c in cells.values()):
-            raise ValueError(f"table {name}: columns of unequal length")
+        if any(len(c) != n_rows for c in cells.values()):  # an invariant: every reader builds whole rows
+            raise RuntimeError(f"table {name}: columns of unequal length (a bug in the reader, not in the input)")
         for key, value in (("name", name), ("columns", cells), ("file", file), ("row_lines", row_lines),
                            ("inline", inline), ("n_rows", n_rows)):
             object.__setattr__(self, key, value)

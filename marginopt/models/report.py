@@ -7,7 +7,7 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
-from marginopt.errors import Location
+from marginopt.errors import Location, NotFoundError
 from marginopt.models.book import VenueBook
 from marginopt.models.case import Case
 from marginopt.models.collateral import CollateralLine
@@ -65,10 +65,11 @@ class MarginReport:
         return float(sum(v.initial_margin for v in self.venues))
 
     def __getitem__(self, venue: str) -> VenueMargin:
+        """The margin at ``venue``; a venue the report does not have is a ``NotFoundError`` (a ``KeyError``)."""
         for v in self.venues:
             if v.venue == venue:
                 return v
-        raise KeyError(venue)
+        raise NotFoundError(f"venue {venue!r}: expected one of the report's venues ({', '.join(v.venue for v in self.venues)})")
 
     def to_dict(self) -> dict[str, Any]:
         """Exactly the JSON of ``marginopt margin --format json`` (CASE_FORMAT.md), and ``notes`` when there are any."""

@@ -12,7 +12,7 @@ from pathlib import Path
 from types import MappingProxyType
 from typing import Any
 
-from marginopt.errors import CaseError
+from marginopt.errors import CaseError, NotFoundError
 from marginopt.models.collateral import HaircutSchedule, parse_schedule
 from marginopt.models.margin import MeasureSpec, parse_measure
 from marginopt.models.market import MarketData
@@ -136,7 +136,7 @@ def _with_preset(node: Node) -> tuple[Preset, dict[str, Node], set[str]]:
     pid = pnode.string()
     try:
         preset = get_preset(pid)
-    except KeyError:
+    except NotFoundError:
         raise pnode.error(
             f"a venue preset id (one of {', '.join(known_ids())}); each venue key given beside preset "
             "replaces the preset's", pid) from None

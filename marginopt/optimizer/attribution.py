@@ -139,25 +139,37 @@ def venues_listing(case: Case, instruments: Iterable[str]) -> list[str]:
 
 
 def _check_leg(case: Case, leg: Leg, field: str) -> Leg:
+    """``leg`` checked against the case; ``field`` is the leg's name in the call (``legs.0.`` of
+    ``what_if_legs``, nothing for ``what_if``'s own arguments), so an error names the argument."""
     where = Location(case.path)
     if leg.venue is not None and leg.venue not in case.venues:
-        raise CaseError(where, f"{field} venue", f"one of {', '.join(case.venues)}", leg.venue)
+        raise CaseError(where, f"{field}venue", f"one of the case's venues ({', '.join(case.venues)})", leg.venue)
     if leg.instrument not in case.instruments:
-        raise CaseError(where, f"{field} instrument", "an instrument id of the case", leg.instrument)
+        raise CaseError(where, f"{field}instrument", "an instrument id of the case", leg.instrument)
     # route and the service come through here: the magnitude guard on every leg
-    return Leg(leg.instrument, trade_quantity(leg.quantity, where, f"{field} quantity"), leg.venue)
+    return Leg(leg.instrument, trade_quantity(leg.quantity, where, f"{field}quantity"), leg.venue)
+
+
+def _leg_fields(legs: Sequence[Leg], single: bool) -> list[str]:
+    return [""] if single else [f"legs.{i}." for i in range(len(legs))]
 
 
 def what_if_legs(case: Case, legs: Sequence[Leg]) -> LegsWhatIf:
     """Initial and maintenance margin and excess at each venue a leg touches, before and after all
-    ``legs`` are traded together (a spread, a strategy: the legs offset each other in the margin)."""
+    ``legs`` are traded together (a spread, a strategy: the legs offset each other in the margin).
+    A leg without a venue, or naming a venue or instrument the case does not have, is a ``CaseError``
+    naming the leg (``legs.I.venue``)."""
+    return _what_if_legs(case, legs, single=False)
+
+
+def _what_if_legs(case: Case, legs: Sequence[Leg], single: bool) -> LegsWhatIf:
     if not legs:
-        raise CaseError(Location(case.path), "--trade", "at least one leg VENUE:INSTRUMENT:QTY", "none")
-    checked = [_check_leg(case, leg, "--trade") for leg in legs]
-    for leg in checked:
+        raise CaseError(Location(case.path), "legs", "at least one Leg(instrument, quantity, venue)", [])
+    checked = [_check_leg(case, leg, f) for leg, f in zip(legs, _leg_fields(legs, single), strict=True)]
+    for leg, f in zip(checked, _leg_fields(legs, single), strict=True):
         if leg.venue is None:
-            raise CaseError(Location(case.path), "--trade venue", f"the venue of the leg in {leg.instrument} "
-                            f"(one of {', '.join(case.venues)}), or --route", "nothing")
+            raise CaseError(Location(case.path), f"{f}venue", f"the venue where {leg.instrument} is traded (one of "
+                            f"{', '.join(case.venues)}); route_legs chooses one for legs without a venue", None)
     changes = []
     for venue in case.venues:
         here = [leg for leg in checked if leg.venue == venue]
@@ -179,18 +191,24 @@ def route_legs(case: Case, legs: Sequence[Leg]) -> list[LegsWhatIf]:
     initial margin first. A spread or strategy is traded at one venue, so the legs are not split
     across venues. A leg that names a venue (the route would overrule it) and no venue listing them all
     are each a ``CaseError``."""
+    return _route_legs(case, legs, single=False)
+
+
+def _route_legs(case: Case, legs: Sequence[Leg], single: bool) -> list[LegsWhatIf]:
     if not legs:
-        raise CaseError(Location(case.path), "--trade", "at least one leg :INSTRUMENT:QTY", "none")
-    for leg in legs:
+        raise CaseError(Location(case.path), "legs", "at least one Leg(instrument, quantity)", [])
+    fields = _leg_fields(legs, single)
+    for leg, f in zip(legs, fields, strict=True):
         if leg.venue is not None:
-            raise CaseError(Location(case.path), "--trade", f"a leg without a venue, :{leg.instrument}:{leg.quantity:g}: "
-                            "the route chooses the venue", f"{leg.venue}:{leg.instrument}:{leg.quantity:g}")
-    checked = [_check_leg(case, Leg(leg.instrument, leg.quantity), "--trade") for leg in legs]
+            raise CaseError(Location(case.path), f"{f}venue", f"no venue for the leg in {leg.instrument}: the route chooses "
+                            "the venue (what_if_legs prices legs at the venues they name)", leg.venue)
+    checked = [_check_leg(case, Leg(leg.instrument, leg.quantity), f) for leg, f in zip(legs, fields, strict=True)]
     instruments = list(dict.fromkeys(leg.instrument for leg in checked))
     venues = venues_listing(case, instruments)
     if not venues:
-        raise CaseError(Location(case.path), "--trade instrument", no_venue_lists(case, instruments), ", ".join(instruments))
-    results = [what_if_legs(case, [Leg(leg.instrument, leg.quantity, v) for leg in checked]) for v in venues]
+        raise CaseError(Location(case.path), "instrument" if single else "legs", no_venue_lists(case, instruments),
+                        ", ".join(instruments))
+    results = [_what_if_legs(case, [Leg(leg.instrument, leg.quantity, v) for leg in checked], single) for v in venues]
     return sorted(results, key=lambda w: (w.incremental, w.venue or ""))
 
 
@@ -204,12 +222,12 @@ def no_venue_lists(case: Case, instruments: Sequence[str]) -> str:
 
 def what_if(case: Case, venue: str, instrument: str, quantity: float) -> WhatIf:
     """Initial margin at ``venue`` before and after trading ``quantity`` of ``instrument`` there."""
-    return _single(what_if_legs(case, [Leg(instrument, quantity, venue)]))
+    return _single(_what_if_legs(case, [Leg(instrument, quantity, venue)], single=True))
 
 
 def route(case: Case, instrument: str, quantity: float) -> list[WhatIf]:
     """The trade's incremental margin at every venue that lists ``instrument``, least first."""
-    return [_single(w) for w in route_legs(case, [Leg(instrument, quantity)])]
+    return [_single(w) for w in _route_legs(case, [Leg(instrument, quantity)], single=True)]
 
 
 def _single(w: LegsWhatIf) -> WhatIf:

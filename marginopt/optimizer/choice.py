@@ -35,7 +35,7 @@ class SolverChoice(str, Enum):
             return cls(name.upper())
         except ValueError:
             raise SolverError(f"solver {name!r}: expected a solver ({', '.join(SOLVERS)}) or a formulation "
-                              f"({', '.join(FORMULATIONS)})") from None
+                              f"({', '.join(FORMULATIONS)}), or none to have one chosen", argument="solver") from None
 
 
 FORMULATIONS = tuple(c.value for c in SolverChoice if c.backend is not None)

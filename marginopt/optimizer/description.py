@@ -15,11 +15,13 @@ from functools import cached_property
 
 import numpy as np
 
+from marginopt.errors import OptimizationError
 from marginopt.models.book import VenueBook
 from marginopt.models.case import Case
 from marginopt.models.enums import Objective
 from marginopt.models.hedges import HedgeCandidate
 from marginopt.models.margin import Measure, convex_form
+from marginopt.models.margin.composite import Composite
 from marginopt.optimizer.objectives import ObjectiveKind, objective_kind
 from marginopt.typing import FloatArray
 
@@ -28,6 +30,14 @@ class Mode(str, Enum):
     OPTIMIZE = "optimize"  # hedges and collateral
     HEDGE = "hedge"  # hedges only, collateral fixed as posted
     ALLOCATE = "allocate"  # collateral only, no hedges
+
+    @classmethod
+    def parse(cls, mode: Mode | str) -> Mode:
+        try:
+            return cls(mode)
+        except ValueError:
+            raise OptimizationError(f"mode {mode!r}: expected one of {', '.join(m.value for m in cls)}",
+                                    argument="mode") from None
 
 
 @dataclass
@@ -183,12 +193,42 @@ class Description:
         return [v.measure for v in self.venues if v.cands]
 
     def moved(self, case: Case) -> Description:
-        """The same problem at ``case``'s market (prices, vols, haircuts, limits); the structure is kept."""
+        """The same problem at ``case``'s market (prices, vols, haircuts, limits); the structure is kept.
+        A case of another structure (venues, their instruments or collateral, the hedge table) is an
+        ``OptimizationError`` naming what differs: a new problem is built for it, not moved to."""
+        def differs(what: str, before: object, after: object) -> OptimizationError:
+            return OptimizationError(f"case {case.path}: {what}: {after}, where the problem has {before}; a market move "
+                                     "keeps the structure (prices, vols, haircuts and limits may change): build a new "
+                                     "MarginProblem for this case", argument="case")
+
+        if tuple(case.venues) != tuple(v.name for v in self.venues):
+            raise differs("venues", tuple(v.name for v in self.venues), tuple(case.venues))
+        old = [(c.venue, c.instrument) for c in self.cands]
+        new = [(c.venue, c.instrument) for c in case.hedges] if self.mode is not Mode.ALLOCATE else []
+        if new != old:
+            i = next((k for k, (a, b) in enumerate(zip(new, old)) if a != b), min(len(new), len(old)))
+            raise differs(f"hedge candidate {i + 1} (venue, instrument)", old[i] if i < len(old) else "none",
+                          new[i] if i < len(new) else "none")
         venues = []
         for v in self.venues:
             book = v.book.moved(case)
-            venues.append(Venue(v.name, book, convex_form(book.initial), v.cands, v.assets, v.posted, v.cand_instruments))
+            if book.ids != v.book.ids:
+                raise differs(f"venue {v.name}'s instruments", v.book.ids, book.ids)
+            if tuple(book.venue.collateral) != v.assets:
+                raise differs(f"venue {v.name}'s collateral", v.assets, tuple(book.venue.collateral))
+            measure = convex_form(book.initial)
+            if _kinds(measure) != _kinds(v.measure):
+                raise differs(f"venue {v.name}'s initial margin", _kinds(v.measure), _kinds(measure))
+            venues.append(Venue(v.name, book, measure, v.cands, v.assets, v.posted, v.cand_instruments))
         return Description(case, self.objective, self.mode, self.cands, venues, self.all_ids)
+
+
+def _kinds(measure: Measure) -> str:
+    """A measure's shape as a market move must keep it: its class, and its terms' (a sum of measures)."""
+    name = type(measure).__name__
+    if not isinstance(measure, Composite):
+        return name
+    return f"{name}({', '.join(str(_kinds(t)) for t in measure.terms)})"
 
 
 def describe(case: Case, objective: Objective | None = None, mode: Mode = Mode.OPTIMIZE) -> Description:

@@ -107,4 +107,5 @@ def objective_kind(objective: Objective | str) -> ObjectiveKind:
     try:
         return OBJECTIVES[Objective(objective)]
     except ValueError:
-        raise OptimizationError(f"objective {objective!r}: expected one of {', '.join(objective_names())}") from None
+        raise OptimizationError(f"objective {objective!r}: expected one of {', '.join(objective_names())}, or none for "
+                                "the case's own", argument="objective") from None

@@ -10,12 +10,14 @@ from __future__ import annotations
 
 from typing import Any
 
+from marginopt.errors import OptimizationError, SolverError
 from marginopt.models.case import Case
 from marginopt.models.enums import Objective
 from marginopt.optimizer.backends import build_backend, choose_backend
 from marginopt.optimizer.backends.base import Backend
 from marginopt.optimizer.choice import SolverChoice
 from marginopt.optimizer.description import Description, Mode, describe
+from marginopt.optimizer.objectives import objective_kind
 
 
 class MarginProblem:
@@ -24,10 +26,19 @@ class MarginProblem:
 
     def __init__(self, case: Case, objective: Objective | str | None = None, mode: Mode | str = Mode.OPTIMIZE,
                  solver: SolverChoice | str | None = None, backend: str | None = None, **options: Any) -> None:
-        self.description: Description = describe(case, Objective(objective) if objective is not None else None, Mode(mode))
+        # The call's names first (OptimizationError, SolverError naming the argument), before any book is built.
+        chosen = objective_kind(objective).objective if objective is not None else None
+        asked = Mode.parse(mode)
         self.choice = SolverChoice.parse(solver)
+        self.description: Description = describe(case, chosen, asked)
         name = backend or choose_backend(self.description, self.choice)
-        self.backend: Backend = build_backend(name, self.description, **options)
+        try:
+            self.backend: Backend = build_backend(name, self.description, **options)
+        except OptimizationError as exc:
+            if backend is None and self.choice is not None and self.choice.backend == name:  # the caller's formulation
+                raise SolverError(f"solver {self.choice.value!r}: {exc}; name another or none to have one chosen",
+                                  argument="solver") from None
+            raise
 
     @property
     def solver(self) -> str | None:

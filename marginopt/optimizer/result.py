@@ -10,6 +10,7 @@ from typing import Any
 
 import pandas as pd
 
+from marginopt.errors import InfeasibleError, OptimizationError
 from marginopt.models.enums import Objective
 from marginopt.models.hedges import HedgeCandidate
 from marginopt.optimizer.verify import Verification
@@ -105,6 +106,27 @@ class OptimizationResult:
     @property
     def succeeded(self) -> bool:
         return self.status == "optimal"
+
+    def raise_for_status(self) -> OptimizationResult:
+        """This result when it is optimal (a verified plan), for callers who prefer an exception to
+        reading ``status``: ``InfeasibleError`` (its ``shortfalls``, each named in the message) when
+        no plan exists, ``OptimizationError`` naming every solver attempt when none was verified.
+
+            plan = marginopt.optimize(case).raise_for_status()
+        """
+        if self.status == "optimal":
+            return self
+        if self.status == "infeasible":
+            short = "; ".join(f"{name} short by {amount:,.6g}" for name, amount in self.shortfalls)
+            raise InfeasibleError(f"no plan satisfies the case ({self.mode}, {self.objective.value}): {short or 'nothing short'}; "
+                                  "relax these (more collateral posted or eligible, wider hedge or limit bounds)",
+                                  shortfalls=self.shortfalls)
+        attempts = "; ".join(f"{a.solver} {a.status.value}" + (f" ({a.note})" if a.note else "") for a in self.solver.attempts)
+        failed = "" if self.verification is None else "; ".join(
+            f"{c.name} violated by {c.violation:.6g}" for c in self.verification.failures[:3])
+        raise OptimizationError(f"no verified plan ({self.mode}, {self.objective.value}): solver attempts: {attempts or 'none'}"
+                                + (f"; verification failed: {failed}" if failed else "")
+                                + "; naming another solver (the solver argument) may succeed")
 
     def table(self, name: str) -> pd.DataFrame:
         """A plan table as shown (``hedges``, ``allocation``, ``margins``): quantities snapped (``snap``),

@@ -21,6 +21,8 @@ from dataclasses import dataclass, field
 from types import MappingProxyType
 from typing import Any
 
+from marginopt.errors import NotFoundError
+
 
 @dataclass(frozen=True)
 class Param:
@@ -81,7 +83,7 @@ def _load() -> tuple[dict[str, Preset], dict[str, str]]:
     for info in pkgutil.iter_modules(__path__):
         module = importlib.import_module(f"{__name__}.{info.name}")
         for preset in getattr(module, "PRESETS", ()):
-            if preset.id in presets:
+            if preset.id in presets:  # the package's own data: only a mistake in a preset module reaches this
                 raise RuntimeError(f"preset id {preset.id} defined twice ({info.name})")
             presets[preset.id] = preset
     newest: dict[str, str] = {}
@@ -89,7 +91,7 @@ def _load() -> tuple[dict[str, Preset], dict[str, str]]:
         if p.family != p.id:
             newest[p.family] = p.id
     clash = set(newest) & set(presets)
-    if clash:
+    if clash:  # as above: the preset modules disagree, no input can cause it
         raise RuntimeError(f"preset family names clash with preset ids: {', '.join(sorted(clash))}")
     return presets, newest
 
@@ -108,10 +110,11 @@ def preset_aliases() -> dict[str, str]:
 
 
 def get_preset(preset_id: str) -> Preset:
-    """The preset with this id, or the newest of the family this short id names."""
+    """The preset with this id, or the newest of the family this short id names; an unknown id is a
+    ``NotFoundError`` (a ``KeyError``) listing the known ones."""
     key = _ALIASES.get(preset_id, preset_id)
     if key not in _PRESETS:
-        raise KeyError(f"unknown venue preset {preset_id!r}; known: {', '.join(known_ids())}")
+        raise NotFoundError(f"venue preset {preset_id!r}: expected one of {', '.join(known_ids())}")
     return _PRESETS[key]
 
 

@@ -14,11 +14,12 @@ from marginopt.reports.html import margin_html, plan_html
 
 
 def write_report(path: Path, text: str) -> None:
-    """Write the page; a folder that does not exist or cannot be written is the user's input to fix."""
+    """Write the page; a folder that does not exist or cannot be written is the user's input to fix
+    (a ``CaseError`` about ``path``)."""
     try:
         path.write_text(text, encoding="utf-8")
     except OSError as exc:
-        raise CaseError(None, "--report", "a writable file in an existing folder", f"{path} ({exc.strerror})") from None
+        raise CaseError(None, "path", "a writable file in an existing folder", f"{path} ({exc.strerror})") from None
 
 
 __all__ = ["PlotsUnavailableError", "margin_html", "plan_html", "require_plots", "write_report"]

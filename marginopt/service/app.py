@@ -5,7 +5,8 @@ Endpoints take a case as JSON (``cases``) and answer the JSON of CASE_FORMAT.md.
 400 a body that is not JSON (not UTF-8, a syntax error, nested too deep: ``body``) or a bad
 Content-Length; 408 a body not received within the read timeout (the connection is closed);
 413 body over the size limit; 422 bad input, naming the field (JSON of the wrong shape or
-type: validation is strict, no value is converted from another JSON type); 503 busy (every
+type: validation is strict, no value is converted from another JSON type), or a plan that cannot
+be computed as asked (``solver_error``: no installed solver for the problem; ``optimization_error``); 503 busy (every
 solver thread taken until the time limit, or the queue full); 504 a solve past the time
 limit; 500 only for a bug (the body says so, the log has the trace). Every error body is
 ``{"detail": [{"loc", "field", "msg", "type"}]}``.
@@ -25,7 +26,7 @@ from fastapi import Body, FastAPI, File, Query, Request, UploadFile
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import HTMLResponse, JSONResponse, Response
 
-from marginopt.errors import CaseError, MarginoptError
+from marginopt.errors import CaseError, MarginoptError, OptimizationError, SolverError
 from marginopt.json_values import json_safe
 from marginopt.models.enums import Objective
 from marginopt.service import models as m
@@ -99,6 +100,8 @@ def create_app(settings: Settings | None = None) -> FastAPI:
             return _error(422, exc.field.split("."), str(exc), "request_error")
         except CaseError as exc:
             return _error(422, [*prefix, *exc.field.split(".")], str(exc), "case_error")
+        except OptimizationError as exc:  # what was asked cannot be computed: a solver missing or unfit for the case
+            return _error(422, list(prefix), str(exc), "solver_error" if isinstance(exc, SolverError) else "optimization_error")
         except MarginoptError as exc:
             return _error(422, list(prefix), str(exc), "model_error")
         except Busy as exc:

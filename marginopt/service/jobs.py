@@ -23,6 +23,8 @@ from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from typing import Any, TypeVar
 
+from marginopt.errors import ArgumentError
+
 T = TypeVar("T")
 
 
@@ -37,7 +39,8 @@ class SolveTimeout(Exception):
 class SolveRunner:
     def __init__(self, threads: int, timeout_s: float, max_pending: int) -> None:
         if threads < 1 or timeout_s <= 0 or max_pending < 1:
-            raise ValueError("threads >= 1, timeout_s > 0 and max_pending >= 1")
+            raise ArgumentError(f"SolveRunner: expected threads >= 1, timeout_s > 0 and max_pending >= 1, got {threads}, "
+                                f"{timeout_s:g} and {max_pending}")
         self.threads = threads
         self.timeout_s = timeout_s
         self.max_pending = max_pending
@@ -103,8 +106,8 @@ class SolveRunner:
                        f"({self.threads} threads, all busy); retry later")
         # Running: it cannot be interrupted (see the module docstring); drop its result when it ends.
         waiting.add_done_callback(_drop_result)
-        raise SolveTimeout(f"the solve ran past the {self.timeout_s:g} s time limit and was abandoned; "
-                           "a smaller case (fewer scenarios, hedges or venues) or a higher --solve-timeout may help")
+        raise SolveTimeout(f"the solve ran past the {self.timeout_s:g} s time limit and was abandoned; a smaller case "
+                           "(fewer scenarios, hedges or venues), or a server started with a longer solve time limit, may help")
 
     def close(self) -> None:
         """Stop taking work; queued jobs are cancelled, a running one finishes on its own."""

@@ -14,6 +14,7 @@ from typing import Any
 
 import numpy as np
 
+from marginopt.errors import ArgumentError
 from marginopt.typing import FloatArray
 
 
@@ -24,7 +25,8 @@ class ChunkedRows:
 
     def __init__(self, array: Any) -> None:
         if getattr(array, "ndim", None) != 2 or not hasattr(array, "chunks"):
-            raise ValueError("ChunkedRows takes a 2-D Dask array (scenarios x hedges)")
+            raise ArgumentError(f"ChunkedRows array: expected a 2-D Dask array (scenarios x hedges; dask.array.from_array "
+                                f"makes one), got {type(array).__name__}")
         if len(array.chunks[1]) != 1:
             array = array.rechunk({1: -1})  # whole rows per chunk: a pass then reads each row once
         self.array = array.astype(np.float64)

@@ -22,7 +22,8 @@ class ColumnView:
         self.base = base
         self.cols = np.asarray(cols, dtype=np.int64)
         if self.cols.ndim != 1 or (self.cols.size and (self.cols.min() < 0 or self.cols.max() >= base.shape[1])):
-            raise ValueError(f"columns must index the matrix's {base.shape[1]} columns")
+            # An invariant: the backends pass a book's own columns, so only a bug in marginopt reaches this.
+            raise RuntimeError(f"columns must index the matrix's {base.shape[1]} columns")
         self.shape = (base.shape[0], len(self.cols))
 
     def __len__(self) -> int:

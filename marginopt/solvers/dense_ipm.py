@@ -92,7 +92,7 @@ class _Matrix:
         self.carrier = single[carries[single]]
         self.own = single[~carries[single]]
         if np.bincount(self.row_of[self.carrier], minlength=len(self.gone)).max(initial=0) > 1:
-            raise ValueError("an eliminated row may carry only one column with entries in the kept rows")
+            raise RuntimeError("an eliminated row may carry only one column with entries in the kept rows")  # a bug, not input
         u = a[:, self.link].toarray()  # the linking columns on kept and eliminated rows
         self.u1, self.u2 = u[self.kept], u[self.gone]
 

@@ -9,7 +9,7 @@ from typing import Any
 
 import cvxpy as cp
 
-from marginopt.errors import MarginoptError
+from marginopt.errors import SolverError
 from marginopt.solvers.installed import installed_solvers
 from marginopt.solvers.quiet import guarded_stdout, ignored_warnings
 from marginopt.solvers.status import Attempt, ProblemClass, SolveReport, SolveStatus
@@ -33,7 +33,7 @@ def map_status(status: str | None) -> SolveStatus:
     try:
         return STATUS_MAP[status]
     except KeyError:
-        raise MarginoptError(f"unknown solver status {status!r}: marginopt does not know whether to trust it") from None
+        raise SolverError(f"unknown solver status {status!r}: marginopt does not know whether to trust it") from None
 
 # Preferred order per class. OSQP (ADMM) is for QPs only: on margin LPs, which have no
 # quadratic term to make them strongly convex, it cycles until its iteration limit (13-18% of
@@ -58,27 +58,34 @@ OPTIONS: dict[str, dict[str, Any]] = {
     "CLARABEL": {},
     "HIGHS": {},
 }
+# The Python package of each solver (all four are dependencies of marginopt; an environment may lack one).
+PACKAGES: dict[str, str] = {"HIGHS": "highspy", "OSQP": "osqp", "CLARABEL": "clarabel", "ECOS": "ecos"}
 # cvxpy's HiGHS interface constructs highspy.Highs() itself, which prints its banner before any
 # option can reach it (solvers/quiet.py); the other solvers keep quiet with verbose=False.
 PRINTS_REGARDLESS = frozenset({"HIGHS"})
 
 
 def solver_chain(problem_class: ProblemClass, forced: str | None = None) -> tuple[str, ...]:
-    """Solvers to try in order: the forced one alone, or the class's order among those installed."""
+    """Solvers to try in order: the forced one alone, or the class's order among those installed.
+    A forced solver that is unknown, not installed or not for ``problem_class`` is a ``SolverError``
+    naming the solvers that would do (``argument`` ``solver``: the CLI adds its flag)."""
     installed = installed_solvers()
     if forced is not None:
         name = forced.upper()
         if name not in CAN_SOLVE:
-            raise MarginoptError(f"--solver {forced}: expected one of {', '.join(CAN_SOLVE)}")
+            raise SolverError(f"solver {forced!r}: expected one of {', '.join(CAN_SOLVE)}", argument="solver")
         if name not in installed:
-            raise MarginoptError(f"--solver {forced}: not installed here (installed: {', '.join(installed)})")
+            raise SolverError(f"solver {forced!r}: not installed here; use one of {', '.join(installed) or 'none'}, or install "
+                              f"it (pip install {PACKAGES[name]})", argument="solver")
         if problem_class not in CAN_SOLVE[name]:
-            raise MarginoptError(f"--solver {forced}: cannot solve this {problem_class.value}; use one of "
-                                 f"{', '.join(s for s in installed if problem_class in CAN_SOLVE[s])}")
+            raise SolverError(f"solver {forced!r}: cannot solve this {problem_class.value}; use one of "
+                              f"{', '.join(s for s in installed if problem_class in CAN_SOLVE[s])}, or leave the solver "
+                              "unset to have one chosen", argument="solver")
         return (name,)
     chain = tuple(s for s in ORDER[problem_class] if s in installed)
     if not chain:
-        raise MarginoptError(f"no installed solver handles a {problem_class.value} (installed: {', '.join(installed)})")
+        raise SolverError(f"no installed solver handles a {problem_class.value} (installed: {', '.join(installed) or 'none'}); "
+                          f"install one of {', '.join(PACKAGES[s] for s in ORDER[problem_class])}")
     return chain
 
 

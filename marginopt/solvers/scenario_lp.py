@@ -35,6 +35,7 @@ from dataclasses import replace
 import highspy
 import numpy as np
 
+from marginopt.errors import SolverError
 from marginopt.solvers.highs import Highs, quiet_highs, run_lp
 from marginopt.solvers.scenario_dual import solve_dual, supported
 from marginopt.solvers.scenario_start import start_point
@@ -102,14 +103,15 @@ class ScenarioLP:
         self.max_iterations = max_iterations
         self.working: list[np.ndarray] = [np.zeros(0, dtype=np.int64) for _ in self.terms]
         if method not in ("auto", "primal", "dual"):
-            raise ValueError(f"method: expected auto, primal or dual, got {method!r}")
+            raise SolverError(f"method {method!r}: expected auto, primal or dual", argument="method")
         if method == "dual" and not supported(self.terms):
-            raise ValueError("the dual method takes expected-shortfall terms without a floor")
+            raise SolverError("method 'dual': takes expected-shortfall terms without a floor only; use auto or primal",
+                              argument="method")
         limited = any(t.limit is not None for t in self.terms)
         auto_dual = supported(self.terms) and (not limited or self.k >= LIMIT_DUAL_MIN_K)
         self.method = "dual" if method == "dual" or (method == "auto" and auto_dual) else "primal"
         if lp not in ("auto", "simplex", "ipm"):
-            raise ValueError(f"lp: expected auto, simplex or ipm, got {lp!r}")
+            raise SolverError(f"lp {lp!r}: expected auto, simplex or ipm", argument="lp")
         self.ipm = lp in ("ipm", "auto")
 
     # -- the LP ------------------------------------------------------------------

@@ -22,7 +22,7 @@ from typing import TYPE_CHECKING, Any, ClassVar, Protocol, TypeAlias, TypeVar
 
 import numpy as np
 
-from marginopt.errors import NonConvexMeasureError
+from marginopt.errors import NonConvexMeasureError, OptimizationError
 from marginopt.formats import measure_kinds as outside_kinds
 from marginopt.formats import measure_module
 from marginopt.models.pricing import PricingInputs
@@ -109,8 +109,11 @@ class Measure(ABC):
         """Give this measure's parameters the values of ``other`` (the same measure after a market move)."""
         new = other.arrays()
         for name, p in self.parameters().items():
-            if new[name].shape != p.shape:
-                raise ValueError(f"{self.name}.{name}: shape {new[name].shape} after the move, {p.shape} before")
+            if new[name].shape != p.shape:  # e.g. a history of another length: the scenarios are not the same set
+                raise OptimizationError(f"measure {self.name}: {name} has shape {new[name].shape} after the market move, "
+                                        f"{p.shape} before: the moved case changes the measure's size (its scenarios or "
+                                        "instruments), which a warm re-solve cannot take; build a new MarginProblem for it",
+                                        argument="case")
             p.value = new[name]
 
 

@@ -82,8 +82,8 @@ def _masked_delta(inp: PricingInputs, applies_to: tuple[str, ...] | None) -> Flo
     """(U, J) deltas, zero for the instruments whose kind is not in ``applies_to``."""
     delta = inp.delta_matrix()
     if applies_to is not None:
-        if len(inp.kinds) != len(inp.ids):
-            raise ValueError("pricing inputs without instrument kinds: applies_to cannot be honoured")
+        if len(inp.kinds) != len(inp.ids):  # an invariant: pricing.inputs gives every contract its kind
+            raise RuntimeError("pricing inputs without instrument kinds: applies_to cannot be honoured")
         delta = delta * np.array([k in applies_to for k in inp.kinds], dtype=float)
     return delta
 

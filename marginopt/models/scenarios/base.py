@@ -9,7 +9,7 @@ from typing import TYPE_CHECKING, Protocol, TypeVar
 
 import numpy as np
 
-from marginopt.errors import CaseError, Location, ModelError
+from marginopt.errors import ArgumentError, CaseError, Location, ModelError
 from marginopt.models import _kernels_numpy
 from marginopt.models import kernel_codes as K
 from marginopt.models.market import MarketData
@@ -45,18 +45,24 @@ class ScenarioLosses:
     source: str = ""
 
     def __post_init__(self) -> None:
+        # Built by the scenario sets from checked input, or by a caller in code: a malformed argument
+        # is an ArgumentError (a ValueError) naming it.
         m = self.matrix
         if m.dtype != np.float64 or m.ndim != 2 or not m.flags.c_contiguous:
-            raise ValueError("matrix must be a C-contiguous 2-D float64 array")
+            raise ArgumentError(f"ScenarioLosses matrix: expected a C-contiguous 2-D float64 array "
+                                f"(np.ascontiguousarray(m, dtype=np.float64)), got {m.ndim}-D {m.dtype}")
         s, j = m.shape
         if j != len(self.instrument_ids):
-            raise ValueError(f"matrix has {j} columns for {len(self.instrument_ids)} instruments")
+            raise ArgumentError(f"ScenarioLosses matrix: expected one column per instrument id "
+                                f"({len(self.instrument_ids)}), got {j}")
         if self.labels.shape != (s,) or self.weights.shape != (s,):
-            raise ValueError("labels and weights need one entry per scenario")
+            raise ArgumentError(f"ScenarioLosses labels and weights: expected one entry per scenario (matrix row, {s}), "
+                                f"got shapes {self.labels.shape} and {self.weights.shape}")
         if s == 0:
-            raise ValueError("a scenario set needs at least one scenario")
+            raise ArgumentError("ScenarioLosses matrix: expected at least one scenario (row), got none")
         if not np.all(self.weights > 0) or not np.all(np.isfinite(self.weights)):
-            raise ValueError("scenario weights must be finite and positive")
+            raise ArgumentError("ScenarioLosses weights: expected finite positive numbers, got "
+                                f"{float(self.weights[~((self.weights > 0) & np.isfinite(self.weights))][0])!r}")
         # In row blocks: a mask of the whole matrix would add an eighth of it to the peak memory.
         for lo in range(0, s, _CHECK_ROWS):
             block = m[lo:lo + _CHECK_ROWS]
@@ -69,7 +75,8 @@ class ScenarioLosses:
                                  "of this scenario is too large to compute with")
         bounds = self.group_bounds if self.group_bounds is not None else np.array([0, s], dtype=np.int64)
         if bounds[0] != 0 or bounds[-1] != s or len(bounds) != len(self.group_names) + 1 or np.any(np.diff(bounds) <= 0):
-            raise ValueError("group_bounds must split the scenarios into non-empty groups in order")
+            raise ArgumentError(f"ScenarioLosses group_bounds: expected {len(self.group_names) + 1} strictly increasing row "
+                                f"numbers from 0 to {s} (one group per name, none empty), got {bounds.tolist()}")
         object.__setattr__(self, "group_bounds", bounds)
         for a in (m, self.weights, self.labels, bounds):
             a.setflags(write=False)

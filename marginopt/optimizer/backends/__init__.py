@@ -34,17 +34,18 @@ LARGE_SCENARIOS = 20_000
 
 def backend_class(name: str) -> Any:
     if name not in BACKENDS:
-        raise OptimizationError(f"backend {name!r}: expected one of {', '.join(BACKENDS)}")
+        raise OptimizationError(f"backend {name!r}: expected one of {', '.join(BACKENDS)}", argument="backend")
     module, cls = BACKENDS[name]
     return getattr(importlib.import_module(module), cls)
 
 
 def build_backend(name: str, description: Description, **options: Any) -> Backend:
-    """Backend ``name`` on ``description``; one that cannot hold it is refused with the reason."""
+    """Backend ``name`` on ``description``; one that cannot hold it is refused with the reason
+    (``OptimizationError``, its ``argument`` ``backend``: ``MarginProblem`` says which solver asked for it)."""
     cls = backend_class(name)
     reason = cls.why_not(description)
     if reason is not None:
-        raise OptimizationError(f"the {name} backend cannot solve this problem: {reason}")
+        raise OptimizationError(f"the {name} backend cannot solve this problem: {reason}", argument="backend")
     backend: Backend = cls(description, **options)
     return backend
 
