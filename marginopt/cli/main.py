@@ -14,6 +14,8 @@ from rich.progress import BarColumn, Progress, SpinnerColumn, TextColumn, TimeEl
 
 from marginopt import formats as outside
 from marginopt.errors import CaseError, InfeasibleError, MarginoptError, printable
+from marginopt.optimizer.choice import SolverChoice
+from marginopt.optimizer.objectives import objective_names
 
 FORMATS = click.Choice(["table", "json", "csv"])
 SOURCES = click.Choice(["case", *outside.format_names()])  # what CASE is: a case file, or a file of an outside format
@@ -247,12 +249,13 @@ def _plan(path: Path, mode: str, objective: str | None, solver: str | None, fmt:
 def _plan_command(mode: str, doc: str) -> None:
     @cli.command(name=mode, help=doc)
     @click.argument("case", type=click.Path(path_type=Path))
-    @click.option("--objective", type=click.Choice(["min_cost", "min_margin"]), default=None,
+    @click.option("--objective", type=click.Choice(objective_names()), default=None,
                   help="Overrides the case's objective.")
-    @click.option("--solver", default=None, help="Force a solver (HIGHS, CLARABEL, ECOS, OSQP) or a formulation: SCENARIO (the large-scenario "
-                  "solver, chosen by itself for 20,000+ scenarios when the problem is a min_margin hedge over ES or scenario "
-                  "maximum margins), GENERATE (scenario generation in the whole problem, chosen by itself otherwise) or FULL "
-                  "(every scenario in one program).")
+    @click.option("--solver", type=click.Choice([c.value for c in SolverChoice], case_sensitive=False), default=None,
+                  help="Force a solver (HIGHS, CLARABEL, ECOS, OSQP) or a formulation: SCENARIO (the large-scenario "
+                  "solver, chosen by itself at any size when the problem is a min_margin hedge over ES or scenario "
+                  "maximum margins), GENERATE (scenario generation in the whole problem, chosen by itself from 20,000 "
+                  "scenarios otherwise) or FULL (every scenario in one program).")
     @click.option("--format", "fmt", type=PLAN_FORMATS, default="table", show_default=True)
     @click.option("--out", type=click.Path(path_type=Path), default=None, help="Folder for the plan as CSV and Parquet tables.")
     @click.option("--from", "source", type=SOURCES, default="case", show_default=True,
