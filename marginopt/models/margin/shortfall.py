@@ -50,6 +50,16 @@ def quantile(losses: FloatArray, prob: FloatArray, alpha: float) -> float:
     return float(losses[order][min(k, len(cum) - 1)])
 
 
+def _probabilities(losses: ScenarioLosses) -> list[FloatArray]:
+    """Each group's scenario weights as probabilities (summing to 1 in the group)."""
+    return [losses.weights[g] / losses.weights[g].sum() for g in losses.groups()]
+
+
+def _same_scenarios(a: ScenarioLosses, b: ScenarioLosses) -> bool:
+    """The same weights in the same groups (the same arrays: as ``ScenarioLosses.on_columns`` passes them on)."""
+    return a.weights is b.weights and a.group_bounds is b.group_bounds
+
+
 class ExpectedShortfall(ScenarioMeasure):
     r"""Expected shortfall at level ``alpha``, floored at zero, per group:
 
@@ -60,13 +70,15 @@ class ExpectedShortfall(ScenarioMeasure):
     OCC STANS and the VaR part of CME SPAN 2.
     """
 
-    def __init__(self, name: str, losses: ScenarioLosses, alpha: float) -> None:
+    def __init__(self, name: str, losses: ScenarioLosses, alpha: float, probs: list[FloatArray] | None = None) -> None:
+        """``probs``: the groups' probabilities where the caller has them for these weights (``with_losses``)."""
         self.name, self.losses, self.alpha = name, losses, alpha
         self.beta = 1.0 - alpha
-        self.probs = [losses.weights[g] / losses.weights[g].sum() for g in losses.groups()]
+        self.probs = probs if probs is not None else _probabilities(losses)
 
     def with_losses(self, losses: ScenarioLosses) -> ExpectedShortfall:
-        return ExpectedShortfall(self.name, losses, self.alpha)
+        # The same scenarios on other columns (``on_columns``) keep their weights: one copy of the probabilities.
+        return ExpectedShortfall(self.name, losses, self.alpha, self.probs if _same_scenarios(losses, self.losses) else None)
 
     def group_values(self, q: FloatArray) -> list[float]:
         loss = self.losses.losses(q)
@@ -106,7 +118,7 @@ class HistoricalVaR(ScenarioMeasure):
 
     def __init__(self, name: str, losses: ScenarioLosses, alpha: float) -> None:
         self.name, self.losses, self.alpha = name, losses, alpha
-        self.probs = [losses.weights[g] / losses.weights[g].sum() for g in losses.groups()]
+        self.probs = _probabilities(losses)
 
     def group_values(self, q: FloatArray) -> list[float]:
         loss = self.losses.losses(q)
@@ -130,7 +142,7 @@ class HistoricalVaR(ScenarioMeasure):
         )
 
     def convex_bound(self) -> ExpectedShortfall:
-        return ExpectedShortfall(f"{self.name} (ES bound)", self.losses, self.alpha)
+        return ExpectedShortfall(f"{self.name} (ES bound)", self.losses, self.alpha, self.probs)
 
 
 @dataclass(frozen=True)
