@@ -18,6 +18,35 @@ if TYPE_CHECKING:  # imported where a cvxpy form is built, so margin alone never
     import cvxpy as cp
 
 
+# From this many scenarios the tail is found by a partition, not a sort of them all.
+_PARTITION_FROM = 1 << 16
+
+
+def _tail(losses: FloatArray, prob: FloatArray, beta: float) -> tuple[np.ndarray, FloatArray]:
+    """The scenarios of the worst ``beta`` mass, worst first (among equal losses, by index), and the
+    mass each contributes; every other scenario contributes none.
+
+    A large set sorts only its top: the scenarios at or above a partition's threshold (so equal
+    losses stay together), as many as carry ``beta`` (from 1.25 tails under equal probabilities,
+    doubling). Their order and masses are the full sort's, bit for bit: the others all come after
+    them and start at a cumulative mass of at least ``beta``. At 400,000 scenarios that is 0.4 MB
+    and a few milliseconds instead of five arrays of 3.2 MB and a sort."""
+    n = len(losses)
+    if n >= _PARTITION_FROM:
+        k = min(n, int(np.ceil(1.25 * beta * n)) + 16)
+        while 2 * k <= n:
+            top = np.flatnonzero(losses >= np.partition(losses, n - k)[n - k])
+            order = top[np.argsort(-losses[top], kind="stable")]
+            p = prob[order]
+            cum = np.cumsum(p)
+            if cum[-1] >= beta:
+                return order, np.clip(beta - (cum - p), 0.0, p)
+            k *= 2
+    order = np.argsort(-losses, kind="stable")
+    p = prob[order]
+    return order, np.clip(beta - (np.cumsum(p) - p), 0.0, p)
+
+
 def tail_mean(losses: FloatArray, prob: FloatArray, beta: float) -> float:
     """Mean of the worst ``beta`` probability mass of a discrete loss distribution.
 
@@ -25,20 +54,15 @@ def tail_mean(losses: FloatArray, prob: FloatArray, beta: float) -> float:
     inside the tail, so the result is exact for any ``beta`` (Rockafellar and
     Uryasev 2002, Proposition 8).
     """
-    order = np.argsort(-losses, kind="stable")
-    lo, p = losses[order], prob[order]
-    before = np.cumsum(p) - p
-    take = np.clip(beta - before, 0.0, p)
-    return float(take @ lo / beta)
+    order, take = _tail(losses, prob, beta)
+    return float(take @ losses[order] / beta)
 
 
 def tail_weights(losses: FloatArray, prob: FloatArray, beta: float) -> FloatArray:
     """Weight of each scenario in the tail mean (sums to 1): the ES gradient's row weights."""
-    order = np.argsort(-losses, kind="stable")
-    p = prob[order]
-    take = np.clip(beta - (np.cumsum(p) - p), 0.0, p) / beta
-    out = np.empty_like(take)
-    out[order] = take
+    order, take = _tail(losses, prob, beta)
+    out = np.zeros(len(losses))
+    out[order] = take / beta
     return out
 
 
