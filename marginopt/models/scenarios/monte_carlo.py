@@ -83,7 +83,7 @@ class MonteCarloSpec:
             z *= np.sqrt((self.dof - 2.0) / self.dof)
         cols = [names.index(u) for u in needed]
         sig = np.array(vols) * np.sqrt(self.horizon_days / 365.0)
-        growth = z[:, cols]  # a copy
+        growth = np.take(z, cols, axis=1)  # a C-ordered copy (z[:, cols] is Fortran-ordered: the kernel's call copied it again)
         del z
         growth *= sig
         growth -= 0.5 * sig**2
