@@ -202,7 +202,7 @@ def main() -> None:
             print(f"{'venue':<6}{'held options':>13} {'margin s':>9} {'MiB':>6} {'hedge s':>8} {'MiB':>6}"
                   f"   {'margin before -> after (USD)':>30}   hedge" + (f"   | hedge at {args.before}: s, MiB" if before else ""))
             for venue in args.venues.split(","):
-                for n in (int(x) for x in args.sizes.split(",")):
+                for n in (int(x) for x in args.sizes.split(",") if int(x) > 0):  # --sizes 0: the demo rows only
                     folder = Path(tmp) / f"{venue}{n}"
                     folder.mkdir()
                     _row(venue, n, write_case(n, folder, venue), args.timeout, before)
