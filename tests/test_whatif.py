@@ -200,3 +200,15 @@ def test_demo_plan_shows_no_value_on_a_quantity_shown_as_zero() -> None:
     for h in doc["hedges"]:
         unit, impact = costs[(h["venue"], h["instrument"])]
         assert h["cost"] == pytest.approx(unit * abs(h["quantity"]) + impact * h["quantity"] ** 2, rel=1e-15, abs=0.0), h
+
+
+def test_a_leg_past_the_gross_value_bound_is_refused_by_the_library() -> None:
+    """What the CLI refuses, the library (and so the service's /v1/whatif and /v1/route) refuses too:
+    1e14 BTC perpetuals at the demo's 91,000 USD are worth 9.1e18 USD gross, past the 1e15 bound,
+    though the quantity itself is within it."""
+    case = marginopt.load_case(marginopt.demo_case_path())
+    with pytest.raises(CaseError, match=r"legs\.0\.quantity.*at most 1e\+15 USD gross.*= 9\.1e\+18 USD"):
+        what_if_legs(case, [Leg("BTC-PERP", 1e14, "okx_std")])
+    with pytest.raises(CaseError, match=r"legs\.0\.quantity.*at most 1e\+15 USD gross"):
+        route_legs(case, [Leg("BTC-PERP", -1e14)])
+    assert what_if_legs(case, [Leg("BTC-PERP", 1e9, "okx_std")]).venues  # 9.1e13 USD: within the bound, computed

@@ -11,7 +11,7 @@ import pandas as pd
 from marginopt.errors import CaseError, Location
 from marginopt.models.book import VenueBook
 from marginopt.models.case import Case
-from marginopt.models.magnitude import trade_quantity
+from marginopt.models.magnitude import gross_value_error, trade_quantity
 from marginopt.typing import FloatArray
 
 
@@ -146,8 +146,13 @@ def _check_leg(case: Case, leg: Leg, field: str) -> Leg:
         raise CaseError(where, f"{field}venue", f"one of the case's venues ({', '.join(case.venues)})", leg.venue)
     if leg.instrument not in case.instruments:
         raise CaseError(where, f"{field}instrument", "an instrument id of the case", leg.instrument)
-    # route and the service come through here: the magnitude guard on every leg
-    return Leg(leg.instrument, trade_quantity(leg.quantity, where, f"{field}quantity"), leg.venue)
+    # route and the service come through here: the magnitude guard on every leg, and on its gross value
+    quantity = trade_quantity(leg.quantity, where, f"{field}quantity")
+    market = case.market
+    too_big = gross_value_error(quantity, case.instruments[leg.instrument], market.prices, market.base_currency)
+    if too_big is not None:
+        raise CaseError(where, f"{field}quantity", "a trade " + too_big.removeprefix("a position "), quantity)
+    return Leg(leg.instrument, quantity, leg.venue)
 
 
 def _leg_fields(legs: Sequence[Leg], single: bool) -> list[str]:
