@@ -24,7 +24,23 @@ from marginopt.models.venues import Venue, parse_venues
 
 FORMAT = "marginopt/1"
 _KEYS = ("format", "base_currency", "valuation_date", "market", "instruments", "positions", "venues",
-         "treasury", "hedges", "limits", "objective", "description")
+         "treasury", "hedges", "limits", "objective", "description", "execution")
+
+
+@dataclass(frozen=True)
+class Execution:
+    """Whole-plan execution caps (``execution:``): collateral moves over all venues, non-zero hedge lines."""
+
+    max_moves: int | None = None
+    max_tickets: int | None = None
+
+
+def parse_execution(node: Node | None) -> Execution:
+    if node is None or node.value is None:
+        return Execution()
+    parts = node.mapping(allowed=("max_moves", "max_tickets"))
+    counts = {k: int(parts[k].number(lower=0.0, integer=True)) for k in parts}
+    return Execution(counts.get("max_moves"), counts.get("max_tickets"))
 
 
 @dataclass(frozen=True)
@@ -41,6 +57,7 @@ class Case:
     limits: Limits
     objective: Objective
     description: str = ""
+    execution: Execution = Execution()
 
 
 def _check_scenario_sets(venues: Mapping[str, Venue], limits: Limits, market: MarketData) -> None:
@@ -96,6 +113,7 @@ def _parse_case(root: Node, path: Path) -> Case:
     _check_scenario_sets(venues, limits, market)
     objective = Objective(parts["objective"].string(choices=[o.value for o in Objective])) if "objective" in parts else Objective.MIN_COST
     description = parts["description"].string() if "description" in parts else ""
+    execution = parse_execution(parts.get("execution"))
     return Case(
         path=path,
         base_currency=base,
@@ -109,4 +127,5 @@ def _parse_case(root: Node, path: Path) -> Case:
         limits=limits,
         objective=objective,
         description=description,
+        execution=execution,
     )

@@ -39,6 +39,10 @@ class Venue:
     # Instruments the venue lists beyond those held or offered as hedges there (``lists:``); what-if
     # routing sends a trade only to a venue that lists it (``optimizer.attribution.listed_at``).
     lists: frozenset[str] = frozenset()
+    # Execution terms (optional): a collateral move here (the change of one asset's quantity posted)
+    # is 0 or worth at least ``minimum_transfer`` (base currency, gross value); at most ``max_moves`` moves.
+    minimum_transfer: float = 0.0
+    max_moves: int | None = None
 
     def measure_specs(self) -> list[MeasureSpec]:
         """The initial margin measure, and the maintenance one when it is a measure."""
@@ -46,7 +50,8 @@ class Venue:
         return [self.initial_margin] + ([mm] if mm is not None and not isinstance(mm, FractionOfInitial) else [])
 
 
-_VENUE_KEYS = ("initial_margin", "maintenance_margin", "collateral", "concentration", "posted", "lists", "description")
+_VENUE_KEYS = ("initial_margin", "maintenance_margin", "collateral", "concentration", "posted", "lists", "description",
+               "minimum_transfer", "max_moves")
 
 
 def parse_venues(node: Node, market: MarketData, instruments: Container[str] | None = None) -> dict[str, Venue]:
@@ -120,8 +125,10 @@ def _parse_venue(name: str, node: Node, market: MarketData, instruments: Contain
                 )
             posted[asset] = pnode.number(lower=0.0)
     lists = _parse_lists(name, parts["lists"], instruments) if "lists" in parts else frozenset()
+    minimum_transfer = parts["minimum_transfer"].number(lower=0.0) if "minimum_transfer" in parts else 0.0
+    max_moves = int(parts["max_moves"].number(lower=0.0, integer=True)) if "max_moves" in parts else None
     return Venue(name, im, mm, MappingProxyType(collateral), MappingProxyType(concentration), MappingProxyType(posted),
-                 preset.id if preset is not None else None, lists)
+                 preset.id if preset is not None else None, lists, minimum_transfer, max_moves)
 
 
 def _with_preset(node: Node) -> tuple[Preset, dict[str, Node], set[str]]:

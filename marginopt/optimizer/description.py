@@ -109,6 +109,30 @@ class Description:
         return next(v for v in self.venues if v.name == name)
 
     @cached_property
+    def execution_terms(self) -> tuple[str, ...]:
+        """The case's execution terms that act on this problem (CASE_FORMAT.md, "Execution terms"):
+        hedge terms where hedges are traded, collateral terms where collateral moves. Any of them
+        makes the plan a mixed-integer program (``backends/mip.py``)."""
+        case, out = self.case, []
+        if any(c.lot_size is not None for c in self.cands):
+            out.append("hedges.lot_size")
+        if any(c.min_trade > 0.0 for c in self.cands):
+            out.append("hedges.min_trade")
+        if self.cands and case.execution.max_tickets is not None:
+            out.append("execution.max_tickets")
+        moving = [v for v in self.venues if v.assets] if self.collateral_free else []
+        if any(case.venues[v.name].minimum_transfer > 0.0 for v in moving):
+            out.append("venues.minimum_transfer")
+        if any(case.venues[v.name].max_moves is not None for v in moving):
+            out.append("venues.max_moves")
+        if moving and case.execution.max_moves is not None:
+            out.append("execution.max_moves")
+        eligible = {a for v in moving for a in v.assets}
+        if any(t.rounding is not None for a, t in case.treasury.items() if a in eligible):
+            out.append("treasury.rounding")
+        return tuple(out)
+
+    @cached_property
     def h_scale(self) -> FloatArray:
         """Each hedge's own bound: solvers see hedges in these units (see the cvxpy backend)."""
         return np.array([max(c.max_buy, c.max_sell, 1.0) for c in self.cands])

@@ -39,7 +39,7 @@ MAX_SCENARIO_CELLS = 25_000_000  # 200 MB of float64 per scenario-loss matrix
 # other column (an asset's daily closes) a number. A column in neither list is left to the case reader,
 # which refuses an unknown one.
 NUMBER_COLUMNS = {"instruments": ("strike", "multiplier", "price", "vol"), "positions": ("quantity",),
-                  "hedges": ("max_buy", "max_sell", "cost_per_unit", "impact")}
+                  "hedges": ("max_buy", "max_sell", "cost_per_unit", "impact", "lot_size", "min_trade")}
 TEXT_COLUMNS = {"instruments": ("id", "kind", "underlying", "expiry", "right", "settlement"),
                 "positions": ("venue", "instrument", "account"), "hedges": ("venue", "instrument")}
 

@@ -44,6 +44,9 @@ def build_backend(name: str, description: Description, **options: Any) -> Backen
     (``OptimizationError``, its ``argument`` ``backend``: ``MarginProblem`` says which solver asked for it)."""
     cls = backend_class(name)
     reason = cls.why_not(description)
+    if reason is None and description.execution_terms and not getattr(cls, "holds_execution_terms", False):
+        # Never the continuous problem in place of the executable one.
+        reason = f"it does not hold the case's execution terms ({', '.join(description.execution_terms)})"
     if reason is not None:
         raise OptimizationError(f"the {name} backend cannot solve this problem: {reason}", argument="backend")
     backend: Backend = cls(description, **options)
@@ -71,6 +74,9 @@ def choose_backend(description: Description, choice: SolverChoice | None = None)
     cvxpy chain to that solver, except that a forced HiGHS still takes the direct LP and, from
     ``LARGE_SCENARIOS`` up, the scenario solver and generation (both solve with HiGHS).
     """
+    if description.execution_terms:
+        raise OptimizationError(f"the case's execution terms ({', '.join(description.execution_terms)}) need a "
+                                "mixed-integer plan, which no backend solves yet (issue 17)", argument="case")
     if choice is not None and choice.backend is not None:
         return choice.backend
     if choice is not None and choice is not SolverChoice.HIGHS:
