@@ -13,10 +13,9 @@ numba and pandas up front.
 
 from __future__ import annotations
 
-import importlib
 from importlib import resources
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
 
 from marginopt.errors import (
     ArgumentError,
@@ -29,6 +28,7 @@ from marginopt.errors import (
     OptimizationError,
     SolverError,
 )
+from marginopt.lazy import lazy
 
 if TYPE_CHECKING:
     from marginopt.models import Case, MarginReport, ScenarioLosses, VenueBook, load_case
@@ -73,22 +73,21 @@ _LAZY: dict[str, tuple[str, str]] = {
 }
 
 
-def __getattr__(name: str) -> Any:
-    if name == "__version__":
-        from importlib.metadata import version  # the installed package's, from pyproject.toml
-
-        globals()[name] = value = version("marginopt")
-        return value
-    if name not in _LAZY:
+def _version(name: str) -> str:
+    if name != "__version__":
         raise AttributeError(f"module 'marginopt' has no attribute {name!r}")
-    module, attr = _LAZY[name]
-    value = getattr(importlib.import_module(module), attr)
-    globals()[name] = value  # later lookups skip this function
+    from importlib.metadata import version  # the installed package's, from pyproject.toml
+
+    value: str = version("marginopt")
+    globals()[name] = value
     return value
 
 
+__getattr__, _dir = lazy(__name__, _LAZY, extra=_version)
+
+
 def __dir__() -> list[str]:
-    return sorted(set(globals()) | set(_LAZY) | {"__version__"})
+    return sorted({*_dir(), "__version__"})
 
 
 def demo_case_path() -> Path:

@@ -14,7 +14,7 @@ ROOT = Path(__file__).resolve().parents[1] / "marginopt"
 
 # Lowest first: a module may import its own layer and those below it, never one above.
 LAYERS: tuple[tuple[str, ...], ...] = (
-    ("marginopt.errors", "marginopt.typing", "marginopt.json_values"),
+    ("marginopt.errors", "marginopt.typing", "marginopt.json_values", "marginopt.lazy"),
     ("marginopt.models", "marginopt.formats", "marginopt.presets"),
     ("marginopt.solvers",),
     ("marginopt.optimizer",),

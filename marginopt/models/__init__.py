@@ -6,8 +6,9 @@ enums the CLI lists) does not load pricing, scenarios and numba."""
 
 from __future__ import annotations
 
-import importlib
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
+
+from marginopt.lazy import lazy
 
 if TYPE_CHECKING:
     from marginopt.models.book import VenueBook
@@ -19,12 +20,7 @@ _LAZY = {"VenueBook": "book", "Case": "case", "load_case": "case", "load_case_da
          "VenueMargin": "report", "margin_report": "report", "ScenarioLosses": "scenarios"}
 
 
-def __getattr__(name: str) -> Any:
-    if name not in _LAZY:
-        raise AttributeError(f"module 'marginopt.models' has no attribute {name!r}")
-    value = getattr(importlib.import_module(f"marginopt.models.{_LAZY[name]}"), name)
-    globals()[name] = value
-    return value
+__getattr__, __dir__ = lazy(__name__, {name: f"marginopt.models.{module}" for name, module in _LAZY.items()})
 
 
 __all__ = ["Case", "MarginReport", "ScenarioLosses", "VenueBook", "VenueMargin", "load_case", "load_case_data", "margin_report"]

@@ -6,8 +6,9 @@ status does not load pandas or a solver.
 
 from __future__ import annotations
 
-import importlib
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
+
+from marginopt.lazy import lazy
 
 if TYPE_CHECKING:
     from marginopt.optimizer.api import optimize, run
@@ -31,7 +32,7 @@ if TYPE_CHECKING:
     from marginopt.optimizer.result import OptimizationResult
     from marginopt.optimizer.verify import Plan, Verification, verify
 
-_LAZY: dict[str, str] = {
+_MODULES: dict[str, str] = {
     "optimize": "api", "run": "api",
     "Leg": "attribution", "LegsWhatIf": "attribution", "VenueChange": "attribution", "WhatIf": "attribution",
     "attribution": "attribution", "euler_allocation": "attribution", "listed_at": "attribution", "route": "attribution",
@@ -42,16 +43,7 @@ _LAZY: dict[str, str] = {
 }
 
 
-def __getattr__(name: str) -> Any:
-    if name not in _LAZY:
-        raise AttributeError(f"module 'marginopt.optimizer' has no attribute {name!r}")
-    value = getattr(importlib.import_module(f"marginopt.optimizer.{_LAZY[name]}"), name)
-    globals()[name] = value
-    return value
-
-
-def __dir__() -> list[str]:
-    return sorted(set(globals()) | set(_LAZY))
+__getattr__, __dir__ = lazy(__name__, {name: f"marginopt.optimizer.{module}" for name, module in _MODULES.items()})
 
 
 __all__ = [

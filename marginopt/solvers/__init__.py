@@ -6,9 +6,9 @@ cvxpy chain on first use, so that code reading only statuses does not load cvxpy
 
 from __future__ import annotations
 
-import importlib
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
 
+from marginopt.lazy import lazy
 from marginopt.solvers.status import Attempt, ProblemClass, SolveReport, SolveStatus
 
 if TYPE_CHECKING:
@@ -19,10 +19,7 @@ _LAZY = {"installed_solvers": "marginopt.solvers.installed", "map_status": "marg
          "solve": "marginopt.solvers.run", "solver_chain": "marginopt.solvers.run"}
 
 
-def __getattr__(name: str) -> Any:
-    if name not in _LAZY:
-        raise AttributeError(f"module 'marginopt.solvers' has no attribute {name!r}")
-    return getattr(importlib.import_module(_LAZY[name]), name)
+__getattr__, __dir__ = lazy(__name__, _LAZY)
 
 
 __all__ = ["Attempt", "ProblemClass", "SolveReport", "SolveStatus", "installed_solvers", "map_status", "solve", "solver_chain"]
