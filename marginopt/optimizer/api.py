@@ -26,6 +26,9 @@ def optimize(
     objective: Objective | str | None = None,
     solver: SolverChoice | str | None = None,
     mode: Mode | str = Mode.OPTIMIZE,
+    *,
+    mip_gap: float | None = None,
+    time_limit: float | None = None,
 ) -> OptimizationResult:
     """Margin-minimizing hedges and collateral allocation for a case, verified.
 
@@ -33,9 +36,11 @@ def optimize(
     venue's initial margin covered) or ``min_margin`` (total initial margin plus
     hedge costs); defaults to the case's (``optimizer.objectives``). ``mode``: ``optimize``
     (hedges and collateral), ``hedge`` (collateral fixed as posted) or ``allocate`` (no
-    hedges). ``solver``: a solver or a formulation (``SolverChoice``); None chooses.
+    hedges). ``solver``: a solver or a formulation (``SolverChoice``); None chooses. ``mip_gap``
+    (relative) and ``time_limit`` (seconds) reach HiGHS's branch and bound when the case carries
+    execution terms (lots, minimum trades and transfers, move and ticket caps, rounding).
     """
-    problem = MarginProblem(case, objective, mode, solver=solver)
+    problem = MarginProblem(case, objective, mode, solver=solver, mip_gap=mip_gap, time_limit=time_limit)
     return run(problem)
 
 
@@ -71,8 +76,9 @@ def run(problem: MarginProblem, solver: str | None = None, warm: bool = False) -
 
 def diagnose(description: Description, backend: str, solver: str | None) -> tuple[tuple[str, float], ...]:
     """What is short and by how much, from the elastic problem (every constraint with a slack):
-    generated where the problem was (or is large), whole in cvxpy otherwise."""
-    name = "generate" if backend == "generate" or large(description) else "cvxpy"
+    generated where the problem was (or is large), whole in cvxpy otherwise; with the execution
+    terms kept (the elastic mixed-integer program) where the case has them."""
+    name = "mip" if description.execution_terms else "generate" if backend == "generate" or large(description) else "cvxpy"
     elastic = build_backend(name, description, elastic=True)
     return elastic.shortfalls(solver)  # type: ignore[attr-defined, no-any-return]
 

@@ -22,16 +22,21 @@ from marginopt.optimizer.objectives import objective_kind
 
 class MarginProblem:
     """``solver``: a solver or formulation as ``--solver`` takes it (``SolverChoice``); ``backend``:
-    a backend by its registry name (``optimizer.backends.BACKENDS``), for callers that need one."""
+    a backend by its registry name (``optimizer.backends.BACKENDS``), for callers that need one.
+    ``mip_gap`` (relative) and ``time_limit`` (seconds) reach the mixed-integer backend, chosen
+    when the case carries execution terms; a continuous plan has no gap, and takes neither."""
 
     def __init__(self, case: Case, objective: Objective | str | None = None, mode: Mode | str = Mode.OPTIMIZE,
-                 solver: SolverChoice | str | None = None, backend: str | None = None, **options: Any) -> None:
+                 solver: SolverChoice | str | None = None, backend: str | None = None, *, mip_gap: float | None = None,
+                 time_limit: float | None = None, **options: Any) -> None:
         # The call's names first (OptimizationError, SolverError naming the argument), before any book is built.
         chosen = objective_kind(objective).objective if objective is not None else None
         asked = Mode.parse(mode)
         self.choice = SolverChoice.parse(solver)
         self.description: Description = describe(case, chosen, asked)
         name = backend or choose_backend(self.description, self.choice)
+        if name == "mip":
+            options.update(mip_gap=mip_gap, time_limit=time_limit)
         try:
             self.backend: Backend = build_backend(name, self.description, **options)
         except OptimizationError as exc:

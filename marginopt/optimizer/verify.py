@@ -23,6 +23,9 @@ if TYPE_CHECKING:
 # well below a cent on margins of millions, well above solver round-off.
 ABS_TOL = 1e-6
 REL_TOL = 1e-8
+# A hedge is a whole number of lots, and a move a whole number of rounding units, within this
+# fraction of one (HiGHS holds integers to 1e-6; the MIP backend's plan is rounded to whole ones).
+INTEGRALITY_TOL = 1e-6
 
 
 @dataclass(frozen=True)
@@ -116,6 +119,7 @@ def verify(problem: Description, plan: Plan) -> Verification:
             checks.append(_check(f"inventory of {a}", total - avail, avail))
     if problem.has_hedges:
         checks += _limit_checks(problem, outcomes)
+    checks += _execution_checks(problem, plan)
     costs = problem.kind.costs(problem, plan, {o.venue: o.margin_after for o in outcomes})
     return Verification(tuple(checks), tuple(outcomes), float(sum(costs.values())), costs)
 
@@ -145,6 +149,60 @@ def _limit_checks(problem: Description, outcomes: list[VenueOutcome]) -> list[Ch
             out.append(_check(f"linear limit {k + 1} >= {lin.lower:g}", lin.lower - value, abs(lin.lower)))
         if lin.upper is not None:
             out.append(_check(f"linear limit {k + 1} <= {lin.upper:g}", value - lin.upper, abs(lin.upper)))
+    return out
+
+
+def _moved(before: float, after: float) -> bool:
+    return abs(after - before) > ABS_TOL + REL_TOL * max(abs(before), abs(after))
+
+
+def _execution_checks(problem: Description, plan: Plan) -> list[Check]:
+    """The case's execution terms at the plan (CASE_FORMAT.md, "Execution terms"): lots, minimum
+    trades, tickets; minimum transfers, rounding and move counts of the collateral moves (the
+    change of one asset's quantity at one venue). Counts allow no tolerance."""
+    case, out = problem.case, []
+    h = plan.hedges
+    tickets = 0
+    for k, c in enumerate(problem.cands):
+        size = abs(float(h[k]))
+        traded = size > ABS_TOL + REL_TOL * max(c.max_buy, c.max_sell)
+        tickets += traded
+        if c.lot_size is not None:
+            lots = float(h[k]) / c.lot_size
+            out.append(Check(f"hedge {c.venue}:{c.instrument} a whole number of lots of {c.lot_size:g}",
+                             abs(lots - round(lots)), INTEGRALITY_TOL))
+        if c.min_trade > 0.0 and traded:
+            out.append(_check(f"hedge {c.venue}:{c.instrument} 0 or at least min_trade {c.min_trade:g}", c.min_trade - size, c.min_trade))
+    if problem.cands and case.execution.max_tickets is not None:
+        out.append(Check(f"non-zero hedge lines <= max_tickets {case.execution.max_tickets}",
+                         tickets - case.execution.max_tickets, 0.0))
+    if not problem.collateral_free:
+        return out
+    prices, total = case.market.prices, 0
+    for part in problem.parts:
+        spec = case.venues[part.name]
+        units = plan.allocation.get(part.name, {})
+        moves = 0
+        for a, after in units.items():
+            before = spec.posted.get(a, 0.0)
+            if not _moved(before, after):
+                continue
+            moves += 1
+            value = abs(after - before) * prices[a]
+            if spec.minimum_transfer > 0.0:
+                out.append(_check(f"{part.name}: move of {a} worth at least minimum_transfer {spec.minimum_transfer:g}",
+                                  spec.minimum_transfer - value, spec.minimum_transfer))
+            rounding = case.treasury[a].rounding if a in case.treasury else None
+            if rounding is not None:
+                steps = (after - before) / rounding
+                out.append(Check(f"{part.name}: move of {a} a whole multiple of rounding {rounding:g}",
+                                 abs(steps - round(steps)), INTEGRALITY_TOL))
+        if spec.max_moves is not None:
+            out.append(Check(f"{part.name}: collateral moves <= max_moves {spec.max_moves}", moves - spec.max_moves, 0.0))
+        total += moves
+    if case.execution.max_moves is not None:
+        out.append(Check(f"collateral moves <= execution.max_moves {case.execution.max_moves}",
+                         total - case.execution.max_moves, 0.0))
     return out
 
 

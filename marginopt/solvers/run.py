@@ -44,9 +44,10 @@ ORDER: dict[ProblemClass, tuple[str, ...]] = {
     ProblemClass.LP: ("HIGHS", "CLARABEL", "ECOS"),
     ProblemClass.QP: ("CLARABEL", "OSQP", "ECOS"),
     ProblemClass.SOCP: ("CLARABEL", "ECOS"),
+    ProblemClass.MILP: ("HIGHS",),
 }
 CAN_SOLVE: dict[str, tuple[ProblemClass, ...]] = {
-    "HIGHS": (ProblemClass.LP,),
+    "HIGHS": (ProblemClass.LP, ProblemClass.MILP),
     "OSQP": (ProblemClass.QP,),
     "CLARABEL": (ProblemClass.LP, ProblemClass.QP, ProblemClass.SOCP),
     "ECOS": (ProblemClass.LP, ProblemClass.QP, ProblemClass.SOCP),

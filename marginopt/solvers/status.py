@@ -19,6 +19,7 @@ class ProblemClass(str, Enum):
     LP = "LP"
     QP = "QP"
     SOCP = "SOCP"
+    MILP = "MILP"  # an LP with integer variables (executable plans: HiGHS's branch and bound)
 
 
 @dataclass(frozen=True)

@@ -10,7 +10,7 @@ from __future__ import annotations
 import importlib
 from typing import TYPE_CHECKING, Any
 
-from marginopt.errors import OptimizationError
+from marginopt.errors import OptimizationError, SolverError
 from marginopt.models.margin.leaves import largest_scenario_set
 from marginopt.optimizer.choice import SolverChoice
 
@@ -24,6 +24,7 @@ BACKENDS: dict[str, tuple[str, str]] = {
     "generate": ("marginopt.optimizer.backends.generation", "GenerationBackend"),
     "direct": ("marginopt.optimizer.backends.direct_lp", "DirectBackend"),
     "scenario": ("marginopt.optimizer.backends.scenario_route", "ScenarioBackend"),
+    "mip": ("marginopt.optimizer.backends.mip", "MipBackend"),
 }
 
 # From this many scenarios in a hedged venue's largest ES or scenario-maximum term, a program the
@@ -60,6 +61,11 @@ def large(description: Description) -> bool:
 def choose_backend(description: Description, choice: SolverChoice | None = None) -> str:
     """The backend for ``description`` when the caller asked for ``choice`` (None: nothing).
 
+    - A problem with execution terms (``Description.execution_terms``: lots, minimum trades and
+      transfers, move and ticket caps, rounding) goes to the mixed-integer backend, whatever its
+      size; a choice other than HiGHS is refused (``SolverError``), never answered by the continuous
+      problem.
+
     - A formulation named (SCENARIO, GENERATE, FULL) is that backend; SCENARIO refuses a
       problem it cannot hold (``build_backend``), with the reason.
     - Otherwise a collateral-only ``min_cost`` problem goes to the direct LP (HiGHS on
@@ -75,8 +81,12 @@ def choose_backend(description: Description, choice: SolverChoice | None = None)
     ``LARGE_SCENARIOS`` up, the scenario solver and generation (both solve with HiGHS).
     """
     if description.execution_terms:
-        raise OptimizationError(f"the case's execution terms ({', '.join(description.execution_terms)}) need a "
-                                "mixed-integer plan, which no backend solves yet (issue 17)", argument="case")
+        # Only the mixed-integer backend holds them; it refuses (build_backend) what it cannot hold.
+        if choice is not None and choice is not SolverChoice.HIGHS:
+            raise SolverError(f"solver {choice.value!r}: the case's execution terms ({', '.join(description.execution_terms)}) "
+                              "make the plan a mixed-integer program, which HiGHS alone solves (the mip backend); "
+                              "name HIGHS or none", argument="solver")
+        return "mip"
     if choice is not None and choice.backend is not None:
         return choice.backend
     if choice is not None and choice is not SolverChoice.HIGHS:

@@ -30,7 +30,11 @@ class SolveRequest:
 
 @dataclass(frozen=True)
 class Certificate:
-    """What a backend that restricts the scenarios proves about its plan."""
+    """What a backend that restricts the scenarios, or a branch and bound, proves about its plan.
+
+    A mixed-integer plan (``backends/mip.py``) adds the incumbent (the program's objective at the
+    plan), the relative gap, whether it is proven optimal (within ``requested_gap``) and the limits;
+    ``rounds`` is then the branch-and-bound node count."""
 
     method: str
     rounds: int
@@ -38,10 +42,20 @@ class Certificate:
     lower_bound: float  # on the full problem's optimum
     gap: float  # the plan's objective less the lower bound
     scenarios_in_program: dict[str, int]  # per venue, in the last program solved
+    incumbent: float | None = None
+    relative_gap: float | None = None
+    proven_optimal: bool | None = None
+    requested_gap: float | None = None
+    time_limit: float | None = None
 
     def to_dict(self) -> dict[str, Any]:
-        return {"method": self.method, "rounds": self.rounds, "converged": self.converged,
-                "lower_bound": self.lower_bound, "gap": self.gap, "scenarios_in_program": dict(self.scenarios_in_program)}
+        out: dict[str, Any] = {"method": self.method, "rounds": self.rounds, "converged": self.converged,
+                               "lower_bound": self.lower_bound, "gap": self.gap,
+                               "scenarios_in_program": dict(self.scenarios_in_program)}
+        if self.incumbent is not None:
+            out.update(incumbent=self.incumbent, bound=self.lower_bound, relative_gap=self.relative_gap,
+                       proven_optimal=self.proven_optimal, requested_gap=self.requested_gap, time_limit=self.time_limit)
+        return out
 
 
 @dataclass(frozen=True)
