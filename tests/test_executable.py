@@ -185,3 +185,24 @@ def test_no_plan_within_the_caps_is_infeasible_and_says_what_is_short() -> None:
     result = marginopt.optimize(load_case_data(raw), mode="allocate")
     assert result.status == "infeasible"
     assert result.shortfalls == (("A: initial margin not covered", pytest.approx(6000.0)),)
+
+
+def test_the_cli_passes_the_gap_and_time_limit_and_shows_the_gap_line(tmp_path: Any) -> None:
+    import json
+
+    import yaml
+    from click.testing import CliRunner
+
+    from marginopt.cli.main import cli
+
+    path = tmp_path / "lots.yaml"
+    path.write_text(yaml.safe_dump(lots_case(F=1.0, P=0.1)))
+    runner = CliRunner()
+    out = runner.invoke(cli, ["hedge", str(path), "--mip-gap", "1e-4", "--time-limit", "5", "--format", "json"])
+    assert out.exit_code == 0, out.output
+    cert = json.loads(out.output)["certificate"]
+    assert cert["requested_gap"] == 1e-4 and cert["time_limit"] == 5.0 and cert["proven_optimal"] is True
+    table = runner.invoke(cli, ["hedge", str(path)])
+    assert table.exit_code == 0 and "gap: incumbent 2.90, bound 2.90" in table.output and "proven optimal" in table.output
+    bad = runner.invoke(cli, ["hedge", str(path), "--time-limit", "0"])
+    assert bad.exit_code == 2

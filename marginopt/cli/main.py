@@ -210,7 +210,7 @@ PLAN_FORMATS = click.Choice(["table", "json"])
 
 
 def _plan(path: Path, mode: str, objective: str | None, solver: str | None, fmt: str, out: Path | None,
-          report_file: Path | None = None) -> None:
+          report_file: Path | None = None, mip_gap: float | None = None, time_limit: float | None = None) -> None:
     from marginopt.cli import render
     from marginopt.models import load_case
     from marginopt.optimizer import optimize
@@ -218,7 +218,7 @@ def _plan(path: Path, mode: str, objective: str | None, solver: str | None, fmt:
     case = load_case(path)
     with _progress(1, mode) as step:
         step("building and solving")
-        result = optimize(case, objective=objective, solver=solver, mode=mode)
+        result = optimize(case, objective=objective, solver=solver, mode=mode, mip_gap=mip_gap, time_limit=time_limit)
     if fmt == "json":
         doc = result.to_dict()
         if render.unexplained(result):  # where to look: the case's largest amounts
@@ -262,15 +262,22 @@ def _plan_command(mode: str, doc: str) -> None:
                   help=SOURCE_HELP + " A snapshot runs as the case " + " or ".join(
                       f.case_command for f in outside.formats()) + " writes.")
     @REPORT_OPTION
+    @click.option("--mip-gap", type=click.FloatRange(min=0.0, max=1.0), default=None,
+                  help="Relative gap at which an executable plan (a case with lot sizes, minimum trades or transfers, "
+                  "move or ticket caps, rounding) is called optimal (default 1e-6).")
+    @click.option("--time-limit", type=click.FloatRange(min=0.0, min_open=True), default=None,
+                  help="Seconds HiGHS's branch and bound may run for an executable plan (default 60); at the limit "
+                  "the best plan found is shown with its gap, not proven optimal.")
     def command(case: Path, objective: str | None, solver: str | None, fmt: str, out: Path | None, source: str,
-                report_file: Path | None) -> None:
+                report_file: Path | None, mip_gap: float | None, time_limit: float | None) -> None:
         if source != "case":
             import tempfile
 
             with tempfile.TemporaryDirectory(prefix=f"marginopt-{source}-") as folder:
-                _plan(outside.get_format(source).write_case(case, Path(folder)), mode, objective, solver, fmt, out, report_file)
+                _plan(outside.get_format(source).write_case(case, Path(folder)), mode, objective, solver, fmt, out, report_file,
+                      mip_gap, time_limit)
             return
-        _plan(case, mode, objective, solver, fmt, out, report_file)
+        _plan(case, mode, objective, solver, fmt, out, report_file, mip_gap, time_limit)
 
 
 _plan_command("optimize", "Margin-minimizing hedges and collateral allocation across venues, verified. "

@@ -145,7 +145,13 @@ def plan_table(result: Any, ccy: str, console: Console) -> None:
                   + f"; quantities and duals within {SNAP_ABSOLUTE:g} + {SNAP_RELATIVE:g} |x| of a whole number shown as it",
                   soft_wrap=True)
     cert = result.certificate
-    if cert is not None:
+    if cert is not None and "incumbent" in cert:
+        proven = (f"proven optimal (gap within {cert['requested_gap']:g})" if cert["proven_optimal"]
+                  else f"not proven optimal (time limit {cert['time_limit']:g} s)")
+        console.print(f"gap: incumbent {money(cert['incumbent'])}, bound {money(cert['bound'])}, gap {money(cert['gap'])} "
+                      f"({cert['relative_gap']:.3g} relative), {proven}; {cert['rounds']:,} branch-and-bound nodes",
+                      soft_wrap=True)
+    elif cert is not None:
         sizes = ", ".join(f"{v} {n:,}" for v, n in cert["scenarios_in_program"].items())
         console.print(f"certificate: {cert['method']}, {cert['rounds']} rounds; lower bound {money(cert['lower_bound'])}, "
                       f"gap {cert['gap']:.3g}; scenarios in the program: {sizes}", soft_wrap=True)
