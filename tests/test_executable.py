@@ -63,6 +63,8 @@ def test_a_lot_size_makes_the_rounded_continuous_optimum_infeasible() -> None:
     assert result.solver.solver == "HIGHS"
     assert result.objective_value == pytest.approx(2.9, abs=1e-6)
     assert result.hedges["quantity"].tolist() == pytest.approx([-2.0, -0.3], abs=1e-9)
+    # Three lots of 0.1 print as -0.3, not the binary product's -0.30000000000000004.
+    assert result.to_dict()["hedges"][1]["quantity"] == -0.3
     cert = result.certificate
     assert cert is not None and cert["proven_optimal"] is True
     assert cert["incumbent"] == pytest.approx(2.9, abs=1e-6) and cert["bound"] <= cert["incumbent"] + 1e-9
@@ -206,3 +208,16 @@ def test_the_cli_passes_the_gap_and_time_limit_and_shows_the_gap_line(tmp_path: 
     assert table.exit_code == 0 and "gap: incumbent 2.90, bound 2.90" in table.output and "proven optimal" in table.output
     bad = runner.invoke(cli, ["hedge", str(path), "--time-limit", "0"])
     assert bad.exit_code == 2
+
+
+def test_a_gap_or_time_limit_on_a_continuous_case_is_refused_not_ignored() -> None:
+    """The demo has no execution terms: its plan is continuous and exact, so a MIP gap or a time
+    limit would do nothing; asked for, they are refused with the reason, never silently dropped."""
+    import marginopt
+    from marginopt.errors import OptimizationError
+
+    case = marginopt.load_case(marginopt.demo_case_path())
+    with pytest.raises(OptimizationError, match="mip_gap applies to an executable plan"):
+        marginopt.optimize(case, mip_gap=1e-3)
+    with pytest.raises(OptimizationError, match="time_limit applies to an executable plan"):
+        marginopt.optimize(case, time_limit=5.0)

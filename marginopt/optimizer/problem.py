@@ -37,6 +37,11 @@ class MarginProblem:
         name = backend or choose_backend(self.description, self.choice)
         if name == "mip":
             options.update(mip_gap=mip_gap, time_limit=time_limit)
+        elif mip_gap is not None or time_limit is not None:  # never taken and then silently left unused
+            which = "mip_gap" if mip_gap is not None else "time_limit"
+            raise OptimizationError(f"{which} applies to an executable plan (a case with lot sizes, minimum trades or "
+                                    "transfers, move or ticket caps, or rounding); this one is continuous and solved "
+                                    "exactly, with no gap to set", argument=which)
         try:
             self.backend: Backend = build_backend(name, self.description, **options)
         except OptimizationError as exc:

@@ -32,6 +32,7 @@ from __future__ import annotations
 
 import math
 import time
+from decimal import Decimal
 from typing import Any, ClassVar
 
 import cvxpy as cp
@@ -171,7 +172,8 @@ class MipBackend(CvxpyBackend):
         h = raw.hedges.copy()
         if self.lots is not None:
             idx, sizes, n = self.lots
-            h[idx] = sizes * np.round(np.asarray(n.value, dtype=float).reshape(-1))
+            h[idx] = [_multiple(0.0, size, w) for size, w in zip(sizes, np.round(np.asarray(n.value, dtype=float).reshape(-1)),
+                                                                     strict=True)]
         if self.active is not None:
             idx, up, down = self.active
             off = (np.round(np.asarray(up.value, dtype=float)) + np.round(np.asarray(down.value, dtype=float))) == 0
@@ -185,7 +187,7 @@ class MipBackend(CvxpyBackend):
                 idx, step, k = self.roundings[vp.name]
                 whole = np.round(np.asarray(k.value, dtype=float).reshape(-1))
                 for i, s, w in zip(idx, step, whole, strict=True):
-                    units[assets[i]] = float(posted[i] + s * w)
+                    units[assets[i]] = _multiple(float(posted[i]), s, w)
             if vp.name in self.moves:
                 up, down = self.moves[vp.name]
                 idle = (np.round(np.asarray(up.value, dtype=float)) + np.round(np.asarray(down.value, dtype=float))) == 0
@@ -263,3 +265,9 @@ class MipBackend(CvxpyBackend):
         self.description = description
         self._assemble()
         self.build_seconds = time.perf_counter() - t0
+
+
+def _multiple(base: float, step: float, count: float) -> float:
+    """``base + count * step`` as the decimals read them: 3 lots of 0.1 are 0.3, not the binary
+    product's 0.30000000000000004 (which the plan would print)."""
+    return float(Decimal(repr(float(base))) + Decimal(repr(float(step))) * int(count))
