@@ -156,9 +156,11 @@ def test_rounding_moves_in_whole_units() -> None:
 
 
 def test_a_program_with_cones_or_another_solver_is_refused_not_solved_continuous() -> None:
+    """A parametric VaR at a hedged venue stays a cone (impact costs are cut in: test_executable_impact.py)."""
     raw = lots_case(F=1.0)
-    raw["hedges"][1]["impact"] = 0.01
-    with pytest.raises(OptimizationError, match="cone program"):
+    raw["venues"]["v"]["initial_margin"] = {"kind": "parametric_var", "z": 2.33,
+                                            "scenarios": {"kind": "grid", "price_moves": [-0.1, 0.0, 0.1]}}
+    with pytest.raises(OptimizationError, match=r"parametric VaR margin that moves with the hedges \(venue v\)"):
         marginopt.optimize(load_case_data(raw), mode="hedge")
     with pytest.raises(SolverError, match="HiGHS alone"):
         marginopt.optimize(load_case_data(lots_case(F=1.0)), mode="hedge", solver="CLARABEL")
@@ -221,3 +223,63 @@ def test_a_gap_or_time_limit_on_a_continuous_case_is_refused_not_ignored() -> No
         marginopt.optimize(case, mip_gap=1e-3)
     with pytest.raises(OptimizationError, match="time_limit applies to an executable plan"):
         marginopt.optimize(case, time_limit=5.0)
+
+
+def test_the_cost_of_executability_beside_the_integer_plan() -> None:
+    """The lot case (above): continuous optimum 2.25 (hF = -2.25), its naive rounding hF = -2, hP = 0
+    costs 2 but leaves net delta 0.35 past the limit, and the executable plan costs 2.9: executability
+    costs 0.65 over the continuous bound. The rounded plan's margin is recomputed: 0.1 x |2.35 - 2| x 100 = 3.5."""
+    result = marginopt.optimize(load_case_data(lots_case(F=1.0, P=0.1)), mode="hedge")
+    ex = result.executability
+    assert ex is not None and ex.continuous_status == "optimal"
+    assert ex.continuous_value == pytest.approx(2.25, abs=1e-6)
+    assert ex.executable_value == pytest.approx(2.9, abs=1e-6)
+    assert ex.cost_of_executability == pytest.approx(0.65, abs=1e-6)
+    assert ex.rounded_plan is not None and ex.rounded_plan.hedges.tolist() == pytest.approx([-2.0, 0.0], abs=1e-12)
+    assert ex.rounded is not None and ex.rounded_feasible is False
+    assert [c.name for c in ex.rounded.failures] == ["net delta BTC in [-0.1, 0.1]"]
+    assert ex.rounded.failures[0].violation == pytest.approx(0.25, abs=1e-9)
+    assert ex.rounded.objective_value == pytest.approx(2.0, abs=1e-9)
+    assert ex.rounded.venues[0].margin_after == pytest.approx(3.5, abs=1e-9)
+    doc = result.to_dict()["executability"]
+    assert doc["continuous"]["objective_value"] == pytest.approx(2.25, abs=1e-6)
+    assert doc["executable"]["over_continuous"] == pytest.approx(0.65, abs=1e-6)
+    rounded = doc["naive_rounding"]
+    assert rounded["feasible"] is False and rounded["failed_checks"][0]["check"] == "net delta BTC in [-0.1, 0.1]"
+    assert [h["quantity"] for h in rounded["hedges"]] == [-2.0, 0.0]
+    assert rounded["margins"] == [{"venue": "v", "after": pytest.approx(3.5), "collateral_after": pytest.approx(1e6)}]
+    # A continuous plan carries no comparison: its JSON keeps the plan's shape.
+    plain = marginopt.optimize(load_case_data(lots_case()), mode="hedge")
+    assert plain.executability is None and "executability" not in plain.to_dict()
+
+
+def test_naive_rounding_of_collateral_drops_small_moves_and_breaks_move_caps() -> None:
+    """The moves case with USDC alone eligible at B, so that the continuous optimum is unique (190:
+    40 T-bills (40) and 2,000 USDC (100) to A, 4,000 USDC out of B, which keeps 1,000 (50)). Rounded
+    by hand it keeps its three moves, past execution.max_moves 1 by 2 (the executable plan: 550, as
+    above). With B's minimum transfer 5,000 instead, B's 4,000 withdrawal is dropped: B keeps its 5,000
+    (250), A as in the continuous plan (140): 390, feasible, and the executable optimum too (B cannot
+    withdraw 5,000 or more and stay covered)."""
+    def case(**venue_b: Any) -> dict[str, Any]:
+        raw = moves_case()
+        raw["venues"]["B"]["collateral"] = {"USDC": {"haircut": 0.0}}
+        raw["venues"]["B"].update(venue_b)
+        return raw
+
+    raw = case()
+    raw["execution"] = {"max_moves": 1}
+    result = marginopt.optimize(load_case_data(raw), mode="allocate")
+    ex = result.executability
+    assert ex is not None and ex.continuous_value == pytest.approx(190.0, abs=1e-6)
+    assert result.objective_value == pytest.approx(550.0, abs=1e-6)
+    assert ex.rounded is not None and ex.rounded_feasible is False
+    assert [c.name for c in ex.rounded.failures] == ["collateral moves <= execution.max_moves 1"]
+    assert ex.rounded.failures[0].violation == 2
+    assert ex.rounded.objective_value == pytest.approx(190.0, abs=1e-6)
+    result = marginopt.optimize(load_case_data(case(minimum_transfer=5000)), mode="allocate")
+    ex = result.executability
+    assert ex is not None and ex.rounded_plan is not None and ex.rounded is not None
+    assert ex.rounded_plan.allocation["B"] == {"USDC": 5000.0}
+    assert ex.rounded_plan.allocation["A"] == {"USDC": pytest.approx(2000.0), "TBILL": pytest.approx(40.0)}
+    assert ex.rounded_feasible is True and ex.rounded.objective_value == pytest.approx(390.0, abs=1e-6)
+    assert result.objective_value == pytest.approx(390.0, abs=1e-6)

@@ -7,14 +7,16 @@ from dataclasses import replace
 
 import pandas as pd
 
+from marginopt.errors import OptimizationError
 from marginopt.models.book import VenueBook
 from marginopt.models.case import Case
 from marginopt.models.enums import Objective
 from marginopt.optimizer.attribution import euler_allocation
 from marginopt.optimizer.backends import build_backend, large
-from marginopt.optimizer.backends.base import Solution, SolveRequest
+from marginopt.optimizer.backends.base import Backend, Solution, SolveRequest
 from marginopt.optimizer.choice import SolverChoice
 from marginopt.optimizer.description import Description, Mode
+from marginopt.optimizer.executability import Executability, executability, without_execution_terms
 from marginopt.optimizer.problem import MarginProblem
 from marginopt.optimizer.result import OptimizationResult, snap
 from marginopt.optimizer.verify import Plan, VenueOutcome, Verification, verify
@@ -49,22 +51,13 @@ def run(problem: MarginProblem, solver: str | None = None, warm: bool = False) -
     forces a solver of the cvxpy chain (the problem's own choice by default)."""
     d = problem.description
     forced = solver or problem.solver
-    request = SolveRequest(forced, warm, lambda plan: verify(d, plan))
-    backend = problem.backend
-    sol = backend.solve(request)
-    earlier: tuple[object, ...] = ()
-    while sol.status not in (SolveStatus.OPTIMAL, SolveStatus.INFEASIBLE) and backend.fallback is not None:
-        # The next backend in line solves from scratch; the report keeps every attempt in order.
-        earlier += sol.report.attempts
-        backend = build_backend(backend.fallback, d)
-        sol = backend.solve(SolveRequest(forced, False, request.check))
-    if earlier:
-        sol = replace(sol, report=replace(sol.report, attempts=(*earlier, *sol.report.attempts)))  # type: ignore[arg-type]
+    sol, backend = _solve(problem.backend, d, forced, warm)
     if sol.status is SolveStatus.OPTIMAL:
         assert sol.plan is not None
         check = sol.verification or verify(d, sol.plan)
         if check.passed:
-            return _result(d, "optimal", sol.report, check, sol)
+            compared = _executability(d, check.objective_value) if d.execution_terms else None
+            return _result(d, "optimal", sol.report, check, sol, executable=compared)
         return _result(d, "failed", sol.report, check, sol)
     if sol.status is SolveStatus.INFEASIBLE:
         # A solver's infeasibility that the elastic problem cannot confirm (nothing short) is a
@@ -72,6 +65,37 @@ def run(problem: MarginProblem, solver: str | None = None, warm: bool = False) -
         shortfalls = diagnose(d, backend.name, forced)
         return _result(d, "infeasible" if shortfalls else "failed", sol.report, None, sol, shortfalls)
     return _result(d, "failed", sol.report, sol.verification, sol)
+
+
+def _solve(backend: Backend, d: Description, forced: str | None, warm: bool) -> tuple[Solution, Backend]:
+    """``backend``'s solution, each verified; on a failure the next backend in line solves from
+    scratch, and the report keeps every attempt in order."""
+    request = SolveRequest(forced, warm, lambda plan: verify(d, plan))
+    sol = backend.solve(request)
+    earlier: tuple[object, ...] = ()
+    while sol.status not in (SolveStatus.OPTIMAL, SolveStatus.INFEASIBLE) and backend.fallback is not None:
+        earlier += sol.report.attempts
+        backend = build_backend(backend.fallback, d)
+        sol = backend.solve(SolveRequest(forced, False, request.check))
+    if earlier:
+        sol = replace(sol, report=replace(sol.report, attempts=(*earlier, *sol.report.attempts)))  # type: ignore[arg-type]
+    return sol, backend
+
+
+def _executability(d: Description, executable_value: float) -> Executability:
+    """The executable plan beside the continuous optimum (the case without its execution terms,
+    solved on the backend chosen for it) and the naive rounding of that (``optimizer.executability``)."""
+    try:
+        problem = MarginProblem(without_execution_terms(d.case), d.objective, d.mode)
+    except OptimizationError:  # the continuous problem has no backend: no bound, the executable plan stands
+        return executability(d, executable_value, "failed")
+    c = problem.description
+    sol, _ = _solve(problem.backend, c, None, False)
+    if sol.status is SolveStatus.OPTIMAL and sol.plan is not None:
+        check = sol.verification or verify(c, sol.plan)
+        if check.passed:
+            return executability(d, executable_value, "optimal", check, sol.plan)
+    return executability(d, executable_value, "infeasible" if sol.status is SolveStatus.INFEASIBLE else "failed")
 
 
 def diagnose(description: Description, backend: str, solver: str | None) -> tuple[tuple[str, float], ...]:
@@ -84,7 +108,7 @@ def diagnose(description: Description, backend: str, solver: str | None) -> tupl
 
 
 def _result(d: Description, status: str, report: SolveReport, check: Verification | None, sol: Solution,
-            shortfalls: tuple[tuple[str, float], ...] = ()) -> OptimizationResult:
+            shortfalls: tuple[tuple[str, float], ...] = (), executable: Executability | None = None) -> OptimizationResult:
     ok = status == "optimal" and check is not None
     hedges = pd.DataFrame(columns=["venue", "instrument", "quantity", "cost"])
     allocation = pd.DataFrame(columns=["venue", "asset", "quantity", "value", "posted_before"])
@@ -129,6 +153,7 @@ def _result(d: Description, status: str, report: SolveReport, check: Verificatio
         attribution_of=attribution,
         candidates=tuple(d.cands),
         certificate=sol.certificate.to_dict() if sol.certificate is not None else None,
+        executability=executable,
     )
 
 

@@ -13,6 +13,7 @@ import pandas as pd
 from marginopt.errors import InfeasibleError, OptimizationError
 from marginopt.models.enums import Objective
 from marginopt.models.hedges import HedgeCandidate
+from marginopt.optimizer.executability import Executability
 from marginopt.optimizer.verify import Verification
 from marginopt.solvers import SolveReport
 
@@ -95,6 +96,8 @@ class OptimizationResult:
     candidates: tuple[HedgeCandidate, ...] = ()
     # Scenario generation: method, rounds, lower_bound, gap, scenarios_in_program (per venue).
     certificate: dict[str, Any] | None = None
+    # An executable plan (a case with execution terms): the continuous optimum and the naive rounding beside it.
+    executability: Executability | None = None
     attribution_of: Callable[[], pd.DataFrame] | None = field(default=None, repr=False, compare=False)
 
     @cached_property
@@ -144,7 +147,7 @@ class OptimizationResult:
 
     def to_dict(self) -> dict[str, Any]:
         """Exactly the JSON of ``marginopt optimize --format json`` (CASE_FORMAT.md), plus
-        ``infeasibility`` when no plan exists. Quantities, shadow prices and the largest violation
+        ``infeasibility`` when no plan exists and ``executability`` for an executable plan. Quantities, shadow prices and the largest violation
         are snapped to whole numbers within ``tolerance`` (``snap``), which the JSON states."""
         verification: dict[str, Any] = {"passed": False, "max_violation": None}
         if self.verification is not None:
@@ -163,6 +166,8 @@ class OptimizationResult:
         }
         if self.certificate is not None:
             out["certificate"] = self.certificate
+        if self.executability is not None:
+            out["executability"] = self.executability.to_dict()
         if self.status == "infeasible":
             out["infeasibility"] = [{"constraint": name, "shortfall": amount} for name, amount in self.shortfalls]
         return out
