@@ -58,9 +58,10 @@ class Restricted(Measure):
     ``evaluate``, ``gradient`` and ``components`` are the full measure's: verification and
     reports never see the restriction."""
 
-    def __init__(self, full: ExpectedShortfall | ScenarioMax, working: list[np.ndarray]) -> None:
-        self.full, self.name, self.working = full, full.name, working
-        self.levels: list[cp.Variable] = []  # ES: the VaR variable of each group
+    def __init__(self, full: ExpectedShortfall | ScenarioMax, working: list[np.ndarray], scale: float = 1.0) -> None:
+        """``scale``: the losses' size (base currency), the unit an ES's rows are written in (``loss_scale``)."""
+        self.full, self.name, self.working, self.scale = full, full.name, working, scale
+        self.levels: list[cp.Expression] = []  # ES: the VaR level of each group (base currency)
         self.values: list[cp.Expression] = []  # each group's restricted value
 
     def evaluate(self, q: FloatArray) -> float:
@@ -87,14 +88,26 @@ class Restricted(Measure):
         # Constants, not parameters: the program is compiled again whenever a working set grows or
         # the market moves, so a parameter saves nothing, and cvxpy's parametric form of a (W x J)
         # matrix times the positions asked 6 GiB at 400,000 Monte Carlo scenarios.
+        #
+        # An ES is written in units of ``scale``: s c' + sum_i (s p_i / beta) max(0, (L_i / s) q - c'), the
+        # same value. Written in base currency, each scenario's row had hedge coefficients of 1e5-1e6
+        # (losses per contract times the hedge's bound) against 1 on its excess, whose weight in the
+        # margin is p_i / beta = 1 / (beta n), 1e-3 at 100,000 scenarios: a range that Clarabel's
+        # equilibration (1e-4 to 1e4) does not close. It stalled on the 100,000-scenario demo
+        # (optimal_inaccurate; ECOS failed), and where it stopped "optimal" its value was off by up
+        # to 8e-4 relative (at 50,000), a lower bound that was not one.
+        # s goes into the constants, not in front of the sum: cvxpy 1.9's bound propagation gives the
+        # sum NaN bounds and a constant times NaN bounds [0, 0], so the variable of the pos() around it
+        # was fixed at 0 for HiGHS (which takes variable bounds) and the LP came out infeasible.
         arrays = self.arrays()
         self.levels, self.values = [], []
+        s = self.scale
         for k, rows in enumerate(self.working):
             if isinstance(self.full, ExpectedShortfall):
-                c = cp.Variable(name=f"{self.name}.var{k}")
-                self.levels.append(c)
+                c = cp.Variable(name=f"{self.name}.var{k}")  # the VaR level in units of s
+                self.levels.append(s * c)
                 p = self.full.probs[k][rows]
-                self.values.append(c + (p / self.full.beta) @ cp.pos(arrays[f"l{k}"] @ q - c))
+                self.values.append(s * c + (s / self.full.beta * p) @ cp.pos((arrays[f"l{k}"] / s) @ q - c))
             else:
                 self.values.append(cp.max(arrays[f"l{k}"] @ q))
         terms = [cp.pos(v) for v in self.values]
@@ -106,6 +119,7 @@ class Generation:
     """Working sets per venue and scenario measure, kept across the rounds (and a market move)."""
 
     working: dict[tuple[str, int], list[np.ndarray]] = field(default_factory=dict)
+    scales: dict[tuple[str, int], float] = field(default_factory=dict)  # each measure's ``loss_scale`` at its start
     restricted: dict[tuple[str, int], Restricted] = field(default_factory=dict)
     rounds: int = 0
     added: list[int] = field(default_factory=list)
@@ -129,7 +143,9 @@ class Generation:
                 counter[0] += 1
                 if key not in self.working:
                     self.working[key] = [_seed(m, g, q, n_hedges) for g in m.losses.groups()]
-                self.restricted[key] = r = Restricted(m, self.working[key])
+                if key not in self.scales:
+                    self.scales[key] = loss_scale(m, q)
+                self.restricted[key] = r = Restricted(m, self.working[key], self.scales[key])
                 return r
             if isinstance(m, Composite):
                 return type(m)(m.name, [walk(t) for t in m.terms])
@@ -217,6 +233,13 @@ def _release(problem: cp.Problem | None) -> None:
 def _kind(m: ExpectedShortfall | ScenarioMax) -> tuple[str, float]:
     """The measure as ``solvers.scenario_lp`` names it: kind and alpha."""
     return ("es", m.alpha) if isinstance(m, ExpectedShortfall) else ("max", 0.0)
+
+
+def loss_scale(m: ExpectedShortfall | ScenarioMax, q: FloatArray) -> float:
+    """The largest scenario loss (in absolute value, base currency) at positions ``q``, at least 1:
+    the unit a restricted ES is written in, so that its rows and variables are of order one.
+    Taken once, at the first working set's positions, and kept (a scaling only: the optimum is the same)."""
+    return max(1.0, float(np.abs(m.losses.losses(q)).max(initial=0.0)))
 
 
 def _seed(m: ExpectedShortfall | ScenarioMax, g: slice, q: FloatArray, n_hedges: int) -> np.ndarray:
