@@ -40,10 +40,7 @@ class ObjectiveKind:
     def problem_class(self, description: Description) -> ProblemClass:
         """LP, unless a margin with a cone (parametric VaR) moves with the hedges, or a hedge
         has an impact cost (a cone too: see the cvxpy backend's hedge term)."""
-        # Imported here: the CLI lists OBJECTIVES at start-up, before any measure is needed.
-        from marginopt.models.margin import ParametricVaR
-
-        if any(_has(m, ParametricVaR) for m in description.hedged_measures()):
+        if cone_margin_venues(description):
             return ProblemClass.SOCP
         if description.has_hedges and bool(description.impacts.any()):
             return ProblemClass.SOCP
@@ -79,6 +76,14 @@ def _collateral_costs(description: Description, plan: Plan) -> tuple[float, floa
         funding += float(rate * value @ qty)
         transfer += float(move * value @ np.maximum(qty - before, 0.0))
     return funding, transfer
+
+
+def cone_margin_venues(description: Description) -> list[str]:
+    """The venues whose margin is a cone (a parametric VaR) that moves with the hedges."""
+    # Imported here: the CLI lists OBJECTIVES at start-up, before any measure is needed.
+    from marginopt.models.margin import ParametricVaR
+
+    return [v.name for v in description.venues if v.cands and _has(v.measure, ParametricVaR)]
 
 
 def _has(measure: object, kind: type) -> bool:

@@ -34,7 +34,8 @@ class Certificate:
 
     A mixed-integer plan (``backends/mip.py``) adds the incumbent (the program's objective at the
     plan), the relative gap, whether it is proven optimal (within ``requested_gap``) and the limits;
-    ``rounds`` is then the branch-and-bound node count."""
+    ``rounds`` is then the branch-and-bound node count (over every MIP solved), and
+    ``outer_rounds`` the MIPs solved where impact costs are cut in lazily (1 where there are none)."""
 
     method: str
     rounds: int
@@ -47,6 +48,7 @@ class Certificate:
     proven_optimal: bool | None = None
     requested_gap: float | None = None
     time_limit: float | None = None
+    outer_rounds: int | None = None
 
     def to_dict(self) -> dict[str, Any]:
         out: dict[str, Any] = {"method": self.method, "rounds": self.rounds, "converged": self.converged,
@@ -54,7 +56,8 @@ class Certificate:
                                "scenarios_in_program": dict(self.scenarios_in_program)}
         if self.incumbent is not None:
             out.update(incumbent=self.incumbent, bound=self.lower_bound, relative_gap=self.relative_gap,
-                       proven_optimal=self.proven_optimal, requested_gap=self.requested_gap, time_limit=self.time_limit)
+                       proven_optimal=self.proven_optimal, requested_gap=self.requested_gap, time_limit=self.time_limit,
+                       outer_rounds=self.outer_rounds)
         return out
 
 

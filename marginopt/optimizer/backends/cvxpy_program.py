@@ -287,7 +287,7 @@ class CvxpyBackend:
                 k = np.flatnonzero(impact)
                 assert self.z is not None
                 t = cp.Variable(len(k), nonneg=True, name="impact")
-                self.constraints.append(cp.square(self.z[k]) <= t)
+                self.constraints += self._impact_epigraph(k, t)
                 terms["hedge"] = terms["hedge"] + (impact[k] * d.h_scale[k] ** 2) @ t
         if "margin" in d.kind.terms:
             terms["margin"] = cp.sum(cp.hstack([vp.im for vp in self.venues]))
@@ -306,6 +306,11 @@ class CvxpyBackend:
             if transfer:
                 terms["transfer"] = cp.sum(cp.hstack(transfer))
         return terms
+
+    def _impact_epigraph(self, k: np.ndarray, t: Any) -> list[Any]:
+        """``t >= z[k]^2``, the impact costs' epigraph (the mixed-integer backend cuts it instead)."""
+        assert self.z is not None
+        return [cp.square(self.z[k]) <= t]
 
     # -- solving -------------------------------------------------------------------
     def plan(self) -> Plan:

@@ -23,15 +23,34 @@ integer variables rounded (a lot is ``L round(n)``, a move under its binaries' z
 it is what a desk would execute; verification recomputes every margin and term there. A MIP has
 no duals: the plan carries no shadow prices.
 
-A program with a cone (a hedge's impact cost, a parametric VaR margin moving with the hedges)
-cannot go to HiGHS's MIP, and ``why_not`` says so. A market move rebuilds the program (the
-big-M bounds and ``minimum_transfer / price`` move with prices and inventory).
+Impact costs ``k_c h_c^2`` (a cone in the continuous program) enter as cuts on their epigraph
+``t_c >= z_c^2`` (``z = h / s``, the hedge in units of its bound ``s``), each cut ``t_c >= (p + q) z_c - p q``
+the line through ``(p, p^2)`` and ``(q, q^2)``, which never lies above the square at a feasible point:
+
+lotted     ``z = L n / s`` with ``n`` whole, and the secant through consecutive lots ``p = L a / s``,
+           ``q = L (a + 1) / s`` is below the square at every whole ``n`` (convexity), equal at ``a`` and
+           ``a + 1``: the pair around ``n`` makes ``t`` exact there;
+continuous the tangent at ``p = q = z0`` (outer approximation), below the square everywhere.
+
+The cuts are generated lazily (``solve``): each MIP's plan is read, and where its ``t`` understates
+``k h^2`` by more than verification's tolerance (``1e-6 + 1e-8 x k h^2``) the cuts at the plan are added
+(the secant pair around its lot; the tangent at its quantity) and the MIP solved again, in the same
+compiled program (the cuts are slots of ``cp.Parameter`` s, unused ones ``t >= 0``). Every round's
+program is a relaxation of the executable problem (same feasible set, the cost under-estimated), so
+each MIP's best bound is a lower bound on the executable optimum; when no ``t`` understates, the
+incumbent is the executable optimum within the MIP's gap. The certificate counts the rounds
+(``outer_rounds``) and reports the last MIP's bound against the plan's exact cost.
+
+A parametric VaR margin moving with the hedges is a cone no cut generation here handles: ``why_not``
+refuses it. A market move rebuilds the program (the big-M bounds and ``minimum_transfer / price``
+move with prices and inventory).
 """
 
 from __future__ import annotations
 
 import math
 import time
+from dataclasses import dataclass
 from decimal import Decimal
 from typing import Any, ClassVar
 
@@ -42,6 +61,7 @@ from marginopt.models.margin.leaves import largest_scenario_set
 from marginopt.optimizer.backends.base import Certificate, Solution, SolveRequest
 from marginopt.optimizer.backends.cvxpy_program import CvxpyBackend
 from marginopt.optimizer.description import Description
+from marginopt.optimizer.objectives import cone_margin_venues
 from marginopt.optimizer.verify import Plan, Verification
 from marginopt.solvers.quiet import guarded_stdout, ignored_warnings
 from marginopt.solvers.run import map_status, solve
@@ -53,6 +73,9 @@ DEFAULT_TIME_LIMIT = 60.0  # seconds
 # alone takes minutes to compile them, before the time limit can act.
 MAX_SCENARIOS = 20_000
 _FEASIBLE = 2  # HiGHS's kSolutionStatusFeasible
+MAX_ROUNDS = 50  # MIPs solved while cutting impact costs in; past them the plan is not proven optimal
+CUT_SLOTS = 8  # cuts per impact hedge the compiled program holds before it is rebuilt with twice as many
+ABS_TOL, REL_TOL = 1e-6, 1e-8  # verification's: an impact cost understated by less is exact
 
 
 class MipBackend(CvxpyBackend):
@@ -71,10 +94,11 @@ class MipBackend(CvxpyBackend):
     @classmethod
     def why_not(cls, description: Description) -> str | None:
         d = description
-        if d.kind.problem_class(d) is not ProblemClass.LP:
-            return ("a hedge with an impact cost or a parametric VaR margin that moves with the hedges makes the "
-                    "program a cone program, which HiGHS's mixed-integer solver cannot hold: drop impact from the "
-                    "hedges table, or the execution terms")
+        cones = cone_margin_venues(d)
+        if cones:
+            return (f"a parametric VaR margin that moves with the hedges (venue {', '.join(cones)}) makes the program a "
+                    "cone program, which HiGHS's mixed-integer solver cannot hold: give that venue a scenario margin, "
+                    "hedge at another venue, or drop the execution terms")
         largest = largest_scenario_set(d.hedged_measures())
         if largest >= MAX_SCENARIOS:
             return (f"a hedged margin over {largest:,} scenarios (from {MAX_SCENARIOS:,} up, integer hedges over a "
@@ -91,6 +115,7 @@ class MipBackend(CvxpyBackend):
 
     # -- building ------------------------------------------------------------------
     def _assemble(self) -> None:
+        self.impact: _ImpactCuts | None = None
         super()._assemble()
         self.lots: tuple[np.ndarray, np.ndarray, Any] | None = None  # (candidates, lot sizes, n)
         self.active: tuple[np.ndarray, Any, Any] | None = None  # (candidates, b+, b-)
@@ -100,6 +125,14 @@ class MipBackend(CvxpyBackend):
         self._collateral_terms()
         self.problem = cp.Problem(self.problem.objective, self.constraints)
         self.problem_class = ProblemClass.MILP
+
+    def _impact_epigraph(self, k: np.ndarray, t: Any) -> list[Any]:
+        """No cone: the epigraph ``t >= z[k]^2`` is cut in by ``solve`` (slots of parameters, ``t >= 0`` unused)."""
+        d = self.description
+        assert self.z is not None
+        lots = np.array([d.cands[c].lot_size or 0.0 for c in k], dtype=float)
+        self.impact = _ImpactCuts(k, t, self.z[k], lots / d.h_scale[k], d.impacts[k] * d.h_scale[k] ** 2)
+        return self.impact.constraints(CUT_SLOTS)
 
     def _hedge_terms(self) -> None:
         d = self.description
@@ -196,10 +229,12 @@ class MipBackend(CvxpyBackend):
         return Plan(h, allocation)
 
     # -- solving -------------------------------------------------------------------
-    def _options(self) -> dict[str, Any]:
-        return {"time_limit": self.time_limit, "mip_rel_gap": self.mip_gap}
+    def _options(self, time_limit: float | None = None) -> dict[str, Any]:
+        return {"time_limit": self.time_limit if time_limit is None else time_limit, "mip_rel_gap": self.mip_gap}
 
     def solve(self, request: SolveRequest) -> Solution:
+        """HiGHS's branch and bound, again with the impact cuts at each plan until none understates
+        its cost (at most ``MAX_ROUNDS`` MIPs, all within ``time_limit``)."""
         forced = request.solver
         if forced is not None and forced.upper() != "HIGHS":
             note = f"an executable plan (a mixed-integer program) is solved by HiGHS alone, not {forced}"
@@ -207,45 +242,96 @@ class MipBackend(CvxpyBackend):
             return Solution(SolveStatus.ERROR, SolveReport(None, SolveStatus.ERROR, self.problem_class, self.build_seconds, 0.0,
                                                            (attempt,)))
         t0 = time.perf_counter()
+        rounds = nodes = 0
+        compile_s = 0.0
+        best_bound = -math.inf
+        last: _Round | None = None
+        converged = self.impact is None
+        while True:
+            left = self.time_limit - (time.perf_counter() - t0)
+            if rounds and left <= 0.0:
+                break
+            rounds += 1
+            status, info, note, seconds = self._solve_once(left if rounds > 1 else None)
+            compile_s += seconds
+            nodes += int(getattr(info, "mip_node_count", 0)) if info is not None else 0
+            found = info is not None and getattr(info, "primal_solution_status", 0) == _FEASIBLE and self.problem.value is not None
+            if not (status is SolveStatus.OPTIMAL or (status is SolveStatus.LIMIT and found)):
+                break
+            plan = self.plan()
+            incumbent = float(self.problem.value)
+            bound = self._bound(info, status is SolveStatus.OPTIMAL, incumbent)
+            best_bound = max(best_bound, bound)
+            added = 0
+            if self.impact is not None:
+                z, t = plan.hedges[self.impact.cands] / self.description.h_scale[self.impact.cands], self.impact.t_value()
+                incumbent += self.impact.understated(z, t)
+                added = self.impact.add(z, t)
+            last = _Round(status, plan, incumbent, added)
+            if status is not SolveStatus.OPTIMAL or not added:
+                converged = converged or not added
+                break
+            if rounds >= MAX_ROUNDS:
+                break
+            self._load_cuts()
+        seconds = time.perf_counter() - t0
+        status = last.status if last is not None else status
+        proven = last is not None and last.status is SolveStatus.OPTIMAL and converged
+        note = note if last is None else ""
+        if last is not None and not proven:
+            note = (f"time limit {self.time_limit:g} s: the incumbent, not proven optimal" if last.status is SolveStatus.LIMIT
+                    or time.perf_counter() - t0 >= self.time_limit else
+                    f"{rounds} rounds of impact cuts: the incumbent's impact cost still understated, not proven optimal")
+            status = SolveStatus.LIMIT
+        if rounds > 1:
+            note = (note + "; " if note else "") + f"{rounds} MIPs, impact costs cut in at each plan"
+        report = SolveReport("HIGHS", status, self.problem_class, self.build_seconds + compile_s, max(seconds - compile_s, 0.0),
+                             (Attempt("HIGHS", status, seconds, note),), nodes if rounds else None)
+        if last is None:
+            return Solution(status, report)
+        certificate = self._certificate(last.incumbent, min(best_bound, last.incumbent), proven, nodes, rounds)
+        check: Verification | None = request.check(last.plan) if request.check is not None else None
+        return Solution(SolveStatus.OPTIMAL, report, last.plan, check, certificate, extra={"mip": certificate.to_dict()})
+
+    def _solve_once(self, time_limit: float | None) -> tuple[SolveStatus, Any, str, float]:
+        """One MIP: its status, HiGHS's info (None on an error), a note, and cvxpy's compile seconds."""
         note = ""
         try:
             with ignored_warnings(), guarded_stdout():
-                self.problem.solve(solver="HIGHS", verbose=False, **self._options())
+                self.problem.solve(solver="HIGHS", verbose=False, **self._options(time_limit))
             status = map_status(self.problem.status)
         except (cp.error.SolverError, ValueError) as exc:
             status, note = SolveStatus.ERROR, (str(exc).splitlines() or ["solver error"])[0]
-        seconds = time.perf_counter() - t0
-        compile_s = float(getattr(self.problem, "compilation_time", None) or 0.0)
         info = getattr(self.problem.solver_stats, "extra_stats", None) if status is not SolveStatus.ERROR else None
-        found = info is not None and getattr(info, "primal_solution_status", 0) == _FEASIBLE and self.problem.value is not None
-        proven = status is SolveStatus.OPTIMAL
-        if status is SolveStatus.LIMIT and found:
-            note = f"time limit {self.time_limit:g} s: the incumbent, not proven optimal"
-        report = SolveReport("HIGHS", status, self.problem_class, self.build_seconds + compile_s, max(seconds - compile_s, 0.0),
-                             (Attempt("HIGHS", status, seconds, note),),
-                             int(getattr(info, "mip_node_count", 0)) if info is not None else None)
-        if not (proven or (status is SolveStatus.LIMIT and found)):
-            return Solution(status, report)
-        certificate = self._certificate(info, proven)
-        plan = self.plan()
-        check: Verification | None = request.check(plan) if request.check is not None else None
-        return Solution(SolveStatus.OPTIMAL, report, plan, check, certificate,
-                        extra={"mip": certificate.to_dict()})
+        return status, info, note, float(getattr(self.problem, "compilation_time", None) or 0.0)
 
-    def _certificate(self, info: Any, proven: bool) -> Certificate:
-        """Incumbent, best bound and gap in the program's objective (cvxpy's constant offset added back)."""
-        incumbent = float(self.problem.value)
+    def _load_cuts(self) -> None:
+        """The cuts into their parameters; a program whose slots are full is rebuilt with twice as many."""
+        assert self.impact is not None
+        if self.impact.fits():
+            self.impact.load()
+            return
+        old = {id(c) for c in self.impact.slots}
+        self.constraints = [c for c in self.constraints if id(c) not in old]
+        self.constraints += self.impact.constraints(2 * self.impact.capacity())
+        self.problem = cp.Problem(self.problem.objective, self.constraints)
+
+    def _bound(self, info: Any, proven: bool, incumbent: float) -> float:
+        """HiGHS's best bound in the program's objective (cvxpy's constant offset added back)."""
         offset = incumbent - float(info.objective_function_value)
         bound = float(info.mip_dual_bound) + offset
         if not math.isfinite(bound):
             bound = incumbent if proven else -math.inf
-        bound = min(bound, incumbent)
-        relative = float(info.mip_gap) if math.isfinite(float(info.mip_gap)) else math.inf
-        if incumbent - bound <= 0.0:
-            relative = 0.0
-        return Certificate("mip: HiGHS branch and bound", int(getattr(info, "mip_node_count", 0)), proven, bound,
-                           incumbent - bound, {}, incumbent=incumbent, relative_gap=relative, proven_optimal=proven,
-                           requested_gap=self.mip_gap, time_limit=self.time_limit)
+        return min(bound, incumbent)
+
+    def _certificate(self, incumbent: float, bound: float, proven: bool, nodes: int, rounds: int) -> Certificate:
+        """The plan's exact objective (impact at its quantities), the best bound of the MIPs (each a
+        relaxation of the executable problem) and the gap between them, relative as HiGHS's."""
+        gap = max(incumbent - bound, 0.0)
+        relative = 0.0 if gap == 0.0 else gap / abs(incumbent) if incumbent != 0.0 else math.inf
+        method = "mip: HiGHS branch and bound" + (", impact costs cut in lazily" if self.impact is not None else "")
+        return Certificate(method, nodes, proven, bound, gap, {}, incumbent=incumbent, relative_gap=relative, proven_optimal=proven,
+                           requested_gap=self.mip_gap, time_limit=self.time_limit, outer_rounds=rounds)
 
     def shadow_prices(self) -> dict[str, dict[str, float]]:
         return {"assets": {}, "venues": {}}  # a MIP has no duals
@@ -271,3 +357,83 @@ def _multiple(base: float, step: float, count: float) -> float:
     """``base + count * step`` as the decimals read them: 3 lots of 0.1 are 0.3, not the binary
     product's 0.30000000000000004 (which the plan would print)."""
     return float(Decimal(repr(float(base))) + Decimal(repr(float(step))) * int(count))
+
+
+@dataclass(frozen=True)
+class _Round:
+    """One MIP's plan, and its objective with the impact costs exact."""
+
+    status: SolveStatus
+    plan: Plan
+    incumbent: float
+    cuts_added: int
+
+
+class _ImpactCuts:
+    """Cuts on the impact epigraph ``t >= z^2`` of the hedges ``cands``: per hedge a list of lines
+    through ``(p, p^2)``, ``(q, q^2)`` (``p = q``: a tangent), held in slots of parameters
+    ``w t >= w (slope_r z + offset_r)`` (slope ``p + q``, offset ``-p q``, ``w`` the weight; an unused
+    slot is ``t >= 0``)."""
+
+    def __init__(self, cands: np.ndarray, t: Any, z: Any, unit: np.ndarray, weight: np.ndarray) -> None:
+        self.cands, self.t, self.z = cands, t, z
+        self.unit = unit  # the lot in units of the hedge's bound, 0 for a continuous hedge
+        self.weight = weight  # cost per unit of t: impact x bound^2
+        self.points: list[list[tuple[float, float]]] = [[] for _ in cands]
+        self.slots: list[Any] = []
+        self.slopes: list[cp.Parameter] = []
+        self.offsets: list[cp.Parameter] = []
+
+    def constraints(self, slots: int) -> list[Any]:
+        n = len(self.cands)
+        self.slopes = [cp.Parameter(n, name=f"impact_cut{r}.slope") for r in range(slots)]
+        self.offsets = [cp.Parameter(n, name=f"impact_cut{r}.offset") for r in range(slots)]
+        # Rows in base currency (each side times the weight): the solver's feasibility tolerance then
+        # leaves t understating the cost by about 1e-6 of currency, not 1e-6 of t (100 times that at a
+        # bound of 10 contracts, which verification's tolerance would not accept as exact).
+        weighted = cp.multiply(self.weight, self.t)
+        self.slots = [weighted >= cp.multiply(a, self.z) + b for a, b in zip(self.slopes, self.offsets, strict=True)]
+        self.load()
+        return list(self.slots)
+
+    def capacity(self) -> int:
+        return len(self.slots)
+
+    def fits(self) -> bool:
+        return max(len(p) for p in self.points) <= self.capacity()
+
+    def load(self) -> None:
+        slope, offset = np.zeros((self.capacity(), len(self.cands))), np.zeros((self.capacity(), len(self.cands)))
+        for j, cuts in enumerate(self.points):
+            for r, (p, q) in enumerate(cuts):
+                slope[r, j], offset[r, j] = p + q, -p * q
+        for r in range(self.capacity()):
+            self.slopes[r].value, self.offsets[r].value = self.weight * slope[r], self.weight * offset[r]
+
+    def t_value(self) -> np.ndarray:
+        return np.asarray(self.t.value, dtype=float).reshape(-1)
+
+    def understated(self, z: np.ndarray, t: np.ndarray) -> float:
+        """How far below the plan's impact cost ``weight z^2`` the program's ``weight t`` is, in total."""
+        return float(self.weight @ np.maximum(z * z - t, 0.0))
+
+    def add(self, z: np.ndarray, t: np.ndarray) -> int:
+        """The cuts at the plan ``z`` for each hedge whose ``t`` understates its cost by more than
+        verification's tolerance (the secant pair around a lot, the tangent at a quantity); the number
+        of new ones (a cut already held is not added again: what it leaves is the solver's tolerance)."""
+        added = 0
+        for j, (zj, tj) in enumerate(zip(z, t, strict=True)):
+            cost = self.weight[j] * zj * zj
+            if cost - self.weight[j] * tj <= ABS_TOL + REL_TOL * cost:
+                continue
+            u = self.unit[j]
+            if u > 0.0:
+                n = round(zj / u)
+                new = [(u * (n - 1), u * n), (u * n, u * (n + 1))]
+            else:
+                new = [(float(zj), float(zj))]
+            for pair in new:
+                if not any(abs(pair[0] - p) <= 1e-12 and abs(pair[1] - q) <= 1e-12 for p, q in self.points[j]):
+                    self.points[j].append(pair)
+                    added += 1
+        return added
