@@ -283,3 +283,27 @@ def test_naive_rounding_of_collateral_drops_small_moves_and_breaks_move_caps() -
     assert ex.rounded_plan.allocation["A"] == {"USDC": pytest.approx(2000.0), "TBILL": pytest.approx(40.0)}
     assert ex.rounded_feasible is True and ex.rounded.objective_value == pytest.approx(390.0, abs=1e-6)
     assert result.objective_value == pytest.approx(390.0, abs=1e-6)
+
+
+def test_the_cli_shows_lots_and_the_cost_of_executability(tmp_path: Any) -> None:
+    """The plan table prints each lotted hedge in lots and the three plans side by side; the JSON carries them."""
+    import json
+
+    import yaml
+    from click.testing import CliRunner
+
+    from marginopt.cli.main import cli
+
+    path = tmp_path / "lots.yaml"
+    path.write_text(yaml.safe_dump(lots_case(F=1.0, P=0.1)))
+    table = CliRunner().invoke(cli, ["hedge", str(path)])
+    assert table.exit_code == 0, table.output
+    assert "-2.0000 (2 lots)" in table.output and "-0.3000 (3 lots)" in table.output
+    assert "Cost of executability" in table.output
+    lines = {line.split("│")[1].strip(): line for line in table.output.splitlines() if line.count("│") > 3}
+    assert "2.25" in lines["continuous optimum (lower bound)"]
+    assert "2.90" in lines["executable plan"]
+    assert "2.00" in lines["naive rounding of the continuous plan"] and "no: net delta BTC" in lines["naive rounding of the continuous plan"]
+    assert "executing as printed costs 0.65 USD over the continuous optimum" in table.output
+    doc = json.loads(CliRunner().invoke(cli, ["hedge", str(path), "--format", "json"]).output)
+    assert doc["executability"]["naive_rounding"]["feasible"] is False

@@ -310,3 +310,22 @@ def test_derive_snapshot_report(tmp_path):
     assert num(page.rows("margins")[0]["initial margin"]) == pytest.approx(venue.initial_margin, abs=CENT)
     worst = page.rows("worst-scenarios")
     assert num(worst[0]["weighted loss"]) == pytest.approx(venue.worst_scenario_loss, abs=CENT)
+
+
+def test_an_executable_plan_report_shows_the_cost_of_executability(demo):
+    """The lot case of tests/test_executable.py: continuous 2.25, executable 2.9, the naive rounding
+    (2.00) infeasible on net delta; a continuous plan (the demo) has no such section."""
+    from marginopt.models.case import load_case_data
+    from tests.test_executable import lots_case
+
+    case = load_case_data(lots_case(F=1.0, P=0.1))
+    result = marginopt.optimize(case, mode="hedge")
+    page = Page(plan_html(result, case))
+    assert page.errors == []
+    rows = {r["plan"]: r for r in page.rows("executability")}
+    assert num(rows["continuous optimum (lower bound)"]["cost USD"]) == pytest.approx(2.25, abs=CENT)
+    assert num(rows["executable plan"]["cost USD"]) == pytest.approx(2.9, abs=CENT)
+    rounded = rows["naive rounding of the continuous plan"]
+    assert num(rounded["cost USD"]) == pytest.approx(2.0, abs=CENT) and rounded["feasible"] == "no"
+    assert num(rounded["margin after USD"]) == pytest.approx(3.5, abs=CENT)
+    assert "executability" not in Page(demo[4]).tables

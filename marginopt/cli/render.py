@@ -168,8 +168,10 @@ def plan_table(result: Any, ccy: str, console: Console) -> None:
         t.add_column(col)
     t.add_column("quantity", justify="right")
     t.add_column(f"cost {ccy}", justify="right")
-    for r in trades.to_dict("records"):
-        t.add_row(str(r["venue"]), str(r["instrument"]), f"{r['quantity']:,.4f}", money(float(r["cost"])))
+    lots = {k: c.lot_size for k, c in enumerate(result.candidates)}
+    for k, r in zip(trades.index, trades.to_dict("records"), strict=True):
+        t.add_row(str(r["venue"]), str(r["instrument"]), quantity_in_lots(float(r["quantity"]), lots.get(int(k))),
+                  money(float(r["cost"])))
     if len(trades) == 0:
         t.add_row("-", "no trade", "", "")
     console.print(t)
@@ -188,6 +190,8 @@ def plan_table(result: Any, ccy: str, console: Console) -> None:
             value = float(r["value"]) if q == r["quantity"] else 0.0  # the value of the quantity shown
             a.add_row(str(r["venue"]), str(r["asset"]), f"{before:,.4f}", f"{q:,.4f}", f"{q - before:+,.4f}", money(value))
         console.print(a)
+    if result.executability is not None:
+        executability_table(result.executability, float(result.margins["after"].sum()), ccy, console)
     m = Table(title="Initial margin", title_justify="left", header_style="bold")
     m.add_column("venue")
     for col in ("before", "after", "collateral after", "excess after", f"shadow {ccy}/{ccy}"):
@@ -202,6 +206,42 @@ def plan_table(result: Any, ccy: str, console: Console) -> None:
     if assets:
         console.print("one more unit of value of " + ", ".join(f"{k} changes the objective by {v:+.6g}" for k, v in assets.items()),
                       soft_wrap=True)
+
+
+def quantity_in_lots(q: float, lot_size: float | None) -> str:
+    """A hedge quantity as printed, with its count of lots where the hedge has a lot size: ``-0.3000 (3 lots)``."""
+    if lot_size is None:
+        return f"{q:,.4f}"
+    n = round(abs(q) / lot_size)
+    return f"{q:,.4f} ({n:,} lot{'s' if n != 1 else ''})"
+
+
+def executability_table(ex: Any, margin_after: float, ccy: str, console: Console) -> None:
+    """The executable plan beside the continuous optimum (a lower bound) and the naive rounding of
+    that, each cost and margin recomputed (optimizer/executability.py)."""
+    t = Table(title="Cost of executability", title_justify="left", header_style="bold")
+    t.add_column("plan")
+    t.add_column(f"cost {ccy}", justify="right")
+    t.add_column(f"margin after {ccy}", justify="right")
+    t.add_column("feasible")
+    cont = ex.continuous
+    t.add_row("continuous optimum (lower bound)", money(ex.continuous_value),
+              money(sum(o.margin_after for o in cont.venues)) if cont is not None else "",
+              "yes (no execution terms)" if cont is not None else ex.continuous_status)
+    t.add_row("executable plan", money(ex.executable_value), money(margin_after), "yes (verified)")
+    rounded = ex.rounded
+    if rounded is not None:
+        failed = rounded.failures
+        verdict = "yes" if not failed else "no: " + "; ".join(f"{c.name} violated by {c.violation:.6g}" for c in failed[:3]) + (
+            f"; {len(failed) - 3} more" if len(failed) > 3 else "")
+        t.add_row("naive rounding of the continuous plan", money(rounded.objective_value),
+                  money(sum(o.margin_after for o in rounded.venues)), verdict)
+    console.print(t)
+    over = ex.cost_of_executability
+    if over is not None:
+        console.print(f"executing as printed costs {money(over)} {ccy} over the continuous optimum; the naive rounding "
+                      "rounds each hedge to its nearest lot (0 under min_trade) and each move to its rounding, dropping "
+                      "those under the minimum transfer, margins recomputed", soft_wrap=True)
 
 
 def unexplained(result: Any) -> bool:

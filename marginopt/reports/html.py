@@ -188,6 +188,7 @@ def plan_html(result: OptimizationResult, case: Case, *, title: str = "", top: i
         return _page(head, meta, body)
     body += _margins(result, ccy)
     body += _hedges(result, ccy)
+    body += _executability(result, ccy)
     body += _allocation(result, case)
     body += _shadow(result, ccy)
     now, after = worst_by_venue(case, top), worst_by_venue(case, top, result.hedges)
@@ -254,6 +255,34 @@ def _hedges(result: OptimizationResult, ccy: str) -> list[str]:
     return out + [table("hedges", f"Hedge trades and their one-off cost ({ccy}); positive is a buy",
                         [("venue", "text"), ("instrument", "text"), ("quantity", "qty"), (f"cost {ccy}", "money")], rows,
                         foot=["total", None, None, float(trades["cost"].sum())])]
+
+
+def _executability(result: OptimizationResult, ccy: str) -> list[str]:
+    """An executable plan beside the continuous optimum (a lower bound) and the naive rounding of
+    that, margins recomputed (optimizer/executability.py); nothing for a continuous plan."""
+    ex = result.executability
+    if ex is None:
+        return []
+    rows: list[list[Cell]] = [["continuous optimum (lower bound)", ex.continuous_value,
+                               sum(o.margin_after for o in ex.continuous.venues) if ex.continuous is not None else None,
+                               "yes (no execution terms)" if ex.continuous is not None else ex.continuous_status],
+                              ["executable plan", ex.executable_value, float(result.margins["after"].sum()), "yes (verified)"]]
+    failed: list[str] = []
+    if ex.rounded is not None:
+        failed = [f"{c.name} (violated by {c.violation:.6g})" for c in ex.rounded.failures]
+        rows.append(["naive rounding of the continuous plan", ex.rounded.objective_value,
+                     sum(o.margin_after for o in ex.rounded.venues), "yes" if not failed else "no"])
+    out = ["<h2>Cost of executability</h2>",
+           "<p>The plan as a desk executes it (lots, minimum trades and transfers, move and ticket caps, rounding), "
+           "beside the same case without those terms (its optimum a lower bound) and that plan rounded by hand: each "
+           "hedge to its nearest lot (0 under its minimum trade), each move to its rounding, dropped under the minimum "
+           "transfer; every margin recomputed.</p>",
+           table("executability", f"Cost and margin after of each plan ({ccy})",
+                 [("plan", "text"), (f"cost {ccy}", "money"), (f"margin after {ccy}", "money"), ("feasible", "text")], rows)]
+    if ex.cost_of_executability is not None:
+        out.append(f"<p>Executing as printed costs {ex.cost_of_executability:,.2f} {escape(ccy)} over the continuous optimum.</p>")
+    out += [f'<p class="bad">naive rounding fails: {escape(f)}</p>' for f in failed]
+    return out
 
 
 def _allocation(result: OptimizationResult, case: Case) -> list[str]:
