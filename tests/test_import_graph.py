@@ -25,7 +25,7 @@ OPTIMIZER_LAYERS: tuple[tuple[str, ...], ...] = (
     ("choice", "objectives", "description", "verify", "executability", "result", "attribution"),
     ("backends.base",),
     ("backends.cvxpy_program", "backends.direct_lp", "backends.scenario_route"),
-    ("backends.generation",),
+    ("backends.generation", "backends.integer_route"),
     ("backends",),
     ("problem",),
     ("api",),

@@ -405,3 +405,23 @@ def test_serve_command_is_registered() -> None:
     result = CliRunner().invoke(cli, ["serve", "--help"])
     assert result.exit_code == 0
     assert "--max-body-mb" in result.output and "--solve-timeout" in result.output
+
+
+def test_an_executable_plan_carries_the_cost_of_executability(client: TestClient) -> None:
+    """The lot case of tests/test_executable.py posted to /v1/hedge: the response is the library's
+    JSON, executability included (continuous 2.25, executable 2.9, the naive rounding infeasible)."""
+    from tests.test_executable import lots_case
+
+    raw = lots_case(F=1.0, P=0.1)
+    r = client.post("/v1/hedge", json=raw)
+    assert r.status_code == 200, r.text
+    body = r.json()
+    plan = m.PlanOut.model_validate(body)
+    assert plan.executability is not None and plan.executability.naive_rounding is not None
+    assert plan.executability.continuous.objective_value == pytest.approx(2.25, abs=1e-6)
+    assert plan.executability.executable.objective_value == pytest.approx(2.9, abs=1e-6)
+    assert plan.executability.naive_rounding.feasible is False
+    assert [h.quantity for h in plan.hedges] == [-2.0, -0.3]
+    library = optimize(load_case_data(raw), mode="hedge").to_dict()["executability"]
+    assert body["executability"]["naive_rounding"] == library["naive_rounding"]
+    assert set(body["executability"]) == set(library) == {"continuous", "executable", "naive_rounding"}

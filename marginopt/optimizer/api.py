@@ -102,7 +102,7 @@ def diagnose(description: Description, backend: str, solver: str | None) -> tupl
     """What is short and by how much, from the elastic problem (every constraint with a slack):
     generated where the problem was (or is large), whole in cvxpy otherwise; with the execution
     terms kept (the elastic mixed-integer program) where the case has them."""
-    name = "mip" if description.execution_terms else "generate" if backend == "generate" or large(description) else "cvxpy"
+    name = "integer" if backend == "integer" else "mip" if description.execution_terms else "generate" if backend == "generate" or large(description) else "cvxpy"
     elastic = build_backend(name, description, elastic=True)
     return elastic.shortfalls(solver)  # type: ignore[attr-defined, no-any-return]
 

@@ -13,7 +13,7 @@ from typing import Any
 from marginopt.errors import OptimizationError, SolverError
 from marginopt.models.case import Case
 from marginopt.models.enums import Objective
-from marginopt.optimizer.backends import build_backend, choose_backend
+from marginopt.optimizer.backends import backend_class, build_backend, choose_backend
 from marginopt.optimizer.backends.base import Backend
 from marginopt.optimizer.choice import SolverChoice
 from marginopt.optimizer.description import Description, Mode, describe
@@ -35,7 +35,7 @@ class MarginProblem:
         self.choice = SolverChoice.parse(solver)
         self.description: Description = describe(case, chosen, asked)
         name = backend or choose_backend(self.description, self.choice)
-        if name == "mip":
+        if getattr(backend_class(name), "holds_execution_terms", False):  # the mip and integer backends
             options.update(mip_gap=mip_gap, time_limit=time_limit)
         elif mip_gap is not None or time_limit is not None:  # never taken and then silently left unused
             which = "mip_gap" if mip_gap is not None else "time_limit"

@@ -134,6 +134,61 @@ class ShortfallOut(BaseModel):
     shortfall: float
 
 
+class PlanMarginOut(BaseModel):
+    venue: str
+    after: float
+    collateral_after: float
+
+
+class ContinuousOut(BaseModel):
+    status: str = Field(description="optimal, infeasible or failed: the case without its execution terms")
+    objective_value: float | None = Field(description="The continuous optimum: a lower bound on the executable plan's cost")
+    margins: list[PlanMarginOut] | None = None
+
+
+class ExecutableOut(BaseModel):
+    objective_value: float
+    over_continuous: float | None = Field(description="The executable plan's cost less the continuous optimum")
+
+
+class FailedCheckOut(BaseModel):
+    check: str
+    violation: float
+
+
+class RoundedHedgeOut(BaseModel):
+    venue: str
+    instrument: str
+    quantity: float
+
+
+class RoundedAllocationOut(BaseModel):
+    venue: str
+    asset: str
+    quantity: float
+    posted_before: float
+
+
+class NaiveRoundingOut(BaseModel):
+    """The continuous plan rounded by hand (nearest lots, 0 under min_trade; moves to the nearest
+    rounding, dropped under the minimum transfer), verified against the case."""
+
+    objective_value: float
+    feasible: bool
+    failed_checks: list[FailedCheckOut]
+    hedges: list[RoundedHedgeOut]
+    allocation: list[RoundedAllocationOut]
+    margins: list[PlanMarginOut]
+
+
+class ExecutabilityOut(BaseModel):
+    """An executable plan (a case with execution terms) beside the continuous optimum and its naive rounding."""
+
+    continuous: ContinuousOut
+    executable: ExecutableOut
+    naive_rounding: NaiveRoundingOut | None
+
+
 class PlanOut(BaseModel):
     """The JSON of ``marginopt optimize --format json``. ``status``: optimal (verified plan), infeasible
     (no plan exists; ``infeasibility`` says what is short and by how much) or failed (no verified plan)."""
@@ -150,6 +205,7 @@ class PlanOut(BaseModel):
     tolerance: dict[str, float] = Field(description="Quantities, shadow prices and max_violation within absolute + "
                                                     "relative x |x| of a whole number (zero included) are reported as it")
     certificate: dict[str, Any] | None = None
+    executability: ExecutabilityOut | None = None
     infeasibility: list[ShortfallOut] | None = None
 
 

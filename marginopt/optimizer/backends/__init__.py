@@ -25,6 +25,7 @@ BACKENDS: dict[str, tuple[str, str]] = {
     "direct": ("marginopt.optimizer.backends.direct_lp", "DirectBackend"),
     "scenario": ("marginopt.optimizer.backends.scenario_route", "ScenarioBackend"),
     "mip": ("marginopt.optimizer.backends.mip", "MipBackend"),
+    "integer": ("marginopt.optimizer.backends.integer_route", "IntegerBackend"),
 }
 
 # From this many scenarios in a hedged venue's largest ES or scenario-maximum term, a program the
@@ -62,9 +63,11 @@ def choose_backend(description: Description, choice: SolverChoice | None = None)
     """The backend for ``description`` when the caller asked for ``choice`` (None: nothing).
 
     - A problem with execution terms (``Description.execution_terms``: lots, minimum trades and
-      transfers, move and ticket caps, rounding) goes to the mixed-integer backend, whatever its
-      size; a choice other than HiGHS is refused (``SolverError``), never answered by the continuous
-      problem.
+      transfers, move and ticket caps, rounding) goes to the mixed-integer backend; a choice other
+      than HiGHS is refused (``SolverError``), never answered by the continuous problem. From
+      ``LARGE_SCENARIOS`` up, where the whole MIP is out of reach, a hedge program the scenario
+      solver holds but for its lots and minimum trades goes to rounding and repair on its
+      relaxation (the integer backend, which reports the gap to the relaxation's bound).
 
     - A formulation named (SCENARIO, GENERATE, FULL) is that backend; SCENARIO refuses a
       problem it cannot hold (``build_backend``), with the reason.
@@ -86,6 +89,8 @@ def choose_backend(description: Description, choice: SolverChoice | None = None)
             raise SolverError(f"solver {choice.value!r}: the case's execution terms ({', '.join(description.execution_terms)}) "
                               "make the plan a mixed-integer program, which HiGHS alone solves (the mip backend); "
                               "name HIGHS or none", argument="solver")
+        if large(description) and backend_class("integer").why_not(description) is None:
+            return "integer"
         return "mip"
     if choice is not None and choice.backend is not None:
         return choice.backend

@@ -49,6 +49,9 @@ class Certificate:
     requested_gap: float | None = None
     time_limit: float | None = None
     outer_rounds: int | None = None
+    # Rounding and repair on a relaxation (``backends/integer_route.py``): the continuous optimum,
+    # a naive rounding's objective and feasibility, the moves made and what the method guarantees.
+    rounding: dict[str, Any] | None = None
 
     def to_dict(self) -> dict[str, Any]:
         out: dict[str, Any] = {"method": self.method, "rounds": self.rounds, "converged": self.converged,
@@ -58,6 +61,8 @@ class Certificate:
             out.update(incumbent=self.incumbent, bound=self.lower_bound, relative_gap=self.relative_gap,
                        proven_optimal=self.proven_optimal, requested_gap=self.requested_gap, time_limit=self.time_limit,
                        outer_rounds=self.outer_rounds)
+        if self.rounding is not None:
+            out["rounding"] = dict(self.rounding)
         return out
 
 

@@ -98,12 +98,19 @@ class ScenarioBackend:
                     self.venues.append(part.name)
         return out
 
-    def solve(self, request: SolveRequest) -> Solution:
-        """Solve (again; with the floors on if a term is negative at the unfloored optimum) and verify."""
+    def relaxation(self) -> LargeResult:
+        """The solver's result (again; with the floors on if a term is negative at the unfloored
+        optimum): the plan, its exact objective over the terms and the lower bound. The terms
+        solved are ``self.lp.terms``."""
         res = self._solve(self.floor)
         if res.status is SolveStatus.OPTIMAL and not self.floor and min(res.term_values, default=0.0) < -NEGATIVE_TOL:
             self.floor = True
             res = self._solve(True)
+        return res
+
+    def solve(self, request: SolveRequest) -> Solution:
+        """Solve (``relaxation``) and verify."""
+        res = self.relaxation()
         assert self.lp is not None
         seconds = res.seconds.get("total", 0.0)
         note = f"large-scenario solver ({self.lp.method} LP), {res.iterations} rounds"
