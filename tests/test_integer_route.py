@@ -126,3 +126,16 @@ def test_large_lotted_hedge_goes_to_rounding(tmp_path: Path) -> None:
     assert cert is not None and cert["bound"] <= r.objective_value
     best, plan = brute_force(m, l0)
     assert r.objective_value == pytest.approx(best, rel=1e-7), (r.hedges, plan)
+
+
+def test_infeasible_relaxation_names_the_shortfall(tmp_path: Path) -> None:
+    """A limit no hedge within its box can meet: the relaxation is infeasible, and the elastic LP
+    on the limits says which is short and by how much (H0 <= 6 against H0 >= 10: 4)."""
+    m, l0 = scenarios(300)
+    path = write_case(tmp_path, m, l0)
+    doc = yaml.safe_load(path.read_text())
+    doc["limits"] = {"linear": [{"coefficients": {"H0": 1.0}, "lower": 10.0}]}
+    path.write_text(yaml.safe_dump(doc, sort_keys=False))
+    r = run(MarginProblem(marginopt.load_case(path), mode="hedge", backend="integer"))
+    assert r.status == "infeasible"
+    assert any("linear limit 1" in name and short == pytest.approx(4.0, rel=1e-6) for name, short in r.shortfalls), r.shortfalls

@@ -92,10 +92,32 @@ class IntegerBackend:
         self.build_seconds = time.perf_counter() - t0
 
     def shortfalls(self, solver: str | None) -> tuple[tuple[str, float], ...]:
-        """What is short: the relaxation is infeasible, so its elastic program (generated) says by how much."""
-        from marginopt.optimizer.backends.generation import GenerationBackend
+        """What is short when the relaxation is infeasible. Its margins bind nothing (``min_margin``
+        keeps them in the objective), so only the limits on the hedges' box can be: the elastic LP
+        ``min sum(s) : lower - s_lo <= A h <= upper + s_hi`` over the box says by how much."""
+        from scipy.optimize import linprog
 
-        return GenerationBackend(self.description, elastic=True).shortfalls(solver)
+        d = self.description
+        rows = d.linear_rows() + d.net_delta_rows()
+        if not rows:
+            return ()
+        k, r = len(d.cands), len(rows)
+        a = np.array([row.coefficients for row in rows], dtype=float)
+        lo, hi = np.array([row.lower for row in rows]), np.array([row.upper for row in rows])
+        # Variables (h, s_lo, s_hi); A h - s_hi <= upper and -A h - s_lo <= -lower, finite sides only.
+        eye, zero = np.eye(r), np.zeros((r, r))
+        ub_rows = np.vstack([np.hstack([a, zero, -eye]), np.hstack([-a, -eye, zero])])
+        ub = np.concatenate([hi, -lo])
+        keep = np.isfinite(ub)
+        cost = np.concatenate([np.zeros(k), np.ones(2 * r)])
+        bounds = [(float(x), float(y)) for x, y in zip(d.lower, d.upper, strict=True)] + [(0.0, None)] * (2 * r)
+        res = linprog(cost, A_ub=ub_rows[keep], b_ub=ub[keep], bounds=bounds, method="highs")
+        if res.status != 0:
+            return (("the elastic problem could not be solved", float("nan")),)
+        s_lo, s_hi = res.x[k:k + r], res.x[k + r:]
+        tol = ABS_TOL
+        return tuple([(row.names[0], float(v)) for row, v in zip(rows, s_lo, strict=True) if v > tol]
+                     + [(row.names[1], float(v)) for row, v in zip(rows, s_hi, strict=True) if v > tol])
 
     # -- solving -------------------------------------------------------------------
     def solve(self, request: SolveRequest) -> Solution:
