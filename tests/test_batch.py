@@ -107,3 +107,26 @@ def test_bad_input_is_refused_before_a_cluster_starts(tmp_path):
     result = CliRunner().invoke(cli, ["batch", str(marginopt.demo_case_path()), "--out", str(tmp_path / "o"),
                                       "--scheduler", "tcp://127.0.0.1:9"])
     assert result.exit_code == 2 and "could not connect" in result.output
+
+
+def test_executable_accounts_report_their_gap_and_whether_proven_optimal(tmp_path):
+    """A folder of two accounts: the lot case of tests/test_executable.py (executable, proven optimal
+    at 2.9 over a continuous 2.25) and the same case without lots (continuous: no gap, nothing proven)."""
+    import yaml
+
+    from tests.test_executable import lots_case
+
+    folder = tmp_path / "cases"
+    folder.mkdir()
+    (folder / "lots.yaml").write_text(yaml.safe_dump(lots_case(F=1.0, P=0.1)))
+    (folder / "plain.yaml").write_text(yaml.safe_dump(lots_case()))
+    result = CliRunner().invoke(cli, ["batch", str(folder), "--out", str(tmp_path / "o"), "--workers", "1", "--mode", "hedge"])
+    assert result.exit_code == 0, result.output
+    assert "1 executable plan: 1 proven optimal, largest relative gap 0" in result.output
+    s = pd.read_parquet(tmp_path / "o" / "summary.parquet").set_index("account")
+    assert s.loc["lots", "objective_value"] == pytest.approx(2.9, abs=1e-6)
+    assert s.loc["lots", "proven_optimal"] == True  # noqa: E712  (a column with a null)
+    assert s.loc["lots", "relative_gap"] == pytest.approx(0.0, abs=1e-6)
+    assert s.loc["lots", "continuous_objective_value"] == pytest.approx(2.25, abs=1e-6)
+    assert pd.isna(s.loc["plain", "proven_optimal"]) and pd.isna(s.loc["plain", "relative_gap"])
+    assert s.loc["plain", "objective_value"] == pytest.approx(2.25, abs=1e-6)

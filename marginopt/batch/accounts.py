@@ -92,6 +92,11 @@ class AccountResult:
     total_initial_margin_after: float | None = None
     objective_value: float | None = None
     error: str | None = None
+    # An executable plan (a case with execution terms): HiGHS's relative gap at the plan, whether it is
+    # proven optimal within the gap asked for, and the continuous optimum (its lower bound); None otherwise.
+    relative_gap: float | None = None
+    proven_optimal: bool | None = None
+    continuous_objective_value: float | None = None
     seconds: float = 0.0
     worker_peak_mib: float = 0.0  # the worker process's peak resident memory when the account finished
     tables: dict[str, pd.DataFrame] = field(default_factory=dict)
@@ -99,7 +104,9 @@ class AccountResult:
     def summary(self) -> dict[str, Any]:
         return {"account": self.account, "status": self.status, "total_initial_margin": self.total_initial_margin,
                 "total_initial_margin_after": self.total_initial_margin_after, "objective_value": self.objective_value,
-                "error": self.error, "seconds": self.seconds, "worker_peak_mib": self.worker_peak_mib}
+                "error": self.error, "relative_gap": self.relative_gap, "proven_optimal": self.proven_optimal,
+                "continuous_objective_value": self.continuous_objective_value, "seconds": self.seconds,
+                "worker_peak_mib": self.worker_peak_mib}
 
 
 def run_account(job: AccountJob, mode: str, objective: str | None, solver: str | None) -> AccountResult:
@@ -118,6 +125,11 @@ def run_account(job: AccountJob, mode: str, objective: str | None, solver: str |
         else:
             result, books = _optimize(case, objective, solver, mode)
             out.status, out.objective_value = result.status, result.objective_value
+            cert = result.certificate
+            if cert is not None and "proven_optimal" in cert:  # an executable plan
+                out.relative_gap, out.proven_optimal = float(cert["relative_gap"]), bool(cert["proven_optimal"])
+            if result.executability is not None:
+                out.continuous_objective_value = result.executability.continuous_value
         venues = [venue_margin(b) for b in books]  # the books the plan was built on: scenarios priced once
         out.total_initial_margin = float(sum(v.initial_margin for v in venues))
         out.tables["margins"] = _tagged(pd.DataFrame({

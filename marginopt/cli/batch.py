@@ -24,7 +24,8 @@ def batch(source: Path, out: Path, scheduler: str | None, workers: int | None, m
           solver: str | None, chunk: int | None) -> None:
     """Margin and a verified plan for every account of INPUT: a folder of case files (one account
     each) or a case whose positions carry an account column. Writes OUT/summary.parquet (account,
-    status, total_initial_margin, objective_value, error, ...) and margins, plan_margins, hedges
+    status, total_initial_margin, objective_value, error, and for an executable plan its relative gap,
+    whether it is proven optimal and the continuous optimum, ...) and margins, plan_margins, hedges
     and allocation tables; an account that fails is reported there and the others go on."""
     from marginopt.batch import find_accounts, run_batch
 
@@ -45,6 +46,12 @@ def batch(source: Path, out: Path, scheduler: str | None, workers: int | None, m
     click.echo(f"{len(s)} accounts on {run.workers} worker{'s' if run.workers != 1 else ''}: {counts}; "
                f"{run.accounts_per_second:.1f} accounts/s ({run.seconds:.1f} s, cluster start {run.start_seconds:.1f} s); "
                f"wrote {out / 'summary.parquet'}")
+    executable = s[s.proven_optimal.notna()]
+    if len(executable):
+        unproven = executable[executable.proven_optimal != True]  # noqa: E712  (a column of objects)
+        click.echo(f"{len(executable)} executable plan{'s' if len(executable) != 1 else ''}: "
+                   f"{len(executable) - len(unproven)} proven optimal, largest relative gap {executable.relative_gap.max():.3g}"
+                   + (f"; not proven optimal: {', '.join(map(str, unproven.account))}" if len(unproven) else ""))
     if (s.status == "error").any():
         first = s[s.status == "error"].iloc[0]
         click.echo(f"first error: account {first.account}: {first.error}", err=True)
