@@ -32,7 +32,8 @@ lotted     ``z = L n / s`` with ``n`` whole, and the secant through consecutive 
            ``a + 1``: the pair around ``n`` makes ``t`` exact there;
 continuous the tangent at ``p = q = z0`` (outer approximation), below the square everywhere.
 
-The cuts are generated lazily (``solve``): each MIP's plan is read, and where its ``t`` understates
+A few cuts per hedge are placed before the first MIP (``SEED_CUTS``, evenly over its range), the
+rest generated lazily (``solve``): each MIP's plan is read, and where its ``t`` understates
 ``k h^2`` by more than verification's tolerance (``1e-6 + 1e-8 x k h^2``) the cuts at the plan are added
 (the secant pair around its lot; the tangent at its quantity) and the MIP solved again, in the same
 compiled program (the cuts are slots of ``cp.Parameter`` s, unused ones ``t >= 0``). Every round's
@@ -74,6 +75,7 @@ DEFAULT_TIME_LIMIT = 60.0  # seconds
 MAX_SCENARIOS = 20_000
 _FEASIBLE = 2  # HiGHS's kSolutionStatusFeasible
 MAX_ROUNDS = 50  # MIPs solved while cutting impact costs in; past them the plan is not proven optimal
+SEED_CUTS = 4  # cuts per impact hedge placed before the first MIP, evenly over its range: on the demo, 0 4 8 16 took 0.42 0.39 0.39 0.87 s
 CUT_SLOTS = 8  # cuts per impact hedge the compiled program holds before it is rebuilt with twice as many
 ABS_TOL, REL_TOL = 1e-6, 1e-8  # verification's: an impact cost understated by less is exact
 
@@ -132,7 +134,8 @@ class MipBackend(CvxpyBackend):
         assert self.z is not None
         lots = np.array([d.cands[c].lot_size or 0.0 for c in k], dtype=float)
         self.impact = _ImpactCuts(k, t, self.z[k], lots / d.h_scale[k], d.impacts[k] * d.h_scale[k] ** 2)
-        return self.impact.constraints(CUT_SLOTS)
+        self.impact.seed(SEED_CUTS, d.lower[k] / d.h_scale[k], d.upper[k] / d.h_scale[k])
+        return self.impact.constraints(max(CUT_SLOTS, 2 * SEED_CUTS))
 
     def _hedge_terms(self) -> None:
         d = self.description
@@ -383,6 +386,19 @@ class _ImpactCuts:
         self.slots: list[Any] = []
         self.slopes: list[cp.Parameter] = []
         self.offsets: list[cp.Parameter] = []
+
+    def seed(self, count: int, lower: np.ndarray, upper: np.ndarray) -> None:
+        """``count`` cuts per hedge spread evenly over ``[lower, upper]`` (units of its bound): secants
+        between consecutive lots for a lotted hedge, tangents for a continuous one."""
+        if count <= 0:
+            return
+        for j, (lo, hi, u) in enumerate(zip(lower, upper, self.unit, strict=True)):
+            if u > 0.0:
+                first, last = -math.floor(-lo / u + 1e-9), math.floor(hi / u + 1e-9)
+                for a in sorted({round(a) for a in np.linspace(first, max(last - 1, first), count)}):
+                    self.points[j].append((u * a, u * (a + 1)))
+            else:
+                self.points[j] += [(float(p), float(p)) for p in np.linspace(lo, hi, count)]
 
     def constraints(self, slots: int) -> list[Any]:
         n = len(self.cands)
