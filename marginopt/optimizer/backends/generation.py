@@ -164,7 +164,12 @@ class Generation:
             for k, g in enumerate(r.full.losses.groups()):
                 lg = loss[g]
                 if isinstance(r.full, ExpectedShortfall):
-                    excess = lg - float(np.asarray(r.levels[k].value))
+                    level = r.levels[k].value
+                    if level is None:
+                        # The margin is in no row and not in the objective (the elastic min_margin program
+                        # weighs only the slacks): its working set cannot change the program's answer.
+                        continue
+                    excess = lg - float(np.asarray(level))
                 else:
                     weighted = r.full.losses.weights[g] * lg
                     excess = weighted - float(np.max(weighted[r.working[k]]))
