@@ -52,7 +52,6 @@ from __future__ import annotations
 import math
 import time
 from dataclasses import dataclass
-from decimal import Decimal
 from typing import Any, ClassVar
 
 import cvxpy as cp
@@ -62,6 +61,7 @@ from marginopt.models.margin.leaves import largest_scenario_set
 from marginopt.optimizer.backends.base import Certificate, Solution, SolveRequest
 from marginopt.optimizer.backends.cvxpy_program import CvxpyBackend
 from marginopt.optimizer.description import Description
+from marginopt.optimizer.executability import whole_multiple
 from marginopt.optimizer.objectives import cone_margin_venues
 from marginopt.optimizer.verify import Plan, Verification
 from marginopt.solvers.quiet import guarded_stdout, ignored_warnings
@@ -208,7 +208,7 @@ class MipBackend(CvxpyBackend):
         h = raw.hedges.copy()
         if self.lots is not None:
             idx, sizes, n = self.lots
-            h[idx] = [_multiple(0.0, size, w) for size, w in zip(sizes, np.round(np.asarray(n.value, dtype=float).reshape(-1)),
+            h[idx] = [whole_multiple(0.0, size, w) for size, w in zip(sizes, np.round(np.asarray(n.value, dtype=float).reshape(-1)),
                                                                      strict=True)]
         if self.active is not None:
             idx, up, down = self.active
@@ -223,7 +223,7 @@ class MipBackend(CvxpyBackend):
                 idx, step, k = self.roundings[vp.name]
                 whole = np.round(np.asarray(k.value, dtype=float).reshape(-1))
                 for i, s, w in zip(idx, step, whole, strict=True):
-                    units[assets[i]] = _multiple(float(posted[i]), s, w)
+                    units[assets[i]] = whole_multiple(float(posted[i]), s, w)
             if vp.name in self.moves:
                 up, down = self.moves[vp.name]
                 idle = (np.round(np.asarray(up.value, dtype=float)) + np.round(np.asarray(down.value, dtype=float))) == 0
@@ -354,12 +354,6 @@ class MipBackend(CvxpyBackend):
         self.description = description
         self._assemble()
         self.build_seconds = time.perf_counter() - t0
-
-
-def _multiple(base: float, step: float, count: float) -> float:
-    """``base + count * step`` as the decimals read them: 3 lots of 0.1 are 0.3, not the binary
-    product's 0.30000000000000004 (which the plan would print)."""
-    return float(Decimal(repr(float(base))) + Decimal(repr(float(step))) * int(count))
 
 
 @dataclass(frozen=True)
