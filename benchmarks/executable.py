@@ -147,7 +147,7 @@ def main() -> None:
               f"{_f(r['continuous'], '16,.4f')} {_f(r['naive'], '16,.4f')} {str(r['naive_feasible']):>8}")
         if "relaxation_s" in r:
             print(f"{'':<50} relaxation {_f(r['relaxation_s'], '.2f')} s, rounding and repair {_f(r['search_s'], '.2f')} s "
-                  f"(repair, improving moves {r['moves']}); the rest verification and the continuous re-solve")
+                  f"(repair, improving moves {r['moves']}); the rest verification (the continuous optimum is the relaxation)")
     print("time: the optimize call (solve, verification and the continuous optimum and naive rounding shown beside it)")
 
 

@@ -139,3 +139,33 @@ def test_infeasible_relaxation_names_the_shortfall(tmp_path: Path) -> None:
     r = run(MarginProblem(marginopt.load_case(path), mode="hedge", backend="integer"))
     assert r.status == "infeasible"
     assert any("linear limit 1" in name and short == pytest.approx(4.0, rel=1e-6) for name, short in r.shortfalls), r.shortfalls
+
+
+def test_the_route_s_relaxation_is_the_continuous_optimum_shown(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """The cost of executability beside a rounded plan reuses the route's relaxation: nothing is
+    solved again (a continuous MarginProblem built would fail here), its continuous optimum is the
+    certificate's, and its naive rounding is the certificate's, by the one rule (nearest lot inside
+    the box, a trade under its minimum dropped), checked by hand here."""
+    import marginopt.optimizer.api as api
+    from marginopt.optimizer.executability import naive_rounding
+    from marginopt.optimizer.verify import Plan
+
+    m, l0 = scenarios(300)
+    case = marginopt.load_case(write_case(tmp_path, m, l0))
+    problem = MarginProblem(case, mode="hedge", backend="integer")
+
+    def refused(*args: object, **kwargs: object) -> None:
+        raise AssertionError("the continuous problem was solved again")
+
+    monkeypatch.setattr(api, "MarginProblem", refused)
+    r = run(problem)
+    ex, cert = r.executability, r.certificate
+    assert ex is not None and cert is not None and ex.continuous_status == "optimal"
+    assert ex.continuous_value == pytest.approx(cert["rounding"]["continuous_optimum"], rel=1e-7)
+    assert ex.rounded is not None and ex.rounded_plan is not None
+    assert ex.rounded.objective_value == cert["rounding"]["naive_objective"]
+    assert ex.rounded.passed == cert["rounding"]["naive_feasible"]
+    # By hand: 0.74 in lots of 0.5 -> 0.5; 1.4 in lots of 1 -> 1, under the 1.5 minimum -> 0; -7.9 in
+    # lots of 2 -> -8, past the box of 6 -> -6.
+    rounded = naive_rounding(problem.description, Plan(np.array([0.74, 1.4, -7.9]), {})).hedges
+    assert list(rounded) == [0.5, 0.0, -6.0]

@@ -16,7 +16,12 @@ from marginopt.optimizer.backends import build_backend, large
 from marginopt.optimizer.backends.base import Backend, Solution, SolveRequest
 from marginopt.optimizer.choice import SolverChoice
 from marginopt.optimizer.description import Description, Mode
-from marginopt.optimizer.executability import Executability, executability, without_execution_terms
+from marginopt.optimizer.executability import (
+    Executability,
+    continuous_description,
+    executability,
+    without_execution_terms,
+)
 from marginopt.optimizer.problem import MarginProblem
 from marginopt.optimizer.result import OptimizationResult, snap
 from marginopt.optimizer.verify import Plan, VenueOutcome, Verification, verify
@@ -56,7 +61,7 @@ def run(problem: MarginProblem, solver: str | None = None, warm: bool = False) -
         assert sol.plan is not None
         check = sol.verification or verify(d, sol.plan)
         if check.passed:
-            compared = _executability(d, check.objective_value) if d.execution_terms else None
+            compared = _executability(d, check.objective_value, sol) if d.execution_terms else None
             return _result(d, "optimal", sol.report, check, sol, executable=compared)
         return _result(d, "failed", sol.report, check, sol)
     if sol.status is SolveStatus.INFEASIBLE:
@@ -82,9 +87,17 @@ def _solve(backend: Backend, d: Description, forced: str | None, warm: bool) -> 
     return sol, backend
 
 
-def _executability(d: Description, executable_value: float) -> Executability:
-    """The executable plan beside the continuous optimum (the case without its execution terms,
-    solved on the backend chosen for it) and the naive rounding of that (``optimizer.executability``)."""
+def _executability(d: Description, executable_value: float, sol: Solution) -> Executability:
+    """The executable plan beside the continuous optimum and the naive rounding of that
+    (``optimizer.executability``). Where the backend solved the continuous relaxation on its way (the
+    integer route: ``sol.extra["relaxation"]``, with its naive rounding verified), that plan is the
+    continuous optimum, verified against the case without its execution terms; otherwise that case
+    is solved on the backend chosen for it."""
+    relaxed = sol.extra.get("relaxation")
+    if isinstance(relaxed, Plan):
+        check = verify(continuous_description(d), relaxed)
+        if check.passed:
+            return executability(d, executable_value, "optimal", check, relaxed, sol.extra.get("naive_rounding"))
     try:
         problem = MarginProblem(without_execution_terms(d.case), d.objective, d.mode)
     except OptimizationError:  # the continuous problem has no backend: no bound, the executable plan stands

@@ -8,30 +8,31 @@ continuous     the same case with every execution term dropped (``without_execut
                optimum is a lower bound on the executable plan's cost;
 executable     the mixed-integer plan (``backends/mip.py``);
 naive rounding the continuous plan rounded as a desk would by hand (``naive_rounding``): each hedge
-               to the nearest lot and, under its ``min_trade``, to no trade; each collateral move
+               to the nearest lot inside its box and, under its ``min_trade``, to no trade; each collateral move
                (the change of one asset's quantity at one venue) to the nearest multiple of the
                asset's ``rounding``, then dropped (the asset stays as posted) when worth less than
                the venue's ``minimum_transfer``. Move and ticket caps are not enforced by it.
 
 The rounded plan is verified like any other (``optimizer.verify``, against the executable case): its
 margins recomputed in numpy, its cost by the objective, every failed check named. Nothing here
-solves; ``optimizer.api`` solves the continuous problem and hands its plan in.
+solves; ``optimizer.api`` hands the continuous plan in: the integer route's own relaxation where the
+plan came from it (``backends/integer_route.py``, which rounds it by ``naive_rounding`` too, so its
+certificate and this comparison show one rounding), the continuous problem solved otherwise.
 """
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass, field, replace
 from decimal import Decimal
 from types import MappingProxyType
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 import numpy as np
 
 from marginopt.models.case import Case, Execution
+from marginopt.optimizer.description import Description
 from marginopt.optimizer.verify import Plan, VenueOutcome, Verification, verify
-
-if TYPE_CHECKING:
-    from marginopt.optimizer.description import Description
 
 
 def whole_multiple(base: float, step: float, count: float) -> float:
@@ -50,12 +51,26 @@ def without_execution_terms(case: Case) -> Case:
                    execution=Execution())
 
 
+def continuous_description(description: Description) -> Description:
+    """``description`` with its case's execution terms dropped (``without_execution_terms``): the
+    problem the continuous optimum solves, with the same venues and books (execution terms change
+    no margin), to verify a relaxation's plan against without building the problem again."""
+    case = without_execution_terms(description.case)
+    cands = [replace(c, lot_size=None, min_trade=0.0) for c in description.cands]
+    return Description(case, description.objective, description.mode, cands, description.venues, description.all_ids)
+
+
 def naive_rounding(description: Description, plan: Plan) -> Plan:
-    """The continuous ``plan`` rounded by hand to ``description``'s execution terms (module docstring)."""
+    """The continuous ``plan`` rounded by hand to ``description``'s execution terms (module
+    docstring): a lotted hedge to its nearest whole lot inside its box, then any hedge under its
+    minimum trade to 0; no repair. The one naive rounding: the comparison beside every executable
+    plan and the integer route's certificate both use it."""
     h = np.asarray(plan.hedges, dtype=float).copy()
     for k, c in enumerate(description.cands):
         if c.lot_size is not None:
-            h[k] = whole_multiple(0.0, c.lot_size, round(h[k] / c.lot_size))
+            lo, hi = math.ceil(-c.max_sell / c.lot_size - 1e-9), math.floor(c.max_buy / c.lot_size + 1e-9)
+            n = round(h[k] / c.lot_size)
+            h[k] = whole_multiple(0.0, c.lot_size, min(max(n, lo), hi) if lo <= hi else n)
         if abs(h[k]) < c.min_trade:
             h[k] = 0.0
     case = description.case
@@ -134,13 +149,18 @@ def _margins(venues: tuple[VenueOutcome, ...]) -> list[dict[str, Any]]:
 
 
 def executability(description: Description, executable_value: float, continuous_status: str,
-                  continuous: Verification | None = None, plan: Plan | None = None) -> Executability:
+                  continuous: Verification | None = None, plan: Plan | None = None,
+                  rounded: tuple[Plan, Verification] | None = None) -> Executability:
     """The comparison for an executable plan of cost ``executable_value`` on ``description``, given
     the continuous problem's status, its optimal ``plan`` and that plan's verification against the
-    continuous case (``continuous``; both None when it has no plan: ``continuous_status`` says why)."""
+    continuous case (``continuous``; both None when it has no plan: ``continuous_status`` says why).
+    ``rounded``: ``naive_rounding(description, plan)`` and its verification where the caller has
+    them already (the integer route's), computed here otherwise."""
     cands = tuple((c.venue, c.instrument) for c in description.cands)
     posted = {name: dict(v.posted) for name, v in description.case.venues.items()}
     if plan is None or continuous is None:
         return Executability(executable_value, continuous_status, cands=cands, posted=posted)
-    rounded = naive_rounding(description, plan)
-    return Executability(executable_value, continuous_status, continuous, rounded, verify(description, rounded), cands, posted)
+    if rounded is None:
+        naive = naive_rounding(description, plan)
+        rounded = naive, verify(description, naive)
+    return Executability(executable_value, continuous_status, continuous, rounded[0], rounded[1], cands, posted)

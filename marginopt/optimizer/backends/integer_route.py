@@ -43,6 +43,7 @@ from marginopt.models.margin.shortfall import tail_mean, tail_weights
 from marginopt.optimizer.backends.base import Certificate, Solution, SolveRequest
 from marginopt.optimizer.backends.scenario_route import ScenarioBackend
 from marginopt.optimizer.description import Description
+from marginopt.optimizer.executability import naive_rounding
 from marginopt.optimizer.verify import ABS_TOL, REL_TOL, Plan, Verification
 from marginopt.solvers.column_view import ColumnView
 from marginopt.solvers.scenario_terms import ScenarioTerm
@@ -134,7 +135,7 @@ class IntegerBackend:
             return Solution(status, self._report(status, attempts, time.perf_counter() - t0, res.iterations, request))
         lower = min(res.lower_bound, res.objective)
         search = LotSearch(lp.terms, d, res.h)
-        naive = search.naive(res.h)
+        relaxed = Plan(np.asarray(res.h, dtype=float).copy(), {})
         search.run(lower, self.mip_gap, t0 + self.time_limit)
         seconds = time.perf_counter() - t0
         note = (f"rounding and repair: {search.repairs} repair moves, {search.moves} improving moves, "
@@ -156,17 +157,22 @@ class IntegerBackend:
                                     "repair_moves": search.repairs, "improving_moves": search.moves,
                                     "relaxation_seconds": relax_s, "search_seconds": seconds - relax_s,
                                     "guarantee": GUARANTEE}
-        naive_plan = Plan(search.plan_hedges(naive), {})
+        # The naive rounding of the relaxation, by the one rule (``executability.naive_rounding``):
+        # ``optimizer.api`` shows it, with the relaxation as the continuous optimum, and solves nothing again.
+        extra: dict[str, Any] = {"relaxation": relaxed}
+        naive_plan = naive_rounding(d, relaxed)
         naive_check = request.check(naive_plan) if request.check is not None else None
         if naive_check is not None:
             rounding.update(naive_objective=naive_check.objective_value, naive_feasible=naive_check.passed,
                             naive_failures=[c.name for c in naive_check.failures])
+            extra["naive_rounding"] = (naive_plan, naive_check)
         certificate = Certificate("rounding and repair on the continuous relaxation (scenario generation)", search.moves,
                                   True, bound, incumbent - bound, self.relaxed.sizes(), incumbent=incumbent,
                                   relative_gap=relative, proven_optimal=proven, requested_gap=self.mip_gap,
                                   time_limit=self.time_limit, rounding=rounding)
         report = self._report(SolveStatus.OPTIMAL, attempts, seconds, res.iterations, request)
-        return Solution(SolveStatus.OPTIMAL, report, plan, check, certificate, extra={"mip": certificate.to_dict()})
+        extra["mip"] = certificate.to_dict()
+        return Solution(SolveStatus.OPTIMAL, report, plan, check, certificate, extra=extra)
 
     def _report(self, status: SolveStatus, attempts: list[Attempt], seconds: float, iterations: int,
                 request: SolveRequest) -> SolveReport:
@@ -226,14 +232,6 @@ class LotSearch:
                 out[j] = n * self.lots[j]
             elif 0.0 < abs(h[j]) < minimum[j]:
                 out[j] = math.copysign(minimum[j], h[j]) if abs(h[j]) >= minimum[j] / 2 else 0.0
-        return out
-
-    def naive(self, h: FloatArray) -> FloatArray:
-        """The naive rounding: nearest lots inside the box, a trade under its minimum dropped; no repair."""
-        out = h.copy()
-        for j in self.lotted:
-            n = float(np.clip(np.round(h[j] / self.lots[j]), self.n_lo[j], self.n_hi[j]))
-            out[j] = 0.0 if abs(n) < self.min_n[j] else n * self.lots[j]
         return out
 
     @staticmethod
