@@ -25,6 +25,7 @@ BACKENDS: dict[str, tuple[str, str]] = {
     "direct": ("marginopt.optimizer.backends.direct_lp", "DirectBackend"),
     "scenario": ("marginopt.optimizer.backends.scenario_route", "ScenarioBackend"),
     "mip": ("marginopt.optimizer.backends.mip", "MipBackend"),
+    "direct_mip": ("marginopt.optimizer.backends.direct_mip", "DirectMipBackend"),
     "integer": ("marginopt.optimizer.backends.integer_route", "IntegerBackend"),
 }
 
@@ -63,8 +64,11 @@ def choose_backend(description: Description, choice: SolverChoice | None = None)
     """The backend for ``description`` when the caller asked for ``choice`` (None: nothing).
 
     - A problem with execution terms (``Description.execution_terms``: lots, minimum trades and
-      transfers, move and ticket caps, rounding) goes to the mixed-integer backend; a choice other
-      than HiGHS is refused (``SolverError``), never answered by the continuous problem. From
+      transfers, move and ticket caps, rounding) goes to a mixed-integer backend; a choice other
+      than HiGHS is refused (``SolverError``), never answered by the continuous problem. A
+      collateral-only ``min_cost`` one goes to the direct MIP (the direct LP's matrices plus the
+      binaries and integers, built in milliseconds: the 200 x 30 treasury with binding minimum
+      transfers and move caps, benchmarks/executable.py), anything else to the cvxpy ``mip``. From
       ``LARGE_SCENARIOS`` up, where the whole MIP is out of reach, a hedge program the scenario
       solver holds but for its lots and minimum trades goes to rounding and repair on its
       relaxation (the integer backend, which reports the gap to the relaxation's bound).
@@ -91,6 +95,8 @@ def choose_backend(description: Description, choice: SolverChoice | None = None)
                               "name HIGHS or none", argument="solver")
         if large(description) and backend_class("integer").why_not(description) is None:
             return "integer"
+        if backend_class("direct_mip").why_not(description) is None:
+            return "direct_mip"
         return "mip"
     if choice is not None and choice.backend is not None:
         return choice.backend
