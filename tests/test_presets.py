@@ -265,3 +265,46 @@ def test_error_in_a_presets_own_values_names_the_preset(tmp_path: Path) -> None:
     msg = str(err.value)
     assert msg.startswith("preset deribit-pm-2024-06: field 'venues.v.initial_margin.terms.0.scenarios.underlyings'")
     assert "ETH-PERP is on ETH" in msg
+
+
+@pytest.mark.parametrize("family", ["deribit-pm", "okx-pm", "cme-span", "binance-collateral"])
+def test_venue_presets_carry_published_lots_with_source_and_date(family: str) -> None:
+    """Issue 17 item 1: each venue's published lot sizes and minimum trades, each with its source
+    and date; a figure not published is None and its note says so (never filled in)."""
+    lots = get_preset(family).lots
+    assert lots
+    for lot in lots:
+        assert lot.source and all(s.strip() for s in lot.source)
+        assert re.search(r"\d{4}(-\d{2}-\d{2})?", lot.as_of), lot.as_of
+        assert lot.kind in ("option", "future", "perpetual")
+        published = (lot.contract_size, lot.step, lot.minimum)
+        assert all(x is None or x > 0 for x in published)
+        if None in published:
+            assert "not found" in lot.note
+
+
+def test_published_lots_read_from_the_pages() -> None:
+    """The figures as the cited pages print them (docs/presets/lots.md)."""
+    def find(family: str, product: str) -> Any:
+        return next(lot for lot in get_preset(family).lots if lot.product.startswith(product))
+
+    cme = find("cme-span", "Bitcoin futures")
+    assert (cme.contract_size, cme.contract_unit, cme.step) == (5.0, "BTC", 1.0)
+    assert find("cme-span", "Micro Bitcoin").contract_size == 0.1
+    assert find("cme-span", "Ether futures").contract_size == 50.0
+    okx = find("okx-pm", "BTCUSDT perpetual")
+    assert (okx.contract_size, okx.step, okx.minimum, okx.as_of) == (0.01, 0.1, 0.1, "2024-04-25")
+    deribit = find("deribit-pm", "BTC futures")
+    assert (deribit.contract_size, deribit.contract_unit) == (10.0, "USD")
+    assert find("deribit-pm", "BTC options").step is None  # 0.1 BTC: not found in a published page
+    binance = find("binance-collateral", "BTCUSDT")
+    assert binance.step is None and (binance.min_notional, binance.notional_unit) == (5.0, "USDT")
+
+
+def test_a_lot_without_a_source_or_with_an_unexplained_gap_is_refused() -> None:
+    from marginopt.presets import Lot
+
+    with pytest.raises(ValueError, match="source and a date"):
+        Lot("X", "future", "BTC", 1.0, "BTC", 1.0, 1.0, (), "2026-01-01")
+    with pytest.raises(ValueError, match="not found"):
+        Lot("X", "future", "BTC", 1.0, "BTC", None, 1.0, ("a page",), "2026-01-01")

@@ -37,6 +37,43 @@ class Param:
 
 
 @dataclass(frozen=True)
+class Lot:
+    """A venue's published trading increment for one product (issue 17): what one contract is, the
+    order step and the minimum order, each with the page it was read from and that page's date.
+
+    ``contract_size`` is in ``contract_unit`` (``0.01`` ``BTC``; ``10`` ``USD`` for an inverse
+    contract); ``step`` and ``minimum`` are in contracts; ``min_notional`` in ``notional_unit``.
+    A figure the venue does not publish on a page read here is None, and ``note`` says "not
+    found": nothing is filled in from memory. A case's hedge row takes a figure from here by
+    hand, converted to the row's units (CASE_FORMAT.md, "Execution terms": a case's instrument
+    has its own multiplier and settlement, which the venue's product does not know).
+    """
+
+    product: str  # the venue's name for it: "BTCUSDT perpetual", "Bitcoin futures (BTC)"
+    kind: str  # the case's instrument kind it corresponds to: option, future, perpetual
+    underlying: str
+    contract_size: float | None
+    contract_unit: str
+    step: float | None  # order increment, in contracts
+    minimum: float | None  # smallest order, in contracts
+    source: tuple[str, ...]
+    as_of: str  # the date of the figures (the rule's effective date, else the page's), or "undated, read <date>"
+    note: str = ""
+    min_notional: float | None = None  # smallest order's value, in notional_unit
+    notional_unit: str = ""
+
+    def __post_init__(self) -> None:
+        for name in ("contract_size", "step", "minimum", "min_notional"):
+            value = getattr(self, name)
+            if value is not None and not value > 0.0:
+                raise ValueError(f"lot {self.product}: {name} must be > 0 or None (not published), got {value}")
+        if not self.source or not self.as_of:
+            raise ValueError(f"lot {self.product}: a source and a date are required")
+        if None in (self.contract_size, self.step, self.minimum) and "not found" not in self.note:
+            raise ValueError(f"lot {self.product}: a figure left out needs a note saying it was not found")
+
+
+@dataclass(frozen=True)
 class Preset:
     """One venue's margin model as published on a date.
 
@@ -55,6 +92,7 @@ class Preset:
     not_modelled: tuple[str, ...]
     venue: Mapping[str, Any]
     parameters: Mapping[str, str] = field(default_factory=lambda: MappingProxyType({}))
+    lots: tuple[Lot, ...] = ()  # the venue's published trading increments (``Lot``), where published
 
     def mapping(self, fill: Callable[[Param], Any], skip: Collection[str] = ()) -> dict[str, Any]:
         """The venue mapping without the keys in ``skip``, as plain dicts and lists, each ``Param``
@@ -123,4 +161,4 @@ def known_ids() -> tuple[str, ...]:
     return tuple(sorted([*_PRESETS, *_ALIASES]))
 
 
-__all__ = ["Param", "Preset", "get_preset", "known_ids", "preset_aliases", "preset_ids"]
+__all__ = ["Lot", "Param", "Preset", "get_preset", "known_ids", "preset_aliases", "preset_ids"]

@@ -9,7 +9,21 @@ from __future__ import annotations
 
 from types import MappingProxyType
 
-from marginopt.presets import Preset
+from marginopt.presets import Lot, Preset
+
+LOTS = (
+    Lot(product="BTCUSDT USDⓈ-M perpetual", kind="perpetual", underlying="BTC", contract_size=1.0, contract_unit="BTC",
+        step=None, minimum=None,
+        source=("https://www.binance.com/en/support/faq/usd%E2%93%A2-margined-futures-contract-specifications-360033161972 "
+                "(\"BTC/USDT ... futures contracts represent only one unit of its respective base asset\"; minimum "
+                "order notional 5 USDT)",
+                "https://www.binance.com/ru/support/announcement/1d762daf60dd417f9d8a05d44b06a25c (2021-02-23: the "
+                "5 USDT minimum notional from 2021-02-24)"),
+        as_of="2021-02-24",
+        note="quantity step and minimum quantity not found in a published page (0.001 BTC appears there only as an "
+             "example order; Binance refers to its API, exchangeInfo's LOT_SIZE filter, for them)",
+        min_notional=5.0, notional_unit="USDT"),
+)
 
 PRESETS = (
     Preset(
@@ -23,6 +37,7 @@ PRESETS = (
             "(Example 1; collateral haircuts in force from 2023-01-12)",
         ),
         as_of="2023-01-12",
+        lots=LOTS,
         not_modelled=(
             "No margin measure: the case gives initial_margin beside preset.",
             "The tiers are those of Binance's worked example, which Binance calls an example; live schedules "

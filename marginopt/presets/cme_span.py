@@ -14,7 +14,7 @@ from __future__ import annotations
 
 from types import MappingProxyType
 
-from marginopt.presets import Param, Preset
+from marginopt.presets import Lot, Param, Preset
 
 EXTREME_MULTIPLE, EXTREME_COVER = 2.0, 0.35
 
@@ -25,6 +25,32 @@ _SCAN = {
     "extended": [{"price_move": s * EXTREME_MULTIPLE, "vol_move": 0.0, "weight": EXTREME_COVER} for s in (1.0, -1.0)],
     "scan_ranges": Param("scan_ranges"),
 }
+
+LOTS = (
+    Lot(product="Bitcoin futures (BTC)", kind="future", underlying="BTC", contract_size=5.0, contract_unit="BTC",
+        step=1.0, minimum=1.0,
+        source=("https://www.cmegroup.com/trading/equity-index/us-index/bitcoin_contractSpecs_options.html "
+                "(options on it: \"1 futures contract for 5 bitcoin\")",
+                "https://www.cmegroup.com/activetrader/microbitcoin (\"the larger five-bitcoin contract\")"),
+        as_of="undated, read 2026-12-06", note="whole contracts (a futures contract is the unit traded)"),
+    Lot(product="Micro Bitcoin futures (MBT)", kind="future", underlying="BTC", contract_size=0.1, contract_unit="BTC",
+        step=1.0, minimum=1.0,
+        source=("https://www.cmegroup.com/activetrader/microbitcoin (\"Contract Size 0.10 bitcoin\")",
+                "https://www.cmegroup.com/markets/cryptocurrencies/micro-bitcoin-and-micro-ether-options.html "
+                "(\"CONTRACT UNIT 0.10 bitcoin\")"),
+        as_of="undated, read 2026-12-06", note="whole contracts"),
+    Lot(product="Ether futures (ETH)", kind="future", underlying="ETH", contract_size=50.0, contract_unit="ETH",
+        step=1.0, minimum=1.0,
+        source=("https://www.cmegroup.com/education/courses/introduction-to-ether/ether-futures-product-overview.html "
+                "(\"Each futures contract has a value of 50 ether\")",
+                "https://www.cmegroup.com/trading/ether-futures.html (contract specifications: 50 ether)"),
+        as_of="undated, read 2026-12-06", note="whole contracts"),
+    Lot(product="Micro Ether futures (MET)", kind="future", underlying="ETH", contract_size=0.1, contract_unit="ETH",
+        step=1.0, minimum=1.0,
+        source=("https://www.cmegroup.com/markets/cryptocurrencies/micro-bitcoin-and-micro-ether-options.html "
+                "(\"CONTRACT UNIT ... 0.10 ether\")",),
+        as_of="undated, read 2026-12-06", note="whole contracts"),
+)
 
 PRESETS = (
     Preset(
@@ -44,6 +70,7 @@ PRESETS = (
             "(2009-06-15: CME/CBOT cap the weighted price risk at the scan range)",
         ),
         as_of="2024",
+        lots=LOTS,
         not_modelled=(
             "SPAN 2, which CME has been moving asset classes to since 2023, is a different (VaR-style) method.",
             "The extreme move (2 ranges) and its 35% cover are the usual SPAN values, not read from a CME page; CME's "

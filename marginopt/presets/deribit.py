@@ -16,7 +16,7 @@ from __future__ import annotations
 
 from types import MappingProxyType
 
-from marginopt.presets import Preset
+from marginopt.presets import Lot, Preset
 
 PRICE_RANGE = 0.16
 EXTENDED_MOVES = (-0.66, -0.33, 0.5, 1.0, 2.0, 3.0, 4.0, 5.0)
@@ -42,6 +42,25 @@ _GRID = {
     "coin_margined": True,
 }
 
+LOTS = (
+    Lot(product="BTC options", kind="option", underlying="BTC", contract_size=1.0, contract_unit="BTC", step=None,
+        minimum=None,
+        source=("https://www.deribit.com/pages/docs/options (\"A BTC call option is the right to buy 1 bitcoin\")",
+                "https://www.deribit.com/docs/contract-specifications-options/ (\"Multiplier: 1 ... Each contract has "
+                "as underlying only 1BTC\"; premium tick 0.0001 BTC)"),
+        as_of="undated, read 2026-12-06",
+        note="order step and minimum not found in a published page read here (issue 17 states 0.1 BTC; Deribit's "
+             "API reports them per instrument)"),
+    Lot(product="BTC futures and perpetual (inverse)", kind="future", underlying="BTC", contract_size=10.0,
+        contract_unit="USD", step=1.0, minimum=1.0,
+        source=("https://www.deribit.com/docs/contract-specifications/ (\"Contract size US $10\")",),
+        as_of="undated, read 2026-12-06",
+        note="whole contracts of USD 10; the order amount is in USD, a multiple of 10"),
+    Lot(product="ETH options", kind="option", underlying="ETH", contract_size=None, contract_unit="ETH", step=None,
+        minimum=None, source=("no Deribit page on ETH options read here",), as_of="read 2026-12-06",
+        note="not found: the contract size, step and minimum of ETH options"),
+)
+
 PRESETS = (
     Preset(
         id="deribit-pm-2024-06",
@@ -56,6 +75,7 @@ PRESETS = (
             "https://insights.deribit.com/exchange-updates/introducing-changes-to-deribit-portfolio-margin-model",
         ),
         as_of="2024-06-17",
+        lots=LOTS,
         not_modelled=(
             "Only BTC: the 2024 price range of other currencies was not published, so an instrument on another "
             "underlying is refused.",

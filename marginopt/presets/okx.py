@@ -11,7 +11,7 @@ from __future__ import annotations
 
 from types import MappingProxyType
 
-from marginopt.presets import Param, Preset
+from marginopt.presets import Lot, Param, Preset
 
 IMR_FACTOR = 1.3
 SPOT_SHOCKS = (0.04, 0.08, 0.12)
@@ -26,6 +26,30 @@ _GRID = {
     "extended": [{"price_move": s * m, "weight": IMR_FACTOR} for m in (*SPOT_SHOCKS, EXTREME_MOVE) for s in (-1.0, 1.0)],
     "underlyings": ["BTC", "ETH"],
 }
+
+ADJUSTMENT_2024_04 = ("https://www.okx.com/help/okx-to-adjust-the-minimum-order-quantities-for-several-futures-24-04-19 "
+                      "(published 2024-04-19, effective 2024-04-25; read at the mirror okx-proxy.tokenize-dev.com/it/help/"
+                      "okx-to-adjust-the-minimum-order-quantities-for-several-futures-24-04-19): BTC/USDT perpetual and "
+                      "expiry, minimum order and step 1 contract (0.01 BTC) before, 0.1 contract (0.001 BTC) after")
+LOTS = (
+    Lot(product="BTCUSDT perpetual (BTC-USDT-SWAP)", kind="perpetual", underlying="BTC", contract_size=0.01,
+        contract_unit="BTC", step=0.1, minimum=0.1,
+        source=("https://www.okx.com/help/7053456733325 (BTCUSDT perpetual: \"Contract Size 0.01BTC\")",
+                ADJUSTMENT_2024_04),
+        as_of="2024-04-25", note="0.001 BTC a step and at least 0.001 BTC an order"),
+    Lot(product="BTCUSDT expiry futures", kind="future", underlying="BTC", contract_size=0.01, contract_unit="BTC",
+        step=0.1, minimum=0.1,
+        source=("https://www.okx.com/help/7053702553613 (BTCUSDT futures: \"Contract Size 0.01BTC\")",
+                ADJUSTMENT_2024_04),
+        as_of="2024-04-25", note="0.001 BTC a step and at least 0.001 BTC an order"),
+    Lot(product="ETHUSDT perpetual (ETH-USDT-SWAP)", kind="perpetual", underlying="ETH", contract_size=0.1,
+        contract_unit="ETH", step=0.1, minimum=1.0,
+        source=("https://www.okx.com/help/okx-to-adjust-the-minimum-order-quantities-for-several-futures-241016 "
+                "(published 2024-10-16; its worked example: ETHUSDT perpetual, contract 0.1 ETH, step 0.1 contract = "
+                "0.01 ETH, minimum 1 contract = 0.1 ETH)",),
+        as_of="2024-10-16", note="0.01 ETH a step, at least 0.1 ETH an order; the ETHUSDT expiry futures' figures "
+                                 "not found"),
+)
 
 PRESETS = (
     Preset(
@@ -43,6 +67,7 @@ PRESETS = (
             "https://www.okx.com/help/okx-to-enhance-new-features-in-portfolio-margin-mode (2024-05-31, the aggregation example)",
         ),
         as_of="2025-01-06",
+        lots=LOTS,
         not_modelled=(
             "Only BTC and ETH: other underlyings have wider spot shocks and extreme moves; an instrument on another "
             "underlying is refused.",
