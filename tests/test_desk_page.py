@@ -167,3 +167,50 @@ def test_a_failed_request_clears_the_previous_results(browser_page: Any) -> None
         document.querySelector('[data-testid="plan-summary"]').textContent]""")
     assert counts == [0, 0, 0, ""], counts
     assert not [p for p in page.problems if p.startswith("page error")], page.problems  # the 422 itself is logged
+
+
+def test_an_executable_plan_shows_its_gap_and_cost_of_executability(browser_page: Any) -> None:
+    """The demo's hedges with the lot sizes and minimum trades of docs/examples/demo_executable: the
+    page shows the plan's gap line and the cost of executability, the library's figures."""
+    page = browser_page
+    path = Path(__file__).resolve().parents[1] / "docs" / "examples" / "demo_executable" / "case.yaml"
+    lotted = marginopt.load_case(path)
+    terms = {f"{h.venue}:{h.instrument}": [h.lot_size, h.min_trade] for h in lotted.hedges}
+    plan = optimize(lotted, mode="hedge")
+    assert plan.status == "optimal" and plan.executability is not None and plan.certificate is not None
+    earlier = len(page.problems)  # the 422s of the tests before are logged too
+    page.evaluate("""terms => {
+        window.__plainHedges = structuredClone(demo.hedges);
+        for (const h of demo.hedges) {
+            const t = terms[`${h.venue}:${h.instrument}`];
+            if (t && t[0] !== null) h.lot_size = t[0];
+            if (t && t[1] > 0) h.min_trade = t[1];
+        }
+    }""", terms)
+    try:
+        page.click('[data-testid="load-demo"]')
+        _submit(page)
+        assert page.get_attribute("body", "data-state") == "done", page.text_content('[data-testid="error"]')
+        gap = page.text_content('[data-testid="plan-gap"]')
+        assert gap.startswith("gap: incumbent ") and "relative" in gap
+        assert page.get_attribute('[data-testid="plan-gap"]', "data-proven") == str(plan.certificate["proven_optimal"]).lower()
+        assert page.is_visible('[data-testid="executability-table"]')
+        rows = page.eval_on_selector_all('[data-testid="executability-table"] tbody tr',
+                                         "rows => rows.map(r => [r.dataset.plan, Number(r.dataset.cost), r.cells[3].textContent])")
+        ex = plan.executability
+        assert [r[0] for r in rows] == ["continuous", "executable"] + (["naive"] if ex.rounded is not None else [])
+        assert ex.continuous_value is not None and plan.objective_value is not None
+        assert math.isclose(rows[0][1], ex.continuous_value, rel_tol=1e-6)
+        assert math.isclose(rows[1][1], plan.objective_value, rel_tol=1e-6)
+        if ex.rounded is not None:
+            assert math.isclose(rows[2][1], ex.rounded.objective_value, rel_tol=1e-6)
+            assert rows[2][2].startswith("yes" if ex.rounded.passed else "no: ")
+        assert "over the continuous optimum" in page.text_content('[data-testid="executability-summary"]')
+        assert not page.problems[earlier:], page.problems[earlier:]
+    finally:
+        page.evaluate("() => { demo.hedges = window.__plainHedges; }")
+    # A continuous plan again: no gap line, no executability block.
+    _submit(page)
+    assert page.get_attribute("body", "data-state") == "done"
+    assert not page.is_visible('[data-testid="plan-gap"]')
+    assert not page.is_visible('[data-testid="executability"]')

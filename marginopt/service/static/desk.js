@@ -57,7 +57,62 @@ function clearResults() {
   $("hedges-table").querySelector("tbody").replaceChildren();
   $("hedges-table").dataset.ready = "false";
   $("plan-summary").textContent = "";
+  clearExecutability();
   $("chart").replaceChildren();
+}
+
+function clearExecutability() {
+  $("plan-gap").textContent = "";
+  $("plan-gap").hidden = true;
+  $("executability-table").querySelector("tbody").replaceChildren();
+  $("executability-summary").textContent = "";
+  $("executability").hidden = true;
+}
+
+// An executable plan (a case with lot sizes, minimum trades or transfers, move or ticket caps):
+// the gap line of its certificate and the cost of executability (the continuous optimum as the
+// lower bound, the executable plan, the naive rounding of the continuous plan), as the CLI prints them.
+function renderExecutability(plan, ccy) {
+  clearExecutability();
+  const cert = plan.certificate;
+  if (plan.status === "optimal" && cert && cert.incumbent !== undefined && cert.incumbent !== null) {
+    const proven = cert.proven_optimal ? `proven optimal (gap within ${cert.requested_gap})`
+      : `not proven optimal (time limit ${cert.time_limit} s)`;
+    $("plan-gap").textContent = `gap: incumbent ${money(cert.incumbent)}, bound ${money(cert.bound)}, gap ${money(cert.gap)} ` +
+      `(${Number(cert.relative_gap).toPrecision(3)} relative), ${proven}`;
+    $("plan-gap").dataset.proven = String(cert.proven_optimal);
+    $("plan-gap").hidden = false;
+  }
+  const ex = plan.executability;
+  if (plan.status !== "optimal" || !ex) return;
+  const body = $("executability-table").querySelector("tbody");
+  const total = (margins) => (margins ? margins.reduce((s, m) => s + m.after, 0) : null);
+  const rows = [
+    ["continuous", "continuous optimum (lower bound)", ex.continuous.objective_value, total(ex.continuous.margins),
+      ex.continuous.status === "optimal" ? "yes (no execution terms)" : `no continuous plan (${ex.continuous.status})`],
+    ["executable", "executable plan", ex.executable.objective_value, total(plan.margins), "yes (verified)"],
+  ];
+  const naive = ex.naive_rounding;
+  if (naive) {
+    const failed = naive.failed_checks.map((c) => `${c.check} violated by ${c.violation.toPrecision(6)}`).join("; ");
+    rows.push(["naive", "naive rounding of the continuous plan", naive.objective_value, total(naive.margins),
+      naive.feasible ? "yes" : `no: ${failed}`]);
+  }
+  for (const [key, label, cost, margin, feasible] of rows) {
+    const tr = document.createElement("tr");
+    tr.dataset.plan = key;
+    tr.dataset.cost = String(cost);
+    cell(tr, label, "text");
+    cell(tr, money(cost));
+    cell(tr, money(margin));
+    cell(tr, feasible, "text");
+    body.appendChild(tr);
+  }
+  const over = ex.executable.over_continuous;
+  $("executability-summary").textContent = over === null || over === undefined
+    ? "No continuous optimum to compare with."
+    : `Executing as printed costs ${money(over)} ${ccy} over the continuous optimum.`;
+  $("executability").hidden = false;
 }
 
 function setState(state, text) {
@@ -267,6 +322,7 @@ async function submit(event) {
     ]);
     renderMargin(report);
     renderHedges(plan, report.base_currency);
+    renderExecutability(plan, report.base_currency);
     renderChart(report, plan);
     $("results").hidden = false;
     setState("done", `done: ${report.venues.length} venues, plan ${plan.status}`);
