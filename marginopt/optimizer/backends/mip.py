@@ -292,8 +292,14 @@ class MipBackend(CvxpyBackend):
                              (Attempt("HIGHS", status, seconds, note),), nodes if rounds else None)
         if last is None:
             return Solution(status, report)
-        certificate = self._certificate(last.incumbent, min(best_bound, last.incumbent), proven, nodes, rounds)
         check: Verification | None = request.check(last.plan) if request.check is not None else None
+        incumbent = last.incumbent
+        if check is not None and check.passed:
+            # The plan's exact objective, recomputed. A MIP stopped by its time limit can leave the
+            # epigraph variables (expected shortfall's threshold and tail excesses, a maximum's
+            # level) above the margin they bound, so its objective overstates the plan's cost.
+            incumbent = check.objective_value
+        certificate = self._certificate(incumbent, min(best_bound, incumbent), proven, nodes, rounds)
         return Solution(SolveStatus.OPTIMAL, report, last.plan, check, certificate, extra={"mip": certificate.to_dict()})
 
     def _solve_once(self, time_limit: float | None) -> tuple[SolveStatus, Any, str, float]:

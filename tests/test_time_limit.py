@@ -1,0 +1,87 @@
+"""An executable plan stopped by ``time_limit`` (issue 17): a verified plan that reports
+``proven_optimal: false`` and its gap, on the mip backend (HiGHS's branch and bound) and on the
+large-scenario integer route (rounding and repair)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import pyarrow as pa
+import pyarrow.parquet as pq
+import pytest
+import yaml
+
+import marginopt
+from marginopt.optimizer import MarginProblem, run
+from tests.test_integer_route import scenarios, write_case
+
+
+def lotted_case(folder: Path, s: int = 2000, k: int = 40, seed: int = 3) -> Path:
+    """An ES hedge of a book on four Student-t factors by 40 perpetuals in lots of 0.7 to 1.1:
+    40 integers over 2,000 scenario rows, with no limit rows (no hedge, h = 0, is a plan)."""
+    rng = np.random.default_rng(seed)
+    m = rng.standard_t(5, (s, 4)) @ rng.normal(size=(4, k)) + 0.4 * rng.standard_t(5, (s, k))
+    l0 = m @ rng.normal(size=k) * 3 + 0.8 * rng.standard_t(5, s)
+    ids = [f"H{j}" for j in range(k)]
+    pq.write_table(pa.table({i: m[:, j] for j, i in enumerate(ids)} | {"BOOK": l0}), folder / "losses.parquet")
+    hedges = [{"venue": "V", "instrument": i, "max_buy": 10.0, "max_sell": 10.0, "cost_per_unit": 0.01,
+               "lot_size": round(0.7 + 0.1 * (j % 5), 1)} for j, i in enumerate(ids)]
+    doc = {"format": "marginopt/1", "base_currency": "USD", "valuation_date": "2026-11-20", "market": {"prices": {"X": 1.0}},
+           "instruments": [{"id": i, "kind": "perpetual", "underlying": "X"} for i in [*ids, "BOOK"]],
+           "positions": [{"venue": "V", "instrument": "BOOK", "quantity": 1.0}],
+           "venues": {"V": {"initial_margin": {"kind": "expected_shortfall", "alpha": 0.9,
+                                               "scenarios": {"kind": "matrix", "file": "losses.parquet"}}}},
+           "hedges": hedges, "objective": "min_margin"}
+    (folder / "case.yaml").write_text(yaml.safe_dump(doc, sort_keys=False))
+    return folder / "case.yaml"
+
+
+def assert_consistent(r: marginopt.OptimizationResult) -> dict:
+    """What any executable plan's certificate must say, proven or not."""
+    cert = r.certificate
+    assert cert is not None and r.objective_value is not None and r.verification is not None and r.verification.passed
+    assert cert["incumbent"] == pytest.approx(r.objective_value, rel=1e-9)
+    assert cert["bound"] <= cert["incumbent"] + 1e-9 * abs(cert["incumbent"])
+    assert cert["gap"] == pytest.approx(cert["incumbent"] - cert["bound"], rel=1e-9, abs=1e-9)
+    assert cert["proven_optimal"] == (cert["relative_gap"] <= cert["requested_gap"])
+    return cert
+
+
+def test_a_mip_stopped_by_its_time_limit_reports_its_gap_not_proven(tmp_path: Path) -> None:
+    """HiGHS stopped at 1 s with an incumbent: the plan is verified and shown with its gap, not
+    proven optimal, and the solve report says the time limit stopped it. On a machine fast enough
+    to close a 1e-9 gap on 40 integers in a second it is proven instead; the certificate is then
+    only checked for consistency (the branch this test took is in its output)."""
+    case = marginopt.load_case(lotted_case(tmp_path))
+    r = run(MarginProblem(case, mode="hedge", backend="mip", mip_gap=1e-9, time_limit=1.0))
+    if r.status == "failed":  # no incumbent within the second: nothing to show, and said so
+        assert r.objective_value is None and r.certificate is None
+        pytest.skip("HiGHS found no incumbent within 1 s on this machine")
+    assert r.status == "optimal"
+    cert = assert_consistent(r)
+    assert cert["time_limit"] == 1.0 and cert["requested_gap"] == 1e-9
+    if cert["proven_optimal"]:
+        print("HiGHS proved the plan optimal within the time limit: consistency checked only")
+        return
+    assert cert["relative_gap"] > 1e-9
+    assert "time limit 1 s: the incumbent, not proven optimal" in r.solver.attempts[-1].note
+    doc = r.to_dict()
+    assert doc["certificate"]["proven_optimal"] is False and doc["certificate"]["relative_gap"] == cert["relative_gap"]
+    assert doc["executability"]["executable"]["objective_value"] == r.objective_value
+
+
+def test_the_integer_route_past_its_time_limit_keeps_the_rounding_not_proven(tmp_path: Path) -> None:
+    """The rounding-and-repair route with a 1 ms limit: the relaxation alone takes longer, so the
+    search makes no move and the plan is the relaxation rounded to the nearest lots, verified, with
+    its gap to the relaxation's bound; proven only if that gap is within the 1e-12 asked for."""
+    m, l0 = scenarios(300)
+    case = marginopt.load_case(write_case(tmp_path, m, l0, limit=False))
+    r = run(MarginProblem(case, mode="hedge", backend="integer", mip_gap=1e-12, time_limit=1e-3))
+    assert r.status == "optimal"
+    cert = assert_consistent(r)
+    rounding = cert["rounding"]
+    assert rounding["improving_moves"] == 0 and rounding["repair_moves"] == 0
+    assert cert["time_limit"] == 1e-3
+    assert cert["proven_optimal"] is False and cert["relative_gap"] > 1e-12
+    assert cert["bound"] == pytest.approx(rounding["continuous_bound"], rel=1e-9)
