@@ -15,7 +15,10 @@ rounding    ``g - price r k = p``, ``k`` integer within ``[-floor(posted / r), f
 The binaries sit where ``backends/mip.py`` puts them (a venue with a minimum transfer or a cap, or every
 venue under ``execution.max_moves``), so both formulations hold the same feasible set; this one skips
 cvxpy, which spends seconds canonicalizing the treasury (200 assets x 30 venues) before HiGHS starts.
-HiGHS's branch and bound runs under ``time_limit`` and ``mip_rel_gap``; its ``mip_dual_bound`` is the
+The direct LP without the terms is solved first (its basis is the relaxation's, milliseconds) and its
+optimum, with binaries and integers set to match, handed to HiGHS as a start: where the terms do not
+bind the root closes on it (the 200 x 30 treasury: 0.5 s, 2.9 s without the start, where HiGHS's
+sub-MIP heuristics spend the rest finding that plan). HiGHS's branch and bound runs under ``time_limit`` and ``mip_rel_gap``; its ``mip_dual_bound`` is the
 best bound (the program has no constant), ``mip_gap`` the relative gap. The plan is read with its
 integers whole (``executability.whole_multiple``): a move whose binaries are both 0 is none, a rounded
 move ``posted + r round(k)``; verification recomputes everything there. A MIP has no duals. A market
@@ -35,7 +38,7 @@ import numpy as np
 import scipy.sparse as sp
 
 from marginopt.optimizer.backends.base import Certificate, Solution, SolveRequest
-from marginopt.optimizer.backends.direct_lp import INF, DirectBackend, _Builder, _Structure, build_structure
+from marginopt.optimizer.backends.direct_lp import INF, DirectBackend, _Builder, _Structure
 from marginopt.optimizer.description import Description
 from marginopt.optimizer.executability import whole_multiple
 from marginopt.optimizer.verify import Plan, Verification
@@ -152,10 +155,15 @@ class DirectMipBackend(DirectBackend):
             return Solution(SolveStatus.ERROR, SolveReport(None, SolveStatus.ERROR, self.problem_class, self.build_seconds, 0.0,
                                                            (attempt,)))
         t0 = time.perf_counter()
-        st = build_structure(self.problem)
+        relaxed = self.solve_lp()  # the continuous optimum: the MIP's start where it keeps to the terms
+        st = self.structure
+        assert st is not None
+        lp_cols = np.asarray(self.highs.getSolution().col_value) if relaxed.status is SolveStatus.OPTIMAL else None
         terms = execution_terms(self.problem, st)
         self._load(st, terms)
-        built = time.perf_counter() - t0
+        built = time.perf_counter() - t0 - relaxed.solve_seconds
+        if lp_cols is not None:
+            self._start(st, terms, lp_cols)
         self.highs.run()
         solved = time.perf_counter() - t0 - built
         build = self.build_seconds + built
@@ -220,6 +228,25 @@ class DirectMipBackend(DirectBackend):
         self.highs.setOptionValue("time_limit", self.time_limit)
         self.highs.passModel(lp)
         self.loaded = False  # the LP's warm re-solve (row bounds only) does not apply to this model
+
+    def _start(self, st: _Structure, terms: _Terms, lp_cols: np.ndarray) -> None:
+        """The continuous optimum (the LP's columns) with the binaries and integers set to match, as HiGHS's
+        first incumbent: where it keeps to every term, the root closes on it; where not, HiGHS repairs or drops it."""
+        prices = self.problem.case.market.prices
+        col = np.concatenate([lp_cols, np.zeros(len(terms.cost))])
+        for part in self.problem.parts:
+            value = col[st.x_cols[part.name]]
+            posted = part.posted * np.array([prices[a] for a in part.assets])
+            for i, r, k in terms.roundings.get(part.name, []):
+                col[k] = round((value[i] - posted[i]) / (prices[part.assets[i]] * r))
+            for i, up, down in terms.moves.get(part.name, []):
+                moved = abs(value[i] - posted[i]) > 1e-6 + 1e-8 * abs(posted[i])
+                col[up] = float(moved and value[i] > posted[i])
+                if down is not None:
+                    col[down] = float(moved and value[i] < posted[i])
+        sol = highspy.HighsSolution()
+        sol.col_value = col
+        self.highs.setSolution(sol)
 
     def _plan(self, st: _Structure, terms: _Terms, col: np.ndarray) -> Plan:
         """The incumbent in units with its integers whole: a move whose binaries are both 0 is none, a
