@@ -152,3 +152,34 @@ def test_a_restricted_es_at_the_demos_scales_is_solved_to_its_optimum(tmp_path, 
     plan = marginopt.optimize(case, solver="GENERATE")
     assert plan.status == "optimal" and plan.verification.passed, plan.solver.attempts
     assert plan.objective_value == pytest.approx(marginopt.optimize(case, solver="FULL").objective_value, rel=1e-6)
+
+
+@pytest.mark.parametrize("cut_rounds", [40, 1])
+def test_shortfall_cuts_where_the_tail_is_large_and_working_sets_where_they_stall(tmp_path, monkeypatch, cut_rounds):
+    """An ES on few columns with a large tail goes in as cuts (here every tail counts as large), and
+    reaches the full program's optimum; cuts that have not closed after ``CUT_ROUNDS`` rounds (here 1)
+    hand the measure to a working set seeded with the tails they saw, which does too. The certificate
+    counts the cuts and the working sets' scenarios apart."""
+    from marginopt.optimizer.backends import generation
+
+    case = load(case_doc(1, "min_cost"), tmp_path)
+    problem = MarginProblem(case, solver="GENERATE")
+    assert not problem.backend.gen.cuts  # 40-scenario tails: working sets
+    monkeypatch.setattr(generation, "CUT_TAIL", 0)
+    monkeypatch.setattr(generation, "CUT_ROUNDS", cut_rounds)
+    problem = MarginProblem(case, solver="GENERATE")
+    gen = problem.backend.gen
+    assert {venue for venue, _ in gen.cuts} == {"v0", "v2"}  # the ES venues; v1's maximum stays a working set
+    result = marginopt.optimizer.run(problem)
+    full = marginopt.optimize(case, solver="FULL")
+    assert result.status == full.status == "optimal" and result.verification.passed
+    assert result.objective_value == pytest.approx(full.objective_value, rel=1e-6)
+    cert = result.certificate
+    assert cert["converged"] and cert["gap"] <= 1e-6 * abs(result.objective_value)
+    if cut_rounds == 1:
+        fell = {venue for venue, _ in gen.fell_back}
+        assert fell and set(cert.get("cuts_in_program", {})) == {"v0", "v2"} - fell
+        assert all(cert["scenarios_in_program"][venue] > 0 for venue, _ in gen.fell_back)
+    else:
+        assert not gen.fell_back and set(cert["cuts_in_program"]) == {"v0", "v2"}
+        assert cert["scenarios_in_program"]["v0"] == 0

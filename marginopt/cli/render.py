@@ -153,8 +153,10 @@ def plan_table(result: Any, ccy: str, console: Console) -> None:
                       soft_wrap=True)
     elif cert is not None:
         sizes = ", ".join(f"{v} {n:,}" for v, n in cert["scenarios_in_program"].items())
+        cuts = ", ".join(f"{v} {n:,}" for v, n in cert.get("cuts_in_program", {}).items())
         console.print(f"certificate: {cert['method']}, {cert['rounds']} rounds; lower bound {money(cert['lower_bound'])}, "
-                      f"gap {cert['gap']:.3g}; scenarios in the program: {sizes}", soft_wrap=True)
+                      f"gap {cert['gap']:.3g}; scenarios in the program: {sizes}"
+                      + (f"; expected shortfall cuts in the program: {cuts}" if cuts else ""), soft_wrap=True)
     # Interior-point solvers leave round-off (1e-8 contracts) on trades they do not want: quantities
     # and duals are snapped as in the JSON (result.snap), and people see only trades above a millionth
     # of the candidate's bound.

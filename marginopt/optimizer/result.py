@@ -94,7 +94,8 @@ class OptimizationResult:
     shortfalls: tuple[tuple[str, float], ...] = ()
     costs: dict[str, float] = field(default_factory=dict)
     candidates: tuple[HedgeCandidate, ...] = ()
-    # Scenario generation: method, rounds, lower_bound, gap, scenarios_in_program (per venue).
+    # Scenario generation: method, rounds, lower_bound, gap, scenarios_in_program (per venue) and, where an
+    # expected shortfall is held as cuts, cuts_in_program (per venue).
     certificate: dict[str, Any] | None = None
     # An executable plan (a case with execution terms): the continuous optimum and the naive rounding beside it.
     executability: Executability | None = None

@@ -43,6 +43,8 @@ class Certificate:
     lower_bound: float  # on the full problem's optimum
     gap: float  # the plan's objective less the lower bound
     scenarios_in_program: dict[str, int]  # per venue, in the last program solved
+    # Scenario generation: per venue, expected shortfall's cuts in the last program (where any are)
+    cuts_in_program: dict[str, int] | None = None
     incumbent: float | None = None
     relative_gap: float | None = None
     proven_optimal: bool | None = None
@@ -61,6 +63,8 @@ class Certificate:
             out.update(incumbent=self.incumbent, bound=self.lower_bound, relative_gap=self.relative_gap,
                        proven_optimal=self.proven_optimal, requested_gap=self.requested_gap, time_limit=self.time_limit,
                        outer_rounds=self.outer_rounds)
+        if self.cuts_in_program is not None:
+            out["cuts_in_program"] = dict(self.cuts_in_program)
         if self.rounding is not None:
             out["rounding"] = dict(self.rounding)
         return out
