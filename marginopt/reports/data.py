@@ -12,6 +12,7 @@ from marginopt.models.case import Case
 from marginopt.models.margin import Measure
 from marginopt.models.margin.composite import Composite
 from marginopt.models.margin.scenario_max import ScenarioMeasure
+from marginopt.models.scenarios.base import NumberedLabels
 from marginopt.optimizer.result import OptimizationResult
 from marginopt.typing import FloatArray
 
@@ -27,7 +28,7 @@ def scenario_terms(measure: Measure) -> list[ScenarioMeasure]:
     return []
 
 
-def largest(labels: Sequence[str] | np.ndarray, losses: FloatArray, n: int) -> Worst:
+def largest(labels: Sequence[str] | np.ndarray | NumberedLabels, losses: FloatArray, n: int) -> Worst:
     """The ``n`` largest losses with their labels, largest first (a partial sort: sets can
     hold a million scenarios)."""
     k = min(n, len(losses))

@@ -12,6 +12,7 @@ from marginopt.models.margin.base import BindContext, CvxForm, Measure, measure_
 from marginopt.models.margin.scenario_max import ScenarioMeasure
 from marginopt.models.reader import Node
 from marginopt.models.scenarios import ScenarioLosses, ScenarioSpec, parse_scenario_set
+from marginopt.models.scenarios.base import is_constant
 from marginopt.typing import FloatArray
 
 if TYPE_CHECKING:  # imported where a cvxpy form is built, so margin alone never loads cvxpy
@@ -75,7 +76,10 @@ def quantile(losses: FloatArray, prob: FloatArray, alpha: float) -> float:
 
 
 def _probabilities(losses: ScenarioLosses) -> list[FloatArray]:
-    """Each group's scenario weights as probabilities (summing to 1 in the group)."""
+    """Each group's scenario weights as probabilities (summing to 1 in the group); equal weights as
+    one value broadcast (``scenarios.base.equal_weights``), not an array of them."""
+    if is_constant(losses.weights):
+        return [np.broadcast_to(1.0 / (g.stop - g.start), (g.stop - g.start,)) for g in losses.groups()]
     return [losses.weights[g] / losses.weights[g].sum() for g in losses.groups()]
 
 
