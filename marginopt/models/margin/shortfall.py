@@ -67,6 +67,14 @@ def tail_weights(losses: FloatArray, prob: FloatArray, beta: float) -> FloatArra
     return out
 
 
+def tail_rows(losses: FloatArray, prob: FloatArray, beta: float) -> tuple[np.ndarray, FloatArray]:
+    """The tail's scenarios and the weight of each in the tail mean: ``tail_weights`` where it is not
+    zero, without an array over every scenario."""
+    order, take = _tail(losses, prob, beta)
+    keep = take > 0
+    return order[keep], take[keep] / beta
+
+
 def quantile(losses: FloatArray, prob: FloatArray, alpha: float) -> float:
     """Smallest loss ``l`` with ``P(loss <= l) >= alpha`` (1e-12 tolerance on the sum)."""
     order = np.argsort(losses, kind="stable")

@@ -31,7 +31,7 @@ from marginopt.models.margin.columns import reduced_positions
 from marginopt.models.margin.composite import Composite
 from marginopt.models.margin.leaves import scenario_leaves
 from marginopt.models.margin.scenario_max import ScenarioMax
-from marginopt.models.margin.shortfall import ExpectedShortfall, tail_mean, tail_weights
+from marginopt.models.margin.shortfall import ExpectedShortfall, tail_rows
 from marginopt.optimizer.backends.base import Certificate, Solution, SolveRequest
 from marginopt.optimizer.backends.cvxpy_program import CvxpyBackend
 from marginopt.optimizer.description import Description, Venue
@@ -61,8 +61,10 @@ CUT_COLUMNS = 8
 CUT_TAIL = 1000  # scenarios in a tail (beta n); below it a working set stays small
 # The safety net: a measure whose cuts still miss its ES after this many rounds goes to a working set,
 # seeded with every scenario that was in the tail at a plan a cut was taken at; the rounds' limit is then
-# MAX_ROUNDS more. The demo takes 22-34 rounds of cuts at 100,000 and 400,000 scenarios.
-CUT_ROUNDS = 40
+# MAX_ROUNDS more. The demo takes 22-51 rounds of cuts at 100,000 and 400,000 scenarios (a cutting
+# plane's last digits: the same case took 33 or 51 rounds as the ES's sum was ordered one way or
+# another), and a round of cuts costs a tiny program and one product with the matrix (0.1 s at 400,000).
+CUT_ROUNDS = 60
 # The cuts hold an ES when the full ES at the plan exceeds the largest cut there by no more than this,
 # relative to the ES: below verification's 1e-8 (verify.REL_TOL). (A working set's tolerance, 1e-7 of
 # the largest loss, left the demo's cme_es 9e-4 USD above its collateral, which verification refused.)
@@ -172,14 +174,14 @@ class ShortfallCuts(Measure):
         return cp.sum(cp.hstack(terms)) if len(terms) > 1 else terms[0], cons
 
 
-def shortfall_cut(m: ExpectedShortfall, k: int, q: FloatArray) -> tuple[FloatArray, float, np.ndarray]:
-    """Group ``k``'s cut at ``q`` (the tail weights times the matrix), its ES there (unfloored) and
-    the tail's scenarios (indices in the group)."""
+def shortfall_cut(m: ExpectedShortfall, k: int, q: FloatArray) -> tuple[FloatArray, float, np.ndarray, float]:
+    """Group ``k``'s cut at ``q`` (the tail weights times the matrix), its ES there (unfloored), the
+    tail's scenarios (indices in the group) and the largest loss's size; one loss vector, and no array
+    of weights over every scenario."""
     g = m.losses.groups()[k]
     loss = m.losses.losses(q)[g]
-    weights = tail_weights(loss, m.probs[k], m.beta)
-    tail = np.flatnonzero(weights)
-    return weights[tail] @ m.losses.matrix[g][tail], tail_mean(loss, m.probs[k], m.beta), tail
+    rows, weights = tail_rows(loss, m.probs[k], m.beta)
+    return weights @ m.losses.matrix[g][rows], float(weights @ loss[rows]), rows, float(np.abs(loss).max(initial=0.0))
 
 
 def uses_cuts(m: ExpectedShortfall) -> bool:
@@ -295,11 +297,10 @@ class Generation:
         for k, cuts in enumerate(r.cuts):
             if r.variables[k].value is None:
                 continue  # in no row of the objective's reach (the elastic min_margin program): nothing to refine
-            cut, es, tail = shortfall_cut(r.full, k, at)
+            cut, es, tail, size = shortfall_cut(r.full, k, at)
             # The cuts' model of the ES at the plan, not the program's level: below zero the floor
             # leaves the level free, and the level carries the solver's tolerance.
             model = float(np.max(np.array(cuts) @ at))
-            size = float(np.abs(r.full.losses.losses(at)[r.full.losses.groups()[k]]).max(initial=0.0))
             if es - model > CUT_TOL * max(1.0, abs(es), 1e-6 * size):
                 cuts.append(cut)
                 self.tails[key][k] = np.union1d(self.tails[key][k], tail)
