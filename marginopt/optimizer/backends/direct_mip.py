@@ -166,6 +166,11 @@ def execution_terms(problem: Description, st: _Structure) -> _Terms:
             mine += [(up, 1.0)] + ([(down, 1.0)] if down is not None else [])
         if spec.max_moves is not None and mine:
             b.row(mine, -INF, float(spec.max_moves))
+        if mine and part.book.credited_total(dict(zip(part.assets, part.posted.tolist(), strict=True))) < margin - 1e-6:
+            # What is posted does not cover the margin, and credit grows with every asset's value: some asset
+            # must move in. Valid for every plan, and it lifts the relaxation where a minimum transfer above a
+            # venue's need makes the integer plan post more than the LP (the treasury: root bound 0.75% higher).
+            b.row([(up, 1.0) for _, up, _ in moves[part.name]], 1.0, INF)
         all_moves += mine
     if counted and all_moves:
         b.row(all_moves, -INF, float(case.execution.max_moves))  # type: ignore[arg-type]
