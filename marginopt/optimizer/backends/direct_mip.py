@@ -214,10 +214,12 @@ def _covering(problem: Description, part: Venue, asset: str, margin: float) -> f
 class DirectMipBackend(DirectBackend):
     """The direct LP plus the collateral execution terms, solved by HiGHS's branch and bound. Takes a
     collateral-only ``min_cost`` problem whose moves have a finite inventory to bound them
-    (``why_not``); the cvxpy ``mip`` backend takes over when its plan fails verification."""
+    (``why_not``). No fallback, as the ``mip`` backend has none: the caller's backends are built without its
+    ``time_limit``, and a plan short of time would become a 60 s cvxpy solve; a plan failing verification
+    is reported failed, with the checks it fails."""
 
     name: ClassVar[str] = "direct_mip"
-    fallback: ClassVar[str | None] = "mip"
+    fallback: ClassVar[str | None] = None
     holds_execution_terms: ClassVar[bool] = True
     problem_class = ProblemClass.MILP
 
@@ -254,6 +256,7 @@ class DirectMipBackend(DirectBackend):
         self._load(st, terms)
         built = time.perf_counter() - t0 - relaxed.solve_seconds
         started = lp_cols is not None and self._start(st, terms, lp_cols)
+        self.highs.setOptionValue("time_limit", max(self.time_limit - (time.perf_counter() - t0), 1e-3))  # the limit is the whole solve's
         self.highs.run()
         info = self.highs.getInfo()
         nodes = int(info.mip_node_count)
