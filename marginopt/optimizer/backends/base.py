@@ -14,7 +14,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, ClassVar, Protocol
 
-from marginopt.solvers.status import ProblemClass, SolveReport, SolveStatus
+from marginopt.solvers.status import Attempt, ProblemClass, SolveReport, SolveStatus
 
 if TYPE_CHECKING:
     from marginopt.optimizer.description import Description
@@ -100,3 +100,14 @@ class Backend(Protocol):
     def solve(self, request: SolveRequest) -> Solution: ...
 
     def update(self, description: Description) -> None: ...
+
+
+def highs_only(request: SolveRequest, problem_class: ProblemClass, build_seconds: float) -> Solution | None:
+    """The refusal of a solver forced on an executable plan, which HiGHS's branch and bound alone
+    solves (None when none, or HiGHS, is forced)."""
+    forced = request.solver
+    if forced is None or forced.upper() == "HIGHS":
+        return None
+    note = f"an executable plan (a mixed-integer program) is solved by HiGHS alone, not {forced}"
+    attempt = Attempt(forced, SolveStatus.ERROR, 0.0, note)
+    return Solution(SolveStatus.ERROR, SolveReport(None, SolveStatus.ERROR, problem_class, build_seconds, 0.0, (attempt,)))

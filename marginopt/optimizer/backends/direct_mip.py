@@ -52,7 +52,7 @@ import numpy as np
 import scipy.sparse as sp
 
 from marginopt.models.collateral import pieces
-from marginopt.optimizer.backends.base import Certificate, Solution, SolveRequest
+from marginopt.optimizer.backends.base import Certificate, Solution, SolveRequest, highs_only
 from marginopt.optimizer.backends.direct_lp import INF, DirectBackend, _Builder, _Structure
 from marginopt.optimizer.description import Description, Venue
 from marginopt.optimizer.executability import whole_multiple
@@ -241,12 +241,9 @@ class DirectMipBackend(DirectBackend):
         return None
 
     def solve(self, request: SolveRequest) -> Solution:
-        forced = request.solver
-        if forced is not None and forced.upper() != "HIGHS":
-            note = f"an executable plan (a mixed-integer program) is solved by HiGHS alone, not {forced}"
-            attempt = Attempt(forced, SolveStatus.ERROR, 0.0, note)
-            return Solution(SolveStatus.ERROR, SolveReport(None, SolveStatus.ERROR, self.problem_class, self.build_seconds, 0.0,
-                                                           (attempt,)))
+        refused = highs_only(request, self.problem_class, self.build_seconds)
+        if refused is not None:
+            return refused
         t0 = time.perf_counter()
         relaxed = self.solve_lp()  # the continuous optimum: the MIP's start where it keeps to the terms
         st = self.structure

@@ -71,17 +71,12 @@ CUT_ROUNDS = 60
 CUT_TOL = 1e-9
 
 
-class Restricted(Measure):
-    """An ES or scenario-maximum measure whose cvxpy form uses only ``working[k]`` of group k.
+class _InProgram(Measure):
+    """A full measure held in the program in another form (``Restricted``, ``ShortfallCuts``):
+    ``evaluate``, ``gradient``, ``components`` and the worst scenario are the full measure's, so
+    verification and reports never see the form."""
 
-    ``evaluate``, ``gradient`` and ``components`` are the full measure's: verification and
-    reports never see the restriction."""
-
-    def __init__(self, full: ExpectedShortfall | ScenarioMax, working: list[np.ndarray], scale: float = 1.0) -> None:
-        """``scale``: the losses' size (base currency), the unit an ES's rows are written in (``loss_scale``)."""
-        self.full, self.name, self.working, self.scale = full, full.name, working, scale
-        self.levels: list[cp.Expression] = []  # ES: the VaR level of each group (base currency)
-        self.values: list[cp.Expression] = []  # each group's restricted value
+    full: ExpectedShortfall | ScenarioMax
 
     def evaluate(self, q: FloatArray) -> float:
         return self.full.evaluate(q)
@@ -94,6 +89,19 @@ class Restricted(Measure):
 
     def worst_scenario(self, q: FloatArray) -> tuple[str, float] | None:
         return self.full.worst_scenario(q)
+
+
+class Restricted(_InProgram):
+    """An ES or scenario-maximum measure whose cvxpy form uses only ``working[k]`` of group k.
+
+    ``evaluate``, ``gradient`` and ``components`` are the full measure's: verification and
+    reports never see the restriction."""
+
+    def __init__(self, full: ExpectedShortfall | ScenarioMax, working: list[np.ndarray], scale: float = 1.0) -> None:
+        """``scale``: the losses' size (base currency), the unit an ES's rows are written in (``loss_scale``)."""
+        self.full, self.name, self.working, self.scale = full, full.name, working, scale
+        self.levels: list[cp.Expression] = []  # ES: the VaR level of each group (base currency)
+        self.values: list[cp.Expression] = []  # each group's restricted value
 
     def arrays(self) -> dict[str, FloatArray]:
         losses = self.full.losses
@@ -133,7 +141,7 @@ class Restricted(Measure):
         return cp.sum(cp.hstack(terms)) if len(terms) > 1 else terms[0], []
 
 
-class ShortfallCuts(Measure):
+class ShortfallCuts(_InProgram):
     """An expected shortfall in the program as cuts ``c_k >= (g / s) . q``, one row per cut and group.
 
     ES is sublinear in the positions: with ``g = w L`` for the tail weights ``w`` at any plan,
@@ -146,22 +154,12 @@ class ShortfallCuts(Measure):
 
     ``evaluate``, ``gradient`` and ``components`` are the full measure's."""
 
+    full: ExpectedShortfall
+
     def __init__(self, full: ExpectedShortfall, cuts: list[list[FloatArray]]) -> None:
         self.full, self.name, self.cuts = full, full.name, cuts
         self.levels: list[cp.Expression] = []  # each group's ES in the program (base currency)
         self.variables: list[cp.Variable] = []
-
-    def evaluate(self, q: FloatArray) -> float:
-        return self.full.evaluate(q)
-
-    def gradient(self, q: FloatArray) -> FloatArray:
-        return self.full.gradient(q)
-
-    def components(self, q: FloatArray) -> dict[str, float]:
-        return self.full.components(q)
-
-    def worst_scenario(self, q: FloatArray) -> tuple[str, float] | None:
-        return self.full.worst_scenario(q)
 
     def cvxpy(self, q: cp.Expression) -> CvxForm:
         self.levels, self.variables, cons = [], [], []

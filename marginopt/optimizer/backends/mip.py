@@ -58,7 +58,7 @@ import cvxpy as cp
 import numpy as np
 
 from marginopt.models.margin.leaves import largest_scenario_set
-from marginopt.optimizer.backends.base import Certificate, Solution, SolveRequest
+from marginopt.optimizer.backends.base import Certificate, Solution, SolveRequest, highs_only
 from marginopt.optimizer.backends.cvxpy_program import CvxpyBackend
 from marginopt.optimizer.description import Description
 from marginopt.optimizer.executability import whole_multiple
@@ -238,12 +238,9 @@ class MipBackend(CvxpyBackend):
     def solve(self, request: SolveRequest) -> Solution:
         """HiGHS's branch and bound, again with the impact cuts at each plan until none understates
         its cost (at most ``MAX_ROUNDS`` MIPs, all within ``time_limit``)."""
-        forced = request.solver
-        if forced is not None and forced.upper() != "HIGHS":
-            note = f"an executable plan (a mixed-integer program) is solved by HiGHS alone, not {forced}"
-            attempt = Attempt(forced, SolveStatus.ERROR, 0.0, note)
-            return Solution(SolveStatus.ERROR, SolveReport(None, SolveStatus.ERROR, self.problem_class, self.build_seconds, 0.0,
-                                                           (attempt,)))
+        refused = highs_only(request, self.problem_class, self.build_seconds)
+        if refused is not None:
+            return refused
         t0 = time.perf_counter()
         rounds = nodes = 0
         compile_s = 0.0
