@@ -76,9 +76,12 @@ _LAZY: dict[str, tuple[str, str]] = {
 def _version(name: str) -> str:
     if name != "__version__":
         raise AttributeError(f"module 'marginopt' has no attribute {name!r}")
-    from importlib.metadata import version  # the installed package's, from pyproject.toml
+    from importlib.metadata import PackageNotFoundError, version  # the installed package's, from pyproject.toml
 
-    value: str = version("marginopt")
+    try:
+        value: str = version("marginopt")
+    except PackageNotFoundError:  # a checkout on sys.path, not installed: no version to read
+        raise AttributeError("module 'marginopt' has no attribute '__version__' (the package is not installed)") from None
     globals()[name] = value
     return value
 

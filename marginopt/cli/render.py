@@ -157,14 +157,10 @@ def plan_table(result: Any, ccy: str, console: Console) -> None:
         console.print(f"certificate: {cert['method']}, {cert['rounds']} rounds; lower bound {money(cert['lower_bound'])}, "
                       f"gap {cert['gap']:.3g}; scenarios in the program: {sizes}"
                       + (f"; expected shortfall cuts in the program: {cuts}" if cuts else ""), soft_wrap=True)
-    # Interior-point solvers leave round-off (1e-8 contracts) on trades they do not want: quantities
-    # and duals are snapped as in the JSON (result.snap), and people see only trades above a millionth
-    # of the candidate's bound.
-    import pandas as pd
+    # Quantities and duals snapped as in the JSON (result.snap); the trades people see, as the report shows them.
+    from marginopt.reports.data import visible_hedges
 
-    hedges = result.table("hedges")
-    bound = pd.Series([max(c.max_buy, c.max_sell, 1.0) for c in result.candidates], index=hedges.index, dtype=float)
-    trades = hedges[(hedges["quantity"] != 0.0) & (hedges["quantity"].abs() > 1e-6 * bound)]
+    trades = visible_hedges(result)
     t = Table(title="Hedges", title_justify="left", header_style="bold")
     for col in ("venue", "instrument"):
         t.add_column(col)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import datetime as dt
+import math
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
@@ -122,11 +123,12 @@ def _check_finite(book: VenueBook, v: VenueMargin) -> None:
     The magnitude guard on input keeps this from happening; this is the check that it did.
     """
     where, at = Location(book.case.path), f"venues.{v.venue}"
-    held = largest_position(book.ids, book.q, book.inputs.notional)
     amounts = {"initial_margin": v.initial_margin, "maintenance_margin": v.maintenance_margin,
                "collateral_value": v.collateral_value, "worst_scenario_loss": v.worst_scenario_loss or 0.0, **{f"components.{k}": c for k, c in v.components.items()}}
-    for name, amount in amounts.items():
-        require_finite(amount, where, f"{at}.{name}", held)
+    if not all(math.isfinite(a) for a in amounts.values()):  # the cause is looked for only when there is one
+        held = largest_position(book.ids, book.q, book.inputs.notional)
+        for name, amount in amounts.items():
+            require_finite(amount, where, f"{at}.{name}", held)
     for c in v.collateral:
         require_finite(c.credited_value, where, f"{at}.posted.{c.asset}", f"the posted quantity {c.quantity:g} of {c.asset}")
 

@@ -12,7 +12,7 @@ from marginopt.models.book import VenueBook
 from marginopt.models.case import Case
 from marginopt.models.enums import Objective
 from marginopt.optimizer.attribution import euler_allocation
-from marginopt.optimizer.backends import build_backend, large
+from marginopt.optimizer.backends import build_backend, choose_backend, large
 from marginopt.optimizer.backends.base import Backend, Solution, SolveRequest
 from marginopt.optimizer.choice import SolverChoice
 from marginopt.optimizer.description import Description, Mode
@@ -20,10 +20,9 @@ from marginopt.optimizer.executability import (
     Executability,
     continuous_description,
     executability,
-    without_execution_terms,
 )
 from marginopt.optimizer.problem import MarginProblem
-from marginopt.optimizer.result import OptimizationResult, snap
+from marginopt.optimizer.result import OptimizationResult
 from marginopt.optimizer.verify import Plan, VenueOutcome, Verification, verify
 from marginopt.solvers.status import SolveReport, SolveStatus
 
@@ -91,19 +90,21 @@ def _executability(d: Description, executable_value: float, sol: Solution) -> Ex
     """The executable plan beside the continuous optimum and the naive rounding of that
     (``optimizer.executability``). Where the backend solved the continuous relaxation on its way (the
     integer route: ``sol.extra["relaxation"]``, with its naive rounding verified), that plan is the
-    continuous optimum, verified against the case without its execution terms; otherwise that case
-    is solved on the backend chosen for it."""
+    continuous optimum, verified against the case without its execution terms; otherwise that
+    problem is solved on the backend chosen for it."""
     relaxed = sol.extra.get("relaxation")
     if isinstance(relaxed, Plan):
         check = verify(continuous_description(d), relaxed)
         if check.passed:
             return executability(d, executable_value, "optimal", check, relaxed, sol.extra.get("naive_rounding"))
+    # The same venues and books (execution terms change no margin): nothing is priced or scenario set
+    # built again, only the continuous backend.
+    c = continuous_description(d)
     try:
-        problem = MarginProblem(without_execution_terms(d.case), d.objective, d.mode)
+        backend = build_backend(choose_backend(c), c)
     except OptimizationError:  # the continuous problem has no backend: no bound, the executable plan stands
         return executability(d, executable_value, "failed")
-    c = problem.description
-    sol, _ = _solve(problem.backend, c, None, False)
+    sol, _ = _solve(backend, c, None, False)
     if sol.status is SolveStatus.OPTIMAL and sol.plan is not None:
         check = sol.verification or verify(c, sol.plan)
         if check.passed:
@@ -115,7 +116,12 @@ def diagnose(description: Description, backend: str, solver: str | None) -> tupl
     """What is short and by how much, from the elastic problem (every constraint with a slack):
     generated where the problem was (or is large), whole in cvxpy otherwise; with the execution
     terms kept (the elastic mixed-integer program) where the case has them."""
-    name = "integer" if backend == "integer" else "mip" if description.execution_terms else "generate" if backend == "generate" or large(description) else "cvxpy"
+    if backend == "integer":
+        name = "integer"
+    elif description.execution_terms:
+        name = "mip"
+    else:
+        name = "generate" if backend == "generate" or large(description) else "cvxpy"
     elastic = build_backend(name, description, elastic=True)
     return elastic.shortfalls(solver)  # type: ignore[attr-defined, no-any-return]
 
@@ -141,7 +147,7 @@ def _result(d: Description, status: str, report: SolveReport, check: Verificatio
             for a, qty in units.items():
                 before = v.book.venue.posted.get(a, 0.0)
                 if abs(qty) > 1e-12 or before:
-                    rows.append({"venue": v.name, "asset": a, "quantity": qty, "value": snap(qty) * prices[a], "posted_before": before})
+                    rows.append({"venue": v.name, "asset": a, "quantity": qty, "value": qty * prices[a], "posted_before": before})
         allocation = pd.DataFrame(rows, columns=allocation.columns)
         margins = pd.DataFrame([
             {"venue": o.venue, "before": o.margin_before, "after": o.margin_after, "collateral_after": o.collateral_after,

@@ -105,9 +105,6 @@ class Description:
     def coverage_required(self) -> bool:
         return self.kind.covers_margin
 
-    def venue(self, name: str) -> Venue:
-        return next(v for v in self.venues if v.name == name)
-
     @cached_property
     def execution_terms(self) -> tuple[str, ...]:
         """The case's execution terms that act on this problem (CASE_FORMAT.md, "Execution terms"):

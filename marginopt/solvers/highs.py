@@ -20,6 +20,9 @@ Highs: TypeAlias = Any
 """What ``quiet_highs`` returns: the core HiGHS object (or highspy's wrapper of it where the core is not exported)."""
 
 
+FEASIBLE_SOLUTION = 2  # HiGHS's kSolutionStatusFeasible: a primal solution is there (a MIP's incumbent)
+
+
 def quiet_highs() -> Highs:
     """A HiGHS instance whose log is off before its first call that could print."""
     if _CORE is not None:

@@ -58,10 +58,10 @@ class DeltaRequirement(PerUnderlyingCharge):
     def on_columns(self, cols: np.ndarray, q0: FloatArray) -> Measure:
         from marginopt.models.margin.columns import reduce_rows
 
-        # Net: a linear map, folded. Gross: a sum over positions, the rest's |delta_uj q0_j| as one
-        # column (its position is 1, so |1| times it).
-        rest = np.abs(self.delta) @ np.abs(q0) - np.abs(self.delta[:, cols]) @ np.abs(q0[cols])
-        gross = np.concatenate([self.gross[:, cols], rest[:, None]], axis=1)
+        # Net: a linear map, folded. Gross: a sum over positions, the rest's gross_uj |q0_j| as one
+        # column (its position is 1, so |1| times it): reduce_rows of gross at |q0|, which also holds
+        # for a measure already reduced (its gross is not |delta| there).
+        gross = reduce_rows(self.gross, cols, np.abs(q0))
         return DeltaRequirement(self.name, self.unhedged, self.hedged, reduce_rows(self.delta, cols, q0), self.prices,
                                 self.underlyings, gross)
 

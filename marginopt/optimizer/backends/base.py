@@ -21,6 +21,11 @@ if TYPE_CHECKING:
     from marginopt.optimizer.verify import Plan, Verification
 
 
+# An executable plan's defaults, for every backend that holds execution terms.
+DEFAULT_GAP = 1e-6  # relative gap at which HiGHS (or the integer route's search) calls the incumbent optimal
+DEFAULT_TIME_LIMIT = 60.0  # seconds
+
+
 @dataclass(frozen=True)
 class SolveRequest:
     solver: str | None = None  # a solver of the cvxpy chain forced by the caller

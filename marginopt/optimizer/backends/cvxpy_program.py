@@ -36,6 +36,7 @@ from __future__ import annotations
 
 import time
 from dataclasses import dataclass, field
+from functools import cached_property
 from typing import Any, ClassVar
 
 import cvxpy as cp
@@ -197,8 +198,6 @@ class CvxpyBackend:
         the plan needs at a share of 1e-6, the solvers' tolerance: Clarabel gave up and ECOS stopped
         at a plan costing 16 times the optimum, feasible and so verified."""
         d = self.description
-        if not hasattr(self, "_need_value"):
-            self._need_value = 2.0 * sum(v.book.initial.evaluate(v.book.q) for v in d.venues)
         prices = d.case.market.prices
         out = []
         for a in assets:
@@ -206,6 +205,12 @@ class CvxpyBackend:
             need = self._need_value / prices[a] if prices[a] > 0 else np.inf
             out.append(max(min(d.available(a), max(need, posted)), 1.0))
         return np.array(out)
+
+    @cached_property
+    def _need_value(self) -> float:
+        """Every venue's margin on the book held, twice over: the most collateral value a plan can need
+        (a scale only, kept across rebuilds and market moves)."""
+        return 2.0 * sum(v.book.initial.evaluate(v.book.q) for v in self.description.venues)
 
     def _inventory(self) -> None:
         """Units of each asset over all venues cannot exceed the treasury's plus what is posted."""

@@ -52,17 +52,13 @@ import numpy as np
 import scipy.sparse as sp
 
 from marginopt.models.collateral import pieces
-from marginopt.optimizer.backends.base import Certificate, Solution, SolveRequest, highs_only
+from marginopt.optimizer.backends.base import DEFAULT_GAP, DEFAULT_TIME_LIMIT, Certificate, Solution, SolveRequest, highs_only
 from marginopt.optimizer.backends.direct_lp import INF, DirectBackend, _Builder, _Structure
 from marginopt.optimizer.description import Description, Venue
 from marginopt.optimizer.executability import whole_multiple
 from marginopt.optimizer.verify import Plan, Verification
-from marginopt.solvers.highs import Highs, quiet_highs
+from marginopt.solvers.highs import FEASIBLE_SOLUTION, Highs, quiet_highs
 from marginopt.solvers.status import Attempt, ProblemClass, SolveReport, SolveStatus
-
-DEFAULT_GAP = 1e-6  # as backends/mip.py: the relative gap at which HiGHS calls the incumbent optimal
-DEFAULT_TIME_LIMIT = 60.0  # seconds, as backends/mip.py
-_FEASIBLE = 2  # HiGHS's kSolutionStatusFeasible
 
 
 @dataclass
@@ -253,14 +249,14 @@ class DirectMipBackend(DirectBackend):
         self._load(st, terms)
         built = time.perf_counter() - t0 - relaxed.solve_seconds
         started = lp_cols is not None and self._start(st, terms, lp_cols)
-        self.highs.setOptionValue("time_limit", max(self.time_limit - (time.perf_counter() - t0), 1e-3))  # the limit is the whole solve's
+        self.highs.setOptionValue("time_limit", self._left(t0))  # the limit is the whole solve's
         self.highs.run()
         info = self.highs.getInfo()
         nodes = int(info.mip_node_count)
         if started and self._misread(info):
             # HiGHS 1.16 can value a start in its presolved space below its own cost, then return the start
             # as the plan of that lower objective (tests/test_direct_mip.py, seed 2): solved again without it.
-            self.highs = self._highs(max(self.time_limit - (time.perf_counter() - t0), 0.0))
+            self.highs = self._highs(self._left(t0))
             self.highs.passModel(self._model.highs_lp())
             self.highs.run()
             info = self.highs.getInfo()
@@ -268,7 +264,7 @@ class DirectMipBackend(DirectBackend):
         solved = time.perf_counter() - t0 - built
         build = self.build_seconds + built
         model = self.highs.getModelStatus()
-        found = int(info.primal_solution_status) == _FEASIBLE
+        found = int(info.primal_solution_status) == FEASIBLE_SOLUTION
         if model == highspy.HighsModelStatus.kOptimal:
             status, note = SolveStatus.OPTIMAL, "direct MIP"
         elif model in (highspy.HighsModelStatus.kTimeLimit, highspy.HighsModelStatus.kSolutionLimit,
@@ -282,7 +278,7 @@ class DirectMipBackend(DirectBackend):
             report = SolveReport("HIGHS", status, self.problem_class, build, solved, (Attempt("HIGHS", status, solved, note),), nodes,
                                  request.warm)
             return Solution(status, report)
-        cols = self._polish(np.asarray(self.highs.getSolution().col_value))
+        cols = self._polish(np.asarray(self.highs.getSolution().col_value), t0)
         plan = self._plan(st, terms, cols)
         check: Verification | None = request.check(plan) if request.check is not None else None
         if check is not None and not check.passed:
@@ -327,7 +323,11 @@ class DirectMipBackend(DirectBackend):
         highs.setOptionValue("presolve", "off")
         return highs
 
-    def _polish(self, cols: np.ndarray) -> np.ndarray:
+    def _left(self, t0: float) -> float:
+        """What remains of the time limit since ``t0`` (the start of the solve), at least a millisecond."""
+        return max(self.time_limit - (time.perf_counter() - t0), 1e-3)
+
+    def _polish(self, cols: np.ndarray, t0: float) -> np.ndarray:
         """The incumbent's continuous columns again with its integers fixed whole: a binary HiGHS holds at
         3e-7 lets a big-M of 1.5 million leave 0.45 of value posted, which the plan (the move read as none)
         drops, short of the margin by as much (the treasury with max_moves 1). An LP, about 0.1 s there;
@@ -337,7 +337,7 @@ class DirectMipBackend(DirectBackend):
         lower[self._model.integer] = upper[self._model.integer] = whole
         lp = self._model.highs_lp(upper)
         lp.col_lower_ = lower
-        highs = self._highs(self.time_limit)
+        highs = self._highs(self._left(t0))
         highs.passModel(lp)
         highs.run()
         if highs.getModelStatus() != highspy.HighsModelStatus.kOptimal:
@@ -348,7 +348,7 @@ class DirectMipBackend(DirectBackend):
 
     def _misread(self, info: highspy.HighsInfo) -> bool:
         """The plan HiGHS returns costs more than the objective it reports for it."""
-        if int(info.primal_solution_status) != _FEASIBLE:
+        if int(info.primal_solution_status) != FEASIBLE_SOLUTION:
             return False
         cost = float(self._model.cost @ np.asarray(self.highs.getSolution().col_value))
         reported = float(info.objective_function_value)
@@ -393,7 +393,7 @@ class DirectMipBackend(DirectBackend):
         highs = self._highs(self.time_limit / 4)
         highs.passModel(self._model.highs_lp(upper))
         highs.run()
-        if int(highs.getInfo().primal_solution_status) != _FEASIBLE:
+        if int(highs.getInfo().primal_solution_status) != FEASIBLE_SOLUTION:
             return None
         found = np.asarray(highs.getSolution().col_value, dtype=float)
         found[self._model.integer] = np.round(found[self._model.integer])

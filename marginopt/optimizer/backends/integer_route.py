@@ -34,24 +34,21 @@ from __future__ import annotations
 
 import math
 import time
-from decimal import Decimal
 from typing import Any, ClassVar
 
 import numpy as np
 
 from marginopt.models.margin.shortfall import tail_mean, tail_weights
-from marginopt.optimizer.backends.base import Certificate, Solution, SolveRequest
+from marginopt.optimizer.backends.base import DEFAULT_GAP, DEFAULT_TIME_LIMIT, Certificate, Solution, SolveRequest
 from marginopt.optimizer.backends.scenario_route import ScenarioBackend
 from marginopt.optimizer.description import Description
-from marginopt.optimizer.executability import naive_rounding
+from marginopt.optimizer.executability import naive_rounding, whole_multiple
 from marginopt.optimizer.verify import ABS_TOL, REL_TOL, Plan, Verification
 from marginopt.solvers.column_view import ColumnView
 from marginopt.solvers.scenario_terms import ScenarioTerm
 from marginopt.solvers.status import Attempt, ProblemClass, SolveReport, SolveStatus
 from marginopt.typing import FloatArray
 
-DEFAULT_GAP = 1e-6  # the mip backend's: relative gap at which the search stops and calls the plan optimal
-DEFAULT_TIME_LIMIT = 60.0  # seconds, relaxation and search together
 HELD = ("hedges.lot_size", "hedges.min_trade")
 PAIR_TRIALS = 400  # two-lot moves tried per round once no single move improves
 GUARANTEE = ("a verified executable plan (lots, minimum trades, box and limits) with its objective exact over every "
@@ -380,5 +377,5 @@ class LotSearch:
         out = (self.h if h is None else h).copy()
         for j in self.lotted:
             count = round(out[j] / self.lots[j])
-            out[j] = float(Decimal(repr(float(self.lots[j]))) * count)
+            out[j] = whole_multiple(0.0, float(self.lots[j]), count)
         return out

@@ -58,26 +58,23 @@ import cvxpy as cp
 import numpy as np
 
 from marginopt.models.margin.leaves import largest_scenario_set
-from marginopt.optimizer.backends.base import Certificate, Solution, SolveRequest, highs_only
+from marginopt.optimizer.backends.base import DEFAULT_GAP, DEFAULT_TIME_LIMIT, Certificate, Solution, SolveRequest, highs_only
 from marginopt.optimizer.backends.cvxpy_program import CvxpyBackend
 from marginopt.optimizer.description import Description
 from marginopt.optimizer.executability import whole_multiple
 from marginopt.optimizer.objectives import cone_margin_venues
-from marginopt.optimizer.verify import Plan, Verification
+from marginopt.optimizer.verify import ABS_TOL, REL_TOL, Plan, Verification  # an impact cost understated by less is exact
+from marginopt.solvers.highs import FEASIBLE_SOLUTION
 from marginopt.solvers.quiet import guarded_stdout, ignored_warnings
 from marginopt.solvers.run import map_status, solve
 from marginopt.solvers.status import Attempt, ProblemClass, SolveReport, SolveStatus
 
-DEFAULT_GAP = 1e-6  # relative gap at which HiGHS stops and calls the incumbent optimal
-DEFAULT_TIME_LIMIT = 60.0  # seconds
 # Whole programs from this many scenarios are left to a later slice of issue 17 (item 4): cvxpy
 # alone takes minutes to compile them, before the time limit can act.
 MAX_SCENARIOS = 20_000
-_FEASIBLE = 2  # HiGHS's kSolutionStatusFeasible
 MAX_ROUNDS = 50  # MIPs solved while cutting impact costs in; past them the plan is not proven optimal
 SEED_CUTS = 4  # cuts per impact hedge placed before the first MIP, evenly over its range: on the demo, 0 4 8 16 took 0.42 0.39 0.39 0.87 s
 CUT_SLOTS = 8  # cuts per impact hedge the compiled program holds before it is rebuilt with twice as many
-ABS_TOL, REL_TOL = 1e-6, 1e-8  # verification's: an impact cost understated by less is exact
 
 
 class MipBackend(CvxpyBackend):
@@ -255,7 +252,7 @@ class MipBackend(CvxpyBackend):
             status, info, note, seconds = self._solve_once(left if rounds > 1 else None)
             compile_s += seconds
             nodes += int(getattr(info, "mip_node_count", 0)) if info is not None else 0
-            found = info is not None and getattr(info, "primal_solution_status", 0) == _FEASIBLE and self.problem.value is not None
+            found = info is not None and getattr(info, "primal_solution_status", 0) == FEASIBLE_SOLUTION and self.problem.value is not None
             if not (status is SolveStatus.OPTIMAL or (status is SolveStatus.LIMIT and found)):
                 break
             plan = self.plan()
