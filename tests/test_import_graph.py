@@ -17,6 +17,7 @@ LAYERS: tuple[tuple[str, ...], ...] = (
     ("marginopt.errors", "marginopt.typing", "marginopt.json_values", "marginopt.lazy"),
     ("marginopt.models", "marginopt.formats", "marginopt.presets"),
     ("marginopt.solvers",),
+    ("marginopt.health",),  # equity, market moves and distances: below the optimizer, whose stress-safe plans use them
     ("marginopt.optimizer",),
     ("marginopt.reports", "marginopt.batch", "marginopt.service", "marginopt.cli", "marginopt.__main__", "marginopt"),
 )

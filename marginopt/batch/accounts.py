@@ -22,7 +22,6 @@ import pandas as pd
 
 from marginopt.errors import MarginoptError
 from marginopt.models.case import Case, load_case
-from marginopt.models.positions import Positions
 
 CASE_SUFFIXES = (".yaml", ".yml")
 
@@ -76,10 +75,8 @@ def account_case(job: AccountJob) -> Case:
     case = _cached(job.path, mtime_ns)
     if not job.rows:
         return case
-    p = case.positions
     keep = _rows_by_account(job.path, mtime_ns).get(job.account, np.zeros(0, dtype=np.intp))
-    return dataclasses.replace(case, positions=Positions(tuple(p.venue[i] for i in keep), (job.account,) * len(keep),
-                                                         tuple(p.instrument[i] for i in keep), p.quantity[keep]))
+    return dataclasses.replace(case, positions=case.positions.rows(keep))
 
 
 @dataclass

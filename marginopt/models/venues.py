@@ -43,6 +43,9 @@ class Venue:
     # is 0 or worth at least ``minimum_transfer`` (base currency, gross value); at most ``max_moves`` moves.
     minimum_transfer: float = 0.0
     max_moves: int | None = None
+    # Whether the mark value of long options counts in the venue's equity (short options always count,
+    # as a liability): ``credit_long_options: false`` for a venue that lends nothing against them.
+    credit_long_options: bool = True
 
     def measure_specs(self) -> list[MeasureSpec]:
         """The initial margin measure, and the maintenance one when it is a measure."""
@@ -51,7 +54,7 @@ class Venue:
 
 
 _VENUE_KEYS = ("initial_margin", "maintenance_margin", "collateral", "concentration", "posted", "lists", "description",
-               "minimum_transfer", "max_moves")
+               "minimum_transfer", "max_moves", "credit_long_options")
 
 
 def parse_venues(node: Node, market: MarketData, instruments: Container[str] | None = None) -> dict[str, Venue]:
@@ -127,8 +130,9 @@ def _parse_venue(name: str, node: Node, market: MarketData, instruments: Contain
     lists = _parse_lists(name, parts["lists"], instruments) if "lists" in parts else frozenset()
     minimum_transfer = parts["minimum_transfer"].number(lower=0.0) if "minimum_transfer" in parts else 0.0
     max_moves = int(parts["max_moves"].number(lower=0.0, integer=True)) if "max_moves" in parts else None
+    credit_long = parts["credit_long_options"].boolean() if "credit_long_options" in parts else True
     return Venue(name, im, mm, MappingProxyType(collateral), MappingProxyType(concentration), MappingProxyType(posted),
-                 preset.id if preset is not None else None, lists, minimum_transfer, max_moves)
+                 preset.id if preset is not None else None, lists, minimum_transfer, max_moves, credit_long)
 
 
 def _with_preset(node: Node) -> tuple[Preset, dict[str, Node], set[str]]:

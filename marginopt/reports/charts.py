@@ -141,3 +141,31 @@ def scenario_panels(panels: Sequence[tuple[str, Sequence[tuple[str, float]]]], t
             ax.set_xlabel(unit)
         fig.suptitle(title, x=0.01, ha="left")
     return out[0]
+
+
+def level_panels(panels: Sequence[tuple[str, Mapping[str, tuple[Sequence[float], Sequence[float]]]]], title: str, unit: str,
+                 key: str, columns: int = 2) -> str:
+    """Lines against the market move, one panel per (title, {series: (moves, values)}): a venue's margin
+    balance, IM and MM along each direction; the move axis is in percent."""
+    from matplotlib.ticker import PercentFormatter
+
+    rows = max(1, -(-len(panels) // columns))
+    with _figure(4.2 * columns + 0.6, 2.6 * rows + 0.5, key) as (fig, out):
+        axes = fig.subplots(rows, columns, squeeze=False)
+        for k, ax in enumerate(axes.flat):
+            if k >= len(panels):
+                ax.set_axis_off()
+                continue
+            name, series = panels[k]
+            for i, (label, (xs, ys)) in enumerate(series.items()):
+                ax.plot([100.0 * x for x in xs], list(ys), label=label, color=PALETTE[i % len(PALETTE)], linewidth=1.4)
+            ax.axvline(0.0, color="#999999", linewidth=0.8)
+            ax.set_title(name, loc="left")
+            ax.xaxis.set_major_formatter(PercentFormatter(decimals=0))
+            _money_axis(ax.yaxis)
+            ax.grid(alpha=0.3)
+            ax.set_ylabel(unit)
+            if k == 0:
+                ax.legend(frameon=False)
+        fig.suptitle(title, x=0.01, ha="left")
+    return out[0]
