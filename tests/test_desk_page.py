@@ -19,7 +19,7 @@ uvicorn = pytest.importorskip("uvicorn", reason="the service extra (uvicorn) is 
 sync_api = pytest.importorskip("playwright.sync_api", reason="playwright (Python) is not installed")
 
 import marginopt  # noqa: E402
-from marginopt.models import margin_report  # noqa: E402
+from marginopt.models import VenueBook, margin_report  # noqa: E402
 from marginopt.optimizer import optimize  # noqa: E402
 from marginopt.service.app import Settings, create_app  # noqa: E402
 
@@ -110,6 +110,17 @@ def test_demo_hedges_margins_and_chart(browser_page: Any, demo: marginopt.Case) 
     assert [v for v, _ in margins] == [v.venue for v in report.venues]
     for (venue, im), v in zip(margins, report.venues):
         assert math.isclose(im, v.initial_margin, rel_tol=1e-9), venue
+
+    # Margin health: each venue's balance is its credited collateral plus its options' mark value (the demo
+    # gives no entry prices, so unrealized P&L is 0), computed here from the margin report and the pricing.
+    balances = dict(page.eval_on_selector_all('[data-testid="health-table"] tbody tr[data-venue]',
+                                              "rows => rows.map(r => [r.dataset.venue, Number(r.dataset.marginBalance)])"))
+    for v in report.venues:
+        book = VenueBook(demo, v.venue)
+        options = sum(book.q[j] * book.inputs.value[j] for j in range(len(book.ids)) if book.inputs.is_option[j])
+        assert math.isclose(balances[v.venue], v.collateral_value + options, rel_tol=1e-9), v.venue
+    cme = page.text_content('[data-testid="health-table"] tbody tr[data-venue="cme_es"]')
+    assert "now" in cme  # the demo's cme_es balance is below its initial margin as it stands
 
     bars = page.eval_on_selector_all(
         '[data-testid="margin-chart"] g.venue-bars',

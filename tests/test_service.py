@@ -425,3 +425,14 @@ def test_an_executable_plan_carries_the_cost_of_executability(client: TestClient
     library = optimize(load_case_data(raw), mode="hedge").to_dict()["executability"]
     assert body["executability"]["naive_rounding"] == library["naive_rounding"]
     assert set(body["executability"]) == set(library) == {"continuous", "executable", "naive_rounding"}
+
+
+def test_health_matches_the_library(client: TestClient, case: dict[str, Any], demo: marginopt.Case) -> None:
+    from marginopt.health import health_report
+
+    r = client.post("/v1/health", json=case)
+    assert r.status_code == 200, r.text
+    assert r.json() == json.loads(json.dumps(health_report(demo).to_dict()))
+    assert client.post("/v1/health?down=1.5", json=case).status_code == 422
+    bad = client.post("/v1/health?tolerance=0.005&step=0.001", json=case)
+    assert bad.status_code == 422 and bad.json()["detail"][0]["field"] == "tolerance"

@@ -129,6 +129,28 @@ def create_app(settings: Settings | None = None) -> FastAPI:
 
         return await answer(lambda: margin_report(load(case)).to_dict())
 
+    @app.post("/v1/health", response_model=m.MarginHealthOut, responses=ERRORS, tags=["margin"])
+    async def margin_health(case: CaseBody,
+                            down: Annotated[float, Query(gt=0.0, lt=1.0, description="Largest fall searched")] = 0.95,
+                            up: Annotated[float, Query(gt=0.0, le=100.0, description="Largest rise searched")] = 2.0,
+                            step: Annotated[float, Query(gt=0.0, lt=1.0, description="Scan step of falls (rises: twice)")] = 0.01,
+                            tolerance: Annotated[float, Query(gt=0.0, lt=0.01, description="Exactness of each move")] = 1e-6,
+                            ) -> Response:
+        """Per venue: margin balance (collateral, unrealized P&L, option value), IM, MM, margin ratio, excess over
+        each, and the smallest move of each underlying down and up, and of all together, at which the balance
+        falls to IM (a call) and to MM (liquidation), by full re-pricing and re-margining (as `marginopt health`)."""
+        def work() -> dict[str, Any]:
+            from marginopt.errors import ArgumentError
+            from marginopt.health import Scan, health_report
+
+            try:
+                scan = Scan(down=down, up=up, step_down=min(step, down), step_up=min(2 * step, up), tolerance=tolerance)
+            except ArgumentError as exc:
+                raise RequestError("tolerance", str(exc)) from None
+            return health_report(load(case), scan).to_dict()
+
+        return await answer(work)
+
     @app.post("/v1/optimize", response_model=m.PlanOut, responses=ERRORS, tags=["optimize"])
     async def optimize(case: CaseBody, objective: ObjectiveQuery = None) -> Response:
         """Margin-minimizing hedges and collateral allocation across venues, verified (as `marginopt optimize`).

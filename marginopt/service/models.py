@@ -98,6 +98,51 @@ class MarginOut(BaseModel):
     total_initial_margin: float
 
 
+class CrossingOut(BaseModel):
+    move: float | None = Field(description="Smallest relative move that breaches the level (null: none in the scan)")
+    prices: dict[str, float] = Field(description="The moved underlyings' prices at that move")
+    breached_now: bool
+
+
+class DistanceOut(BaseModel):
+    direction: str
+    underlyings: list[str]
+    call: CrossingOut = Field(description="Margin balance below initial margin")
+    liquidation: CrossingOut = Field(description="Margin balance below maintenance margin")
+
+
+class VenueHealthOut(BaseModel):
+    venue: str
+    margin_balance: float = Field(description="collateral + unrealized_pnl + option_value")
+    collateral: float
+    unrealized_pnl: float
+    option_value: float
+    long_option_value: float
+    short_option_value: float
+    long_options_counted: bool
+    initial_margin: float
+    maintenance_margin: float
+    margin_ratio: float | None = Field(description="maintenance_margin / margin_balance; null without a positive balance")
+    excess_initial: float
+    excess_maintenance: float
+    distance: list[DistanceOut]
+
+
+class ScanOut(BaseModel):
+    down: float
+    up: float
+    step_down: float
+    step_up: float
+    tolerance: float
+
+
+class MarginHealthOut(BaseModel):
+    base_currency: str
+    valuation_date: str
+    scan: ScanOut
+    venues: list[VenueHealthOut]
+
+
 class HedgeOut(BaseModel):
     venue: str
     instrument: str

@@ -1,5 +1,5 @@
 // The desk page: positions (pasted or uploaded CSV) on the demo case's market, instruments,
-// venues and hedge universe -> /v1/margin and /v1/hedge -> tables and an SVG chart.
+// venues and hedge universe -> /v1/margin, /v1/health and /v1/hedge -> tables and an SVG chart.
 // Plain browser JavaScript, no build step and nothing loaded from elsewhere. User text is only
 // ever set as textContent, never as HTML.
 "use strict";
@@ -56,6 +56,7 @@ function clearResults() {
   $("margin-table").querySelector("tbody").replaceChildren();
   $("hedges-table").querySelector("tbody").replaceChildren();
   $("hedges-table").dataset.ready = "false";
+  $("health-table").querySelector("tbody").replaceChildren();
   $("plan-summary").textContent = "";
   clearExecutability();
   $("chart").replaceChildren();
@@ -207,6 +208,34 @@ function renderMargin(report) {
   body.appendChild(total);
 }
 
+// The nearest breach of a level over every direction: "BTC down -5.56%", "now", or "none in the scan".
+function nearest(distances, level) {
+  let best = null;
+  for (const d of distances) {
+    const c = d[level];
+    if (c.breached_now) return "now";
+    if (c.move !== null && (best === null || Math.abs(c.move) < Math.abs(best.move))) best = { name: d.direction, move: c.move };
+  }
+  return best === null ? "none in the scan" : `${best.name} ${(100 * best.move).toFixed(2)}%`;
+}
+
+function renderHealth(health) {
+  const body = $("health-table").querySelector("tbody");
+  body.replaceChildren();
+  for (const v of health.venues) {
+    const tr = document.createElement("tr");
+    tr.dataset.venue = v.venue;
+    tr.dataset.marginBalance = String(v.margin_balance);
+    cell(tr, v.venue);
+    cell(tr, money(v.margin_balance));
+    cell(tr, v.margin_ratio === null ? "no balance" : `${(100 * v.margin_ratio).toFixed(2)}%`);
+    cell(tr, money(v.excess_maintenance), v.excess_maintenance < 0 ? "negative" : "");
+    cell(tr, nearest(v.distance, "call"), "text");
+    cell(tr, nearest(v.distance, "liquidation"), "text");
+    body.appendChild(tr);
+  }
+}
+
 function renderHedges(plan, ccy) {
   const table = $("hedges-table");
   const body = table.querySelector("tbody");
@@ -316,11 +345,13 @@ async function submit(event) {
     const rows = await readPositions($("positions").value);
     const c = buildCase(rows, venues);
     const objective = $("objective").value;
-    const [report, plan] = await Promise.all([
+    const [report, health, plan] = await Promise.all([
       postJson("/v1/margin", c),
+      postJson("/v1/health", c),
       postJson("/v1/hedge" + (objective ? `?objective=${encodeURIComponent(objective)}` : ""), c),
     ]);
     renderMargin(report);
+    renderHealth(health);
     renderHedges(plan, report.base_currency);
     renderExecutability(plan, report.base_currency);
     renderChart(report, plan);
