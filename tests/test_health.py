@@ -209,3 +209,15 @@ def test_cli_health_html_report_has_the_tables_and_a_chart_per_venue(write_case,
     assert '<table id="health">' in html and '<table id="distance">' in html
     assert html.count('data-chart="health"') == 1 and "<svg" in html
     assert "30,000.00" in html  # the margin balance, 20,000 + 2 (100,000 - 95,000)
+
+
+def test_the_worked_example_in_the_docs_matches_its_comments() -> None:
+    from pathlib import Path
+
+    case = marginopt.load_case(Path(__file__).resolve().parents[1] / "docs" / "examples" / "health.yaml")
+    report = health_report(case, Scan(tolerance=1e-7))
+    down = {d.venue: d for d in report.distances if d.direction.name == "BTC down"}
+    assert down["linear"].call.move == pytest.approx(170000 / 1.8 / 100000 - 1, abs=1e-6)
+    assert down["linear"].liquidation.move == pytest.approx(170000 / 1.9 / 100000 - 1, abs=1e-6)
+    assert down["coin"].call.move == pytest.approx(-0.45, abs=1e-6)
+    assert down["coin"].liquidation.move == pytest.approx(-0.47, abs=1e-6)
