@@ -25,8 +25,8 @@ LAYERS: tuple[tuple[str, ...], ...] = (
 OPTIMIZER_LAYERS: tuple[tuple[str, ...], ...] = (
     ("choice", "objectives", "description", "verify", "executability", "result", "attribution"),
     ("backends.base",),
-    ("backends.cvxpy_program", "backends.direct_lp", "backends.scenario_route"),
-    ("backends.generation", "backends.integer_route"),
+    ("backends.cvxpy_program", "backends.direct_lp", "backends.scenario_route", "backends.lot_search"),
+    ("backends.generation", "backends.integer_route", "backends.ticket_cap"),
     ("backends",),
     ("problem",),
     ("api",),

@@ -329,3 +329,26 @@ def test_an_executable_plan_report_shows_the_cost_of_executability(demo):
     assert num(rounded["cost USD"]) == pytest.approx(2.0, abs=CENT) and rounded["feasible"] == "no"
     assert num(rounded["margin after USD"]) == pytest.approx(3.5, abs=CENT)
     assert "executability" not in Page(demo[4]).tables
+
+
+def test_the_hedges_table_shows_lots_where_a_hedge_has_a_lot_size(demo):
+    """The lot cases of tests/test_executable.py (long 2.35 F, net delta to end in [-0.1, 0.1], F at
+    1 a contract, P at 3). F in whole contracts and P in lots of 0.1: F -2 (2 lots of 1), P -0.3
+    (3 lots of 0.1). F in whole contracts, P continuous: F -2 leaves 0.35, P -0.25 brings it to 0.1
+    (2 + 0.75 = 2.75; F -3 with P +0.55 costs 4.65): P has no lot size, so its lots cells are empty.
+    The demo's hedges have none: its table has no lots column."""
+    from marginopt.models.case import load_case_data
+    from tests.test_executable import lots_case
+
+    for lots, expected in (({"F": 1.0, "P": 0.1}, [("-2.0000", "-2", "1"), ("-0.3000", "-3", "0.1")]),
+                           ({"F": 1.0}, [("-2.0000", "-2", "1"), ("-0.2500", "", "")])):
+        case = load_case_data(lots_case(**lots))
+        result = marginopt.optimize(case, mode="hedge")
+        assert result.status == "optimal"
+        page = Page(plan_html(result, case))
+        assert page.errors == []
+        rows = page.rows("hedges")
+        assert [r["instrument"] for r in rows[:-1]] == ["F", "P"]
+        assert [(r["quantity"], r["lots"], r["lot size"]) for r in rows[:-1]] == expected
+        assert rows[-1]["venue"] == "total" and rows[-1]["lots"] == ""
+    assert "lots" not in Page(demo[4]).tables["hedges"][0]

@@ -85,3 +85,18 @@ def test_the_integer_route_past_its_time_limit_keeps_the_rounding_not_proven(tmp
     assert cert["time_limit"] == 1e-3
     assert cert["proven_optimal"] is False and cert["relative_gap"] > 1e-12
     assert cert["bound"] == pytest.approx(rounding["continuous_bound"], rel=1e-9)
+
+
+def test_the_ticket_cap_past_its_time_limit_keeps_its_start_not_proven(tmp_path: Path) -> None:
+    """A ticket cap on the integer route with a 1 ms limit: the relaxation alone takes longer, so no
+    MIP is solved and the plan is HiGHS's start, the naive rounding cut to the cap's one line (the
+    line whose removal would cost most kept), verified, with its gap to the relaxation's bound."""
+    m, l0 = scenarios(300)
+    case = marginopt.load_case(write_case(tmp_path, m, l0, limit=False, max_tickets=1))
+    r = run(MarginProblem(case, mode="hedge", backend="integer", mip_gap=1e-12, time_limit=1e-3))
+    assert r.status == "optimal"
+    cert = assert_consistent(r)
+    assert cert["rounding"]["mip_rounds"] == 0 and cert["outer_rounds"] == 0
+    assert int((r.hedges["quantity"] != 0).sum()) <= 1
+    assert cert["proven_optimal"] is False
+    assert cert["bound"] == pytest.approx(cert["rounding"]["continuous_bound"], rel=1e-9)

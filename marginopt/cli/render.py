@@ -208,9 +208,11 @@ def plan_table(result: Any, ccy: str, console: Console) -> None:
 
 def quantity_in_lots(q: float, lot_size: float | None) -> str:
     """A hedge quantity as printed, with its count of lots where the hedge has a lot size: ``-0.3000 (3 lots)``."""
+    from marginopt.reports.data import whole_lots
+
     if lot_size is None:
         return f"{q:,.4f}"
-    n = round(abs(q) / lot_size)
+    n = abs(whole_lots(q, lot_size))
     return f"{q:,.4f} ({n:,} lot{'s' if n != 1 else ''})"
 
 

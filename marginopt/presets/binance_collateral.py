@@ -21,7 +21,8 @@ LOTS = (
                 "5 USDT minimum notional from 2021-02-24)"),
         as_of="2021-02-24",
         note="quantity step and minimum quantity not found in a published page (0.001 BTC appears there only as an "
-             "example order; Binance refers to its API, exchangeInfo's LOT_SIZE filter, for them)",
+             "example order; Binance refers to its API, exchangeInfo's LOT_SIZE filter, for them; searched again "
+             "2026-12-06, still only the example)",
         min_notional=5.0, notional_unit="USDT"),
 )
 

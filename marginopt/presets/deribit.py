@@ -50,7 +50,10 @@ LOTS = (
                 "as underlying only 1BTC\"; premium tick 0.0001 BTC)"),
         as_of="undated, read 2026-12-06",
         note="order step and minimum not found in a published page read here (issue 17 states 0.1 BTC; Deribit's "
-             "API reports them per instrument)"),
+             "API reports them per instrument). Searched again 2026-12-06: the only Deribit page giving 0.1 is the API "
+             "reference's example response (https://docs.deribit.com/api-reference/market-data/public-get_instrument: "
+             "BTC-13JAN23-16000-P on the test server, min_trade_amount 0.1, contract_size 1), an example payload, not "
+             "a contract specification: left unconfirmed"),
     Lot(product="BTC futures and perpetual (inverse)", kind="future", underlying="BTC", contract_size=10.0,
         contract_unit="USD", step=1.0, minimum=1.0,
         source=("https://www.deribit.com/docs/contract-specifications/ (\"Contract size US $10\")",),
@@ -58,7 +61,7 @@ LOTS = (
         note="whole contracts of USD 10; the order amount is in USD, a multiple of 10"),
     Lot(product="ETH options", kind="option", underlying="ETH", contract_size=None, contract_unit="ETH", step=None,
         minimum=None, source=("no Deribit page on ETH options read here",), as_of="read 2026-12-06",
-        note="not found: the contract size, step and minimum of ETH options"),
+        note="not found: the contract size, step and minimum of ETH options (searched again 2026-12-06)"),
 )
 
 PRESETS = (

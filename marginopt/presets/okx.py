@@ -48,7 +48,8 @@ LOTS = (
                 "(published 2024-10-16; its worked example: ETHUSDT perpetual, contract 0.1 ETH, step 0.1 contract = "
                 "0.01 ETH, minimum 1 contract = 0.1 ETH)",),
         as_of="2024-10-16", note="0.01 ETH a step, at least 0.1 ETH an order; the ETHUSDT expiry futures' figures "
-                                 "not found"),
+                                 "not found (searched again 2026-12-06: OKX's expiry futures guide, "
+                                 "https://hk.okx.com/help/i-future-contracts, updated 2024-05-31, gives BTCUSDT only)"),
 )
 
 PRESETS = (

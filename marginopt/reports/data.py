@@ -80,6 +80,19 @@ def visible_hedges(result: OptimizationResult) -> pd.DataFrame:
     return hedges[hedges["quantity"].abs() > 1e-6 * bound]
 
 
+def whole_lots(quantity: float, lot_size: float) -> int:
+    """``quantity`` as a signed whole number of lots of ``lot_size`` (an executable plan's are whole)."""
+    return round(quantity / lot_size)
+
+
+def hedge_lots(result: OptimizationResult, trades: pd.DataFrame) -> pd.DataFrame:
+    """Each of ``trades`` (``visible_hedges``: indexed by candidate) with its lot size and its quantity
+    in lots, signed as the quantity; NaN where the hedge has no lot size."""
+    sizes = [result.candidates[int(k)].lot_size for k in trades.index]
+    lots = [float("nan") if size is None else float(whole_lots(float(q), size)) for q, size in zip(trades["quantity"], sizes, strict=True)]
+    return pd.DataFrame({"lot_size": [float("nan") if size is None else size for size in sizes], "lots": lots}, index=trades.index)
+
+
 def allocation_rows(result: OptimizationResult, case: Case) -> pd.DataFrame:
     """venue, asset, posted_before, quantity, change, value_before, value (gross market values),
     without the round-off on assets not posted before and not wanted after."""

@@ -17,7 +17,7 @@ from marginopt.models.case import Case
 from marginopt.models.report import MarginReport, margin_report
 from marginopt.optimizer.result import OptimizationResult
 from marginopt.reports import charts
-from marginopt.reports.data import Worst, allocation_rows, visible_hedges, worst_by_venue
+from marginopt.reports.data import Worst, allocation_rows, hedge_lots, visible_hedges, worst_by_venue
 
 Cell = str | float | None
 # Column kinds: how a cell is written. Numbers keep the precision the terminal tables show.
@@ -248,13 +248,22 @@ def _margins(result: OptimizationResult, ccy: str) -> list[str]:
 
 def _hedges(result: OptimizationResult, ccy: str) -> list[str]:
     trades = visible_hedges(result)
-    rows = _rows(trades, ["venue", "instrument"], ["quantity", "cost"])
     out = ["<h2>Hedges</h2>"]
-    if not rows:
+    if trades.empty:
         return out + ["<p>No trade: the plan keeps the positions as they are.</p>"]
-    return out + [table("hedges", f"Hedge trades and their one-off cost ({ccy}); positive is a buy",
-                        [("venue", "text"), ("instrument", "text"), ("quantity", "qty"), (f"cost {ccy}", "money")], rows,
-                        foot=["total", None, None, float(trades["cost"].sum())])]
+    lots = hedge_lots(result, trades)
+    caption = f"Hedge trades and their one-off cost ({ccy}); positive is a buy"
+    if lots["lot_size"].isna().all():
+        rows = _rows(trades, ["venue", "instrument"], ["quantity", "cost"])
+        return out + [table("hedges", caption, [("venue", "text"), ("instrument", "text"), ("quantity", "qty"),
+                                                (f"cost {ccy}", "money")], rows,
+                            foot=["total", None, None, float(trades["cost"].sum())])]
+    # Where a hedge trades in lots, the quantity as the venue takes the order: a whole number of lots of its size.
+    rows = _rows(pd.concat([trades, lots], axis=1), ["venue", "instrument"], ["quantity", "lots", "lot_size", "cost"])
+    return out + [table("hedges", caption + "; lots: the quantity in whole lots of the hedge's lot size",
+                        [("venue", "text"), ("instrument", "text"), ("quantity", "qty"), ("lots", "int"), ("lot size", "rate"),
+                         (f"cost {ccy}", "money")], rows,
+                        foot=["total", None, None, None, None, float(trades["cost"].sum())])]
 
 
 def _executability(result: OptimizationResult, ccy: str) -> list[str]:

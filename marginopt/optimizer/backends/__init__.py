@@ -70,8 +70,9 @@ def choose_backend(description: Description, choice: SolverChoice | None = None)
       binaries and integers, built in milliseconds: the 200 x 30 treasury with binding minimum
       transfers and move caps, benchmarks/executable.py), anything else to the cvxpy ``mip``. From
       ``LARGE_SCENARIOS`` up, where the whole MIP is out of reach, a hedge program the scenario
-      solver holds but for its lots and minimum trades goes to rounding and repair on its
-      relaxation (the integer backend, which reports the gap to the relaxation's bound).
+      solver holds but for its lots, minimum trades and ticket cap goes to the integer backend
+      (rounding and repair on its relaxation; with a ticket cap, a MIP over generated scenarios),
+      which reports the gap to its bound; one it cannot hold is refused with its reason.
 
     - A formulation named (SCENARIO, GENERATE, FULL) is that backend; SCENARIO refuses a
       problem it cannot hold (``build_backend``), with the reason.
@@ -93,7 +94,9 @@ def choose_backend(description: Description, choice: SolverChoice | None = None)
             raise SolverError(f"solver {choice.value!r}: the case's execution terms ({', '.join(description.execution_terms)}) "
                               "make the plan a mixed-integer program, which HiGHS alone solves (the mip backend); "
                               "name HIGHS or none", argument="solver")
-        if large(description) and backend_class("integer").why_not(description) is None:
+        if large(description):
+            # The whole MIP refuses this size (mip.MAX_SCENARIOS): the integer route takes it, or
+            # build_backend says why it cannot (a term it does not hold, a hedge without a big-M).
             return "integer"
         if backend_class("direct_mip").why_not(description) is None:
             return "direct_mip"

@@ -1,5 +1,5 @@
 r"""Integer hedges over large scenario sets: the relaxation on the scenario solver, then rounding
-and repair (issue 17, item 4).
+and repair, or with a cap on tickets a MIP over generated scenarios (issue 17, item 4).
 
 The problem is the scenario route's (``backends/scenario_route.py``)
 
@@ -26,34 +26,53 @@ limits, and its objective is exact over every scenario (verification recomputes 
 ``f(plan) - z_LP`` bounds how far it is from the integer optimum. It is proven optimal only when
 that gap closes within the requested gap: a local optimum of one- and two-lot moves need not be
 the integer optimum. A hedge with a minimum trade and no lot size keeps its relaxed quantity (or
-0 or the minimum, whichever is nearer); the search moves lotted hedges only. Only lots and
-minimum trades are held here (``max_tickets`` is a cardinality the rounding does not keep).
+0 or the minimum, whichever is nearer); the search moves lotted hedges only.
+
+**A cap on tickets** (``execution.max_tickets``: non-zero hedge lines) is a cardinality no rounding
+keeps, and with it the relaxation's bound is weak (the relaxation trades every line). It is held
+exactly: after the relaxation, ``solvers.scenario_mip`` solves the MIP with a pair of binaries per
+line (bought, sold) whose big-M bounds are the case's (``max_buy`` and ``max_sell``, for a lotted
+hedge its largest whole number of lots within them; a hedge without a finite bound is refused,
+``why_not``), the lots as integers and the minimum trades on the binaries, over the relaxation's
+working sets of scenarios, adding the scenarios its plan leaves beyond its level and solving again.
+Each of those MIPs is a relaxation of the integer problem over every scenario, so its best bound is
+a lower bound on the integer optimum; each plan is valued over every scenario. HiGHS starts from
+the best first plan of ``backends/ticket_cap.py`` (relax and fix by halving the lines traded, the
+naive rounding cut to the cap, no trade). Guarantee: the same verified plan, and the gap to the best of the MIPs' bounds and the
+relaxation's; proven optimal when that closes within the requested gap (it does when no scenario is
+left beyond the last MIP's level and HiGHS proved that MIP). Its size is the working sets' scenarios
+times the hedges, densely: a MIP HiGHS may not finish within the time limit at 100,000 x 200 (the
+best plan so far, valued over every scenario, is then the answer, with its gap).
 """
 
 from __future__ import annotations
 
 import math
 import time
+from dataclasses import dataclass
 from typing import Any, ClassVar
 
 import numpy as np
 
-from marginopt.models.margin.shortfall import tail_mean, tail_weights
 from marginopt.optimizer.backends.base import DEFAULT_GAP, DEFAULT_TIME_LIMIT, Certificate, Solution, SolveRequest
+from marginopt.optimizer.backends.lot_search import LotSearch
 from marginopt.optimizer.backends.scenario_route import ScenarioBackend
+from marginopt.optimizer.backends.ticket_cap import shortfalls_within_tickets, solve_within_tickets
 from marginopt.optimizer.description import Description
 from marginopt.optimizer.executability import naive_rounding, whole_multiple
-from marginopt.optimizer.verify import ABS_TOL, REL_TOL, Plan, Verification
-from marginopt.solvers.column_view import ColumnView
+from marginopt.optimizer.verify import ABS_TOL, Plan, Verification
 from marginopt.solvers.scenario_terms import ScenarioTerm
 from marginopt.solvers.status import Attempt, ProblemClass, SolveReport, SolveStatus
 from marginopt.typing import FloatArray
 
-HELD = ("hedges.lot_size", "hedges.min_trade")
-PAIR_TRIALS = 400  # two-lot moves tried per round once no single move improves
+HELD = ("hedges.lot_size", "hedges.min_trade", "execution.max_tickets")
 GUARANTEE = ("a verified executable plan (lots, minimum trades, box and limits) with its objective exact over every "
              "scenario, and a lower bound from the continuous relaxation; proven optimal only when the gap closes "
              "within the requested gap")
+TICKETS_GUARANTEE = ("a verified executable plan (lots, minimum trades, ticket cap, box and limits) with its objective exact "
+                     "over every scenario; each MIP, over a subset of the scenarios, is a relaxation of the integer problem, "
+                     "so its best bound is a lower bound on the integer optimum; proven optimal only when the gap closes "
+                     "within the requested gap")
 
 
 class IntegerBackend:
@@ -78,8 +97,12 @@ class IntegerBackend:
     def why_not(cls, description: Description) -> str | None:
         other = [t for t in description.execution_terms if t not in HELD]
         if other:
-            return (f"rounding and repair holds lot sizes and minimum trades only, not {', '.join(other)} (use the mip "
-                    "backend below 20,000 scenarios)")
+            return (f"the integer route holds lot sizes, minimum trades and ticket caps only, not {', '.join(other)} "
+                    "(use the mip backend below 20,000 scenarios)")
+        if "execution.max_tickets" in description.execution_terms:
+            for c in description.cands:  # every line carries the binaries of the ticket count
+                if not (math.isfinite(c.max_buy) and math.isfinite(c.max_sell)):
+                    return f"hedge {c.venue}:{c.instrument} has no finite bound to take a big-M from"
         reason = ScenarioBackend.why_not(description)
         return None if reason is None else f"its relaxation goes to the scenario solver, which cannot hold it: {reason}"
 
@@ -99,6 +122,8 @@ class IntegerBackend:
         rows = d.linear_rows() + d.net_delta_rows()
         if not rows:
             return ()
+        if d.case.execution.max_tickets is not None:
+            return shortfalls_within_tickets(d, rows, self.mip_gap, self.time_limit)
         k, r = len(d.cands), len(rows)
         a = np.array([row.coefficients for row in rows], dtype=float)
         lo, hi = np.array([row.lower for row in rows]), np.array([row.upper for row in rows])
@@ -131,45 +156,78 @@ class IntegerBackend:
             status = SolveStatus.INFEASIBLE if res.status is SolveStatus.INFEASIBLE else SolveStatus.ERROR
             return Solution(status, self._report(status, attempts, time.perf_counter() - t0, res.iterations, request))
         lower = min(res.lower_bound, res.objective)
-        search = LotSearch(lp.terms, d, res.h)
         relaxed = Plan(np.asarray(res.h, dtype=float).copy(), {})
-        search.run(lower, self.mip_gap, t0 + self.time_limit)
+        naive_plan = naive_rounding(d, relaxed)
+        if d.case.execution.max_tickets is not None:
+            found = self._tickets(lp.terms, res.h, naive_plan.hedges, lower, t0)
+        else:
+            found = self._lots(lp.terms, res.h, lower, t0)
         seconds = time.perf_counter() - t0
-        note = (f"rounding and repair: {search.repairs} repair moves, {search.moves} improving moves, "
-                f"{search.trials} exact evaluations")
-        if search.violation() > 0.0:
-            note += f"; no lot plan within the limits found (violation {search.violation():.6g} left)"
-            attempts.append(Attempt("ROUNDING", SolveStatus.ERROR, seconds - relax_s, note))
-            return Solution(SolveStatus.ERROR, self._report(SolveStatus.ERROR, attempts, seconds, res.iterations, request))
-        attempts.append(Attempt("ROUNDING", SolveStatus.OPTIMAL, seconds - relax_s, note))
-        plan = Plan(search.plan_hedges(), {})
+        if found.failure is not None:
+            attempts.append(Attempt(found.solver, found.failure, seconds - relax_s, found.note))
+            return Solution(found.failure, self._report(found.failure, attempts, seconds, res.iterations, request))
+        attempts.append(Attempt(found.solver, SolveStatus.OPTIMAL, seconds - relax_s, found.note))
+        plan = Plan(decimal_lots(d, found.h), {})
         check: Verification | None = request.check(plan) if request.check is not None else None
         # The verified objective less the terms' (venues without hedges add a constant).
-        offset = check.objective_value - search.obj if check is not None else 0.0
-        incumbent = search.obj + offset
-        bound = min(lower + offset, incumbent)
+        offset = check.objective_value - found.objective if check is not None else 0.0
+        incumbent = found.objective + offset
+        bound = min(max(lower, found.bound) + offset, incumbent)
         relative = (incumbent - bound) / abs(incumbent) if incumbent != 0.0 else (0.0 if incumbent == bound else math.inf)
         proven = relative <= self.mip_gap
         rounding: dict[str, Any] = {"continuous_optimum": res.objective + offset, "continuous_bound": lower + offset,
-                                    "repair_moves": search.repairs, "improving_moves": search.moves,
-                                    "relaxation_seconds": relax_s, "search_seconds": seconds - relax_s,
-                                    "guarantee": GUARANTEE}
+                                    **found.counts, "relaxation_seconds": relax_s, "search_seconds": seconds - relax_s,
+                                    "guarantee": found.guarantee}
         # The naive rounding of the relaxation, by the one rule (``executability.naive_rounding``):
         # ``optimizer.api`` shows it, with the relaxation as the continuous optimum, and solves nothing again.
         extra: dict[str, Any] = {"relaxation": relaxed}
-        naive_plan = naive_rounding(d, relaxed)
         naive_check = request.check(naive_plan) if request.check is not None else None
         if naive_check is not None:
             rounding.update(naive_objective=naive_check.objective_value, naive_feasible=naive_check.passed,
                             naive_failures=[c.name for c in naive_check.failures])
             extra["naive_rounding"] = (naive_plan, naive_check)
-        certificate = Certificate("rounding and repair on the continuous relaxation (scenario generation)", search.moves,
-                                  True, bound, incumbent - bound, self.relaxed.sizes(), incumbent=incumbent,
-                                  relative_gap=relative, proven_optimal=proven, requested_gap=self.mip_gap,
-                                  time_limit=self.time_limit, rounding=rounding)
+        sizes = self.relaxed.sizes() if found.working is None else self._sizes(found.working)
+        certificate = Certificate(found.method, found.rounds, found.converged, bound, incumbent - bound, sizes,
+                                  incumbent=incumbent, relative_gap=relative, proven_optimal=proven,
+                                  requested_gap=self.mip_gap, time_limit=self.time_limit, outer_rounds=found.outer_rounds,
+                                  rounding=rounding)
         report = self._report(SolveStatus.OPTIMAL, attempts, seconds, res.iterations, request)
         extra["mip"] = certificate.to_dict()
         return Solution(SolveStatus.OPTIMAL, report, plan, check, certificate, extra=extra)
+
+    def _lots(self, terms: list[ScenarioTerm], relaxed: FloatArray, lower: float, t0: float) -> _Found:
+        """Lots and minimum trades: rounding, repair and the local search (module docstring)."""
+        search = LotSearch(terms, self.description, relaxed)
+        search.run(lower, self.mip_gap, t0 + self.time_limit)
+        note = (f"rounding and repair: {search.repairs} repair moves, {search.moves} improving moves, "
+                f"{search.trials} exact evaluations")
+        counts = {"repair_moves": search.repairs, "improving_moves": search.moves}
+        if search.violation() > 0.0:
+            note += f"; no lot plan within the limits found (violation {search.violation():.6g} left)"
+            return _Found("ROUNDING", search.h, math.nan, -math.inf, note, counts, "", GUARANTEE, 0, False, SolveStatus.ERROR)
+        return _Found("ROUNDING", search.h, search.obj, -math.inf, note, counts,
+                      "rounding and repair on the continuous relaxation (scenario generation)", GUARANTEE, search.moves, True)
+
+    def _tickets(self, terms: list[ScenarioTerm], relaxed: FloatArray, naive: FloatArray, lower: float, t0: float) -> _Found:
+        """A cap on tickets: scenario generation on the MIP with binaries (``backends/ticket_cap.py``)."""
+        lp = self.relaxed.lp
+        assert lp is not None
+        res, first = solve_within_tickets(self.description, terms, lp.working, relaxed, naive, lower, self.mip_gap,
+                                          t0 + self.time_limit)
+        note = (f"scenario generation on a MIP: {res.rounds} MIPs, {res.nodes} nodes, "
+                f"{sum(len(w) for w in res.working)} scenarios in the last; {first}" + (f"; {res.note}" if res.note else ""))
+        counts = {"mip_rounds": res.rounds, "mip_nodes": res.nodes, "converged": res.converged}
+        failure = None if res.status is SolveStatus.OPTIMAL else res.status
+        return _Found("HIGHS", res.h, res.objective, res.bound, note, counts,
+                      "scenario generation on a MIP (HiGHS branch and bound) from the continuous relaxation",
+                      TICKETS_GUARANTEE, res.nodes, res.converged, failure, res.rounds, res.working)
+
+    def _sizes(self, working: list[np.ndarray]) -> dict[str, int]:
+        """Scenarios in the last MIP, per venue (the relaxation's terms, in order)."""
+        out: dict[str, int] = {}
+        for venue, w in zip(self.relaxed.venues, working, strict=True):
+            out[venue] = out.get(venue, 0) + len(w)
+        return out
 
     def _report(self, status: SolveStatus, attempts: list[Attempt], seconds: float, iterations: int,
                 request: SolveRequest) -> SolveReport:
@@ -180,202 +238,31 @@ class IntegerBackend:
         return {"assets": {}, "venues": {}}  # a rounded plan has no duals
 
 
-class LotSearch:
-    """Lot counts of the hedges and the exact objective over the terms, updated move by move.
+def decimal_lots(d: Description, h: FloatArray) -> FloatArray:
+    """``h`` with each lotted hedge a decimal multiple of its lot (3 lots of 0.1 are 0.3, not
+    0.30000000000000004)."""
+    out = np.asarray(h, dtype=float).copy()
+    for j, c in enumerate(d.cands):
+        if c.lot_size is not None:
+            out[j] = whole_multiple(0.0, c.lot_size, round(out[j] / c.lot_size))
+    return out
 
-    Each term's losses over every scenario are kept and moved by a column of its matrix per
-    move, so a move costs a column read and a tail (ES) or a maximum, not a product with the
-    matrix. Terms are valued floored at zero, as the venues' margins are."""
 
-    def __init__(self, terms: list[ScenarioTerm], d: Description, relaxed: FloatArray) -> None:
-        self.terms = terms
-        self.cost = d.unit_costs
-        k = len(d.cands)
-        self.lots = np.array([c.lot_size if c.lot_size is not None else math.nan for c in d.cands])
-        self.lotted = np.flatnonzero(np.isfinite(self.lots))
-        size = np.where(np.isfinite(self.lots), self.lots, 1.0)
-        self.n_lo = np.ceil(d.lower / size - 1e-9)
-        self.n_hi = np.floor(d.upper / size + 1e-9)
-        self.min_n = np.ceil(np.array([c.min_trade for c in d.cands]) / size - 1e-9)
-        # Where hedge j enters each term: (term, positions in its columns).
-        self.where: list[list[tuple[int, np.ndarray]]] = [[] for _ in range(k)]
-        for t, term in enumerate(terms):
-            for j in np.unique(term.cols):
-                self.where[int(j)].append((t, np.flatnonzero(term.cols == j)))
-        rows = d.limit_rows()
-        self.a = np.zeros((0, k)) if rows is None else rows[0]
-        self.row_lo = np.zeros(0) if rows is None else rows[1]
-        self.row_hi = np.zeros(0) if rows is None else rows[2]
-        finite = np.where(np.isfinite(self.row_lo), np.abs(self.row_lo), 0.0)
-        finite = np.maximum(finite, np.where(np.isfinite(self.row_hi), np.abs(self.row_hi), 0.0))
-        self.row_tol = 0.1 * (ABS_TOL + REL_TOL * finite)  # well inside verification's tolerance
-        self.h = self._rounded(np.asarray(relaxed, dtype=float), [c.min_trade for c in d.cands])
-        self.losses = [term.losses(self.h) for term in terms]
-        self.values = [self._value(term, loss) for term, loss in zip(terms, self.losses, strict=True)]
-        self.obj = self._total(self.values, self.h)
-        self.ah = self.a @ self.h
-        self.moves = self.repairs = self.trials = 0
+@dataclass(frozen=True)
+class _Found:
+    """What a search on the relaxation found: the plan, its objective over the terms (exact), a lower
+    bound of its own (-inf: the relaxation's only), and what the certificate says of it."""
 
-    # -- values ---------------------------------------------------------------------
-    def _rounded(self, h: FloatArray, minimum: list[float]) -> FloatArray:
-        """Nearest lots inside the box; under the minimum trade, 0 or the minimum, the nearer."""
-        out = h.copy()
-        for j in range(len(h)):
-            if math.isfinite(self.lots[j]):
-                n = float(np.clip(np.round(h[j] / self.lots[j]), self.n_lo[j], self.n_hi[j]))
-                if 0 < abs(n) < self.min_n[j]:
-                    far = math.copysign(self.min_n[j], n)
-                    n = far if abs(far * self.lots[j] - h[j]) < abs(h[j]) and self.n_lo[j] <= far <= self.n_hi[j] else 0.0
-                out[j] = n * self.lots[j]
-            elif 0.0 < abs(h[j]) < minimum[j]:
-                out[j] = math.copysign(minimum[j], h[j]) if abs(h[j]) >= minimum[j] / 2 else 0.0
-        return out
-
-    @staticmethod
-    def _value(term: ScenarioTerm, loss: FloatArray) -> float:
-        v = tail_mean(loss, term.probs, 1.0 - term.alpha) if term.kind == "es" else float(np.max(term.probs * loss))
-        return max(v, 0.0)
-
-    def _total(self, values: list[float], h: FloatArray) -> float:
-        return float(sum(t.weight * v for t, v in zip(self.terms, values, strict=True)) + self.cost @ np.abs(h))
-
-    def subgradient(self) -> FloatArray:
-        """A subgradient of the objective's margin terms at ``h`` (the cost's is taken move by move)."""
-        g = np.zeros(len(self.h))
-        for term, loss, value in zip(self.terms, self.losses, self.values, strict=True):
-            if value <= 0.0 and self._raw(term, loss) < 0.0:
-                continue  # the floor holds: zero is a subgradient
-            if term.kind == "es":
-                w = tail_weights(loss, term.probs, 1.0 - term.alpha)
-                rows = np.flatnonzero(w)
-                gt = w[rows] @ term.matrix[rows]
-            else:
-                s = int(np.argmax(term.probs * loss))
-                gt = term.probs[s] * term.matrix[np.array([s])][0]
-            np.add.at(g, term.cols, term.weight * np.asarray(gt, dtype=float))
-        return g
-
-    @staticmethod
-    def _raw(term: ScenarioTerm, loss: FloatArray) -> float:
-        return tail_mean(loss, term.probs, 1.0 - term.alpha) if term.kind == "es" else float(np.max(term.probs * loss))
-
-    def _column(self, t: int, positions: np.ndarray) -> FloatArray:
-        matrix = self.terms[t].matrix
-        base, cols = (matrix.base, matrix.cols) if isinstance(matrix, ColumnView) else (matrix, np.arange(matrix.shape[1]))
-        out: FloatArray = np.asarray(base[:, cols[positions[0]]], dtype=float)
-        for p in positions[1:]:
-            out = out + base[:, cols[p]]
-        return out
-
-    def trial(self, change: dict[int, float]) -> tuple[float, dict[int, tuple[FloatArray, float]]]:
-        """The objective with hedge ``j`` moved by ``change[j]``, and each moved term's losses and value."""
-        self.trials += 1
-        moved: dict[int, FloatArray] = {}
-        for j, dh in change.items():
-            for t, positions in self.where[j]:
-                moved[t] = (moved[t] if t in moved else self.losses[t]) + dh * self._column(t, positions)
-        values = list(self.values)
-        out = {}
-        for t, loss in moved.items():
-            values[t] = self._value(self.terms[t], loss)
-            out[t] = (loss, values[t])
-        h = self.h.copy()
-        for j, dh in change.items():
-            h[j] += dh
-        return self._total(values, h), out
-
-    def accept(self, change: dict[int, float], obj: float, terms: dict[int, tuple[FloatArray, float]]) -> None:
-        for j, dh in change.items():
-            n = round((self.h[j] + dh) / self.lots[j])
-            self.h[j] = n * self.lots[j]
-            self.ah = self.ah + self.a[:, j] * dh
-        for t, (loss, value) in terms.items():
-            self.losses[t], self.values[t] = loss, value
-        self.obj = obj
-
-    # -- moves ----------------------------------------------------------------------
-    def step(self, j: int, direction: int) -> float | None:
-        """The change of hedge ``j`` one lot in ``direction`` (through the minimum trade), or None at its box."""
-        n = round(self.h[j] / self.lots[j])
-        m = n + direction
-        if 0 < abs(m) < self.min_n[j]:
-            m = 0 if n != 0 else int(direction * self.min_n[j])
-        if not self.n_lo[j] <= m <= self.n_hi[j]:
-            return None
-        return float(m * self.lots[j] - self.h[j])
-
-    def violation(self, ah: FloatArray | None = None) -> float:
-        ah = self.ah if ah is None else ah
-        over = np.maximum(ah - self.row_hi - self.row_tol, 0.0) + np.maximum(self.row_lo - ah - self.row_tol, 0.0)
-        return float(over.sum())
-
-    def _predicted(self, g: FloatArray, j: int, dh: float) -> float:
-        return float(g[j] * dh + self.cost[j] * (abs(self.h[j] + dh) - abs(self.h[j])))
-
-    def _singles(self, g: FloatArray) -> list[tuple[float, int, float]]:
-        out = []
-        for j in self.lotted:
-            for direction in (1, -1):
-                dh = self.step(int(j), direction)
-                if dh is not None:
-                    out.append((self._predicted(g, int(j), dh), int(j), dh))
-        return out
-
-    def run(self, lower: float, gap: float, deadline: float) -> None:
-        """Repair, then improve until a local optimum, the relative ``gap`` to ``lower`` or ``deadline``."""
-        self._repair(deadline)
-        if self.violation() > 0.0:
-            return
-        while time.perf_counter() < deadline and self.obj - lower > gap * abs(self.obj):
-            g = self.subgradient()
-            singles = self._singles(g)
-            tol = 1e-12 * max(1.0, abs(self.obj))
-            hopeful = sorted(s for s in singles if s[0] < -tol)
-            if self._first_improvement([({j: dh}, p) for p, j, dh in hopeful], deadline):
-                continue
-            pairs = [({j1: d1, j2: d2}, p1 + p2) for p1, j1, d1 in hopeful for p2, j2, d2 in singles
-                     if j2 != j1 and p1 + p2 < -tol]
-            pairs.sort(key=lambda c: c[1])
-            if not self._first_improvement(pairs[:PAIR_TRIALS], deadline):
-                return
-
-    def _first_improvement(self, moves: list[tuple[dict[int, float], float]], deadline: float) -> bool:
-        tol = 1e-12 * max(1.0, abs(self.obj))
-        for change, _ in moves:
-            if time.perf_counter() >= deadline:
-                return False
-            if len(self.a) and self.violation(self.ah + sum(self.a[:, j] * dh for j, dh in change.items())) > 0.0:
-                continue
-            obj, terms = self.trial(change)
-            if obj < self.obj - tol:
-                self.accept(change, obj, terms)
-                self.moves += 1
-                return True
-        return False
-
-    def _repair(self, deadline: float) -> None:
-        """One-lot moves that cut the limits' total violation, the cheapest per unit cut first."""
-        limit = 10 * len(self.h) + 100
-        while self.violation() > 0.0 and self.repairs < limit and time.perf_counter() < deadline:
-            now, g = self.violation(), self.subgradient()
-            best: tuple[float, int, float] | None = None
-            for _, j, dh in self._singles(g):
-                cut = now - self.violation(self.ah + self.a[:, j] * dh)
-                if cut > 1e-12 * max(1.0, now):
-                    score = max(self._predicted(g, j, dh), 0.0) / cut
-                    if best is None or score < best[0]:
-                        best = (score, j, dh)
-            if best is None:
-                return
-            obj, terms = self.trial({best[1]: best[2]})
-            self.accept({best[1]: best[2]}, obj, terms)
-            self.repairs += 1
-
-    def plan_hedges(self, h: FloatArray | None = None) -> FloatArray:
-        """``h`` (the search's by default) with each lotted hedge a decimal multiple of its lot
-        (3 lots of 0.1 are 0.3, not 0.30000000000000004)."""
-        out = (self.h if h is None else h).copy()
-        for j in self.lotted:
-            count = round(out[j] / self.lots[j])
-            out[j] = whole_multiple(0.0, float(self.lots[j]), count)
-        return out
+    solver: str
+    h: FloatArray
+    objective: float
+    bound: float
+    note: str
+    counts: dict[str, Any]
+    method: str
+    guarantee: str
+    rounds: int
+    converged: bool
+    failure: SolveStatus | None = None
+    outer_rounds: int | None = None  # MIPs solved (the ticket cap's scenario generation)
+    working: list[np.ndarray] | None = None  # their last working sets, per term

@@ -69,7 +69,7 @@ from marginopt.solvers.quiet import guarded_stdout, ignored_warnings
 from marginopt.solvers.run import map_status, solve
 from marginopt.solvers.status import Attempt, ProblemClass, SolveReport, SolveStatus
 
-# Whole programs from this many scenarios are left to a later slice of issue 17 (item 4): cvxpy
+# Whole programs from this many scenarios go to the integer route (backends/integer_route.py): cvxpy
 # alone takes minutes to compile them, before the time limit can act.
 MAX_SCENARIOS = 20_000
 MAX_ROUNDS = 50  # MIPs solved while cutting impact costs in; past them the plan is not proven optimal
@@ -100,8 +100,8 @@ class MipBackend(CvxpyBackend):
                     "hedge at another venue, or drop the execution terms")
         largest = largest_scenario_set(d.hedged_measures())
         if largest >= MAX_SCENARIOS:
-            return (f"a hedged margin over {largest:,} scenarios (from {MAX_SCENARIOS:,} up, integer hedges over a "
-                    "whole program are not built yet)")
+            return (f"a hedged margin over {largest:,} scenarios (from {MAX_SCENARIOS:,} up a whole program is out of "
+                    "reach: the integer backend takes integer hedges)")
         for c in d.cands:
             if not (math.isfinite(c.max_buy) and math.isfinite(c.max_sell)):
                 return f"hedge {c.venue}:{c.instrument} has no finite bound to take a big-M from"
