@@ -23,7 +23,7 @@ LAYERS: tuple[tuple[str, ...], ...] = (
 )
 # Inside optimizer/: lower to upper (the backends read the description, the API runs the backends).
 OPTIMIZER_LAYERS: tuple[tuple[str, ...], ...] = (
-    ("choice", "objectives", "description", "verify", "executability", "result", "attribution"),
+    ("choice", "objectives", "description", "safety", "verify", "executability", "result", "attribution"),
     ("backends.base",),
     ("backends.cvxpy_program", "backends.direct_lp", "backends.scenario_route", "backends.lot_search"),
     ("backends.generation", "backends.integer_route", "backends.ticket_cap"),

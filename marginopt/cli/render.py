@@ -190,6 +190,8 @@ def plan_table(result: Any, ccy: str, console: Console) -> None:
         console.print(a)
     if result.executability is not None:
         executability_table(result.executability, float(result.margins["after"].sum()), ccy, console)
+    if getattr(result, "safety", None) is not None:
+        safety_table(result.safety, ccy, console)
     m = Table(title="Initial margin", title_justify="left", header_style="bold")
     m.add_column("venue")
     for col in ("before", "after", "collateral after", "excess after", f"shadow {ccy}/{ccy}"):
@@ -242,6 +244,29 @@ def executability_table(ex: Any, margin_after: float, ccy: str, console: Console
         console.print(f"executing as printed costs {money(over)} {ccy} over the continuous optimum; the naive rounding "
                       "rounds each hedge to its nearest lot (0 under min_trade) and each move to its rounding, dropping "
                       "those under the minimum transfer, margins recomputed", soft_wrap=True)
+
+
+def safety_table(cost: Any, ccy: str, console: Console) -> None:
+    """The stress-safe plan beside the cheapest plan without the constraint: cost, the least margin of
+    balance over its level under the stress set, and each plan's nearest liquidation (optimizer/safety.py)."""
+    t = Table(title=f"Cost of safety (margin balance >= {cost.level} margin under stress set {cost.stress})",
+              title_justify="left", header_style="bold")
+    for col, right in (("plan", False), (f"cost {ccy}", True), (f"least headroom under stress {ccy}", True),
+                       ("at", False), ("nearest liquidation", False)):
+        t.add_column(col, justify="right" if right else "left")
+    for label, p in (("stress-safe plan", cost.safe), ("without safety", cost.unconstrained)):
+        if p.objective_value is None:
+            t.add_row(label, "", "", "", f"no plan ({p.status})")
+            continue
+        worst = min(p.stressed, key=lambda x: x[2] - x[3]) if p.stressed else None
+        near = [(v, x) for v, x in p.liquidation.items() if x is not None]
+        closest = min(near, key=lambda vx: abs(vx[1][1])) if near else None
+        t.add_row(label, money(p.objective_value), money(worst[2] - worst[3]) if worst else "",
+                  f"{worst[1]}, {worst[0]}" if worst else "",
+                  f"{closest[0]}: {closest[1][0]} {closest[1][1]:+.2%}" if closest else "none in the scan")
+    console.print(t)
+    if cost.over_unconstrained is not None:
+        console.print(f"safety costs {money(cost.over_unconstrained)} {ccy} over the cheapest plan without it", soft_wrap=True)
 
 
 def unexplained(result: Any) -> bool:

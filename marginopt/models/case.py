@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import datetime as dt
 from collections.abc import Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from types import MappingProxyType
 from typing import Any
@@ -19,12 +19,13 @@ from marginopt.models.positions import Positions, parse_positions
 from marginopt.models.pricing import check_option_prices
 from marginopt.models.reader import Node, load_yaml
 from marginopt.models.scenarios import ScenarioSpec
+from marginopt.models.stress import Safety, StressSet, parse_safety, parse_stress
 from marginopt.models.treasury import TreasuryAsset, parse_treasury
 from marginopt.models.venues import Venue, parse_venues
 
 FORMAT = "marginopt/1"
 _KEYS = ("format", "base_currency", "valuation_date", "market", "instruments", "positions", "venues",
-         "treasury", "hedges", "limits", "objective", "description", "execution")
+         "treasury", "hedges", "limits", "objective", "description", "execution", "stress", "safety")
 
 
 @dataclass(frozen=True)
@@ -58,6 +59,8 @@ class Case:
     objective: Objective
     description: str = ""
     execution: Execution = Execution()
+    stress: Mapping[str, StressSet] = field(default_factory=lambda: MappingProxyType({}))
+    safety: Safety | None = None  # plans keep each venue's balance at a level under a stress set
 
 
 def _check_scenario_sets(venues: Mapping[str, Venue], limits: Limits, market: MarketData) -> None:
@@ -114,6 +117,8 @@ def _parse_case(root: Node, path: Path) -> Case:
     objective = Objective(parts["objective"].string(choices=[o.value for o in Objective])) if "objective" in parts else Objective.MIN_COST
     description = parts["description"].string() if "description" in parts else ""
     execution = parse_execution(parts.get("execution"))
+    stress = parse_stress(parts.get("stress"), {inst.underlying for inst in instruments})
+    safety = parse_safety(parts.get("safety"), stress)
     return Case(
         path=path,
         base_currency=base,
@@ -128,4 +133,6 @@ def _parse_case(root: Node, path: Path) -> Case:
         objective=objective,
         description=description,
         execution=execution,
+        stress=MappingProxyType(stress),
+        safety=safety,
     )

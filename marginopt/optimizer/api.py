@@ -23,6 +23,7 @@ from marginopt.optimizer.executability import (
 )
 from marginopt.optimizer.problem import MarginProblem
 from marginopt.optimizer.result import OptimizationResult
+from marginopt.optimizer.safety import SafetyCost, plan_safety, without_safety
 from marginopt.optimizer.verify import Plan, VenueOutcome, Verification, verify
 from marginopt.solvers.status import SolveReport, SolveStatus
 
@@ -61,7 +62,8 @@ def run(problem: MarginProblem, solver: str | None = None, warm: bool = False) -
         check = sol.verification or verify(d, sol.plan)
         if check.passed:
             compared = _executability(d, check.objective_value, sol) if d.execution_terms else None
-            return _result(d, "optimal", sol.report, check, sol, executable=compared)
+            safety = _safety_cost(d, check.objective_value, sol.plan) if d.case.safety is not None else None
+            return _result(d, "optimal", sol.report, check, sol, executable=compared, safety=safety)
         return _result(d, "failed", sol.report, check, sol)
     if sol.status is SolveStatus.INFEASIBLE:
         # A solver's infeasibility that the elastic problem cannot confirm (nothing short) is a
@@ -112,6 +114,20 @@ def _executability(d: Description, executable_value: float, sol: Solution) -> Ex
     return executability(d, executable_value, "infeasible" if sol.status is SolveStatus.INFEASIBLE else "failed")
 
 
+def _safety_cost(d: Description, safe_value: float, plan: Plan) -> SafetyCost:
+    """The safe plan beside the cheapest plan without the safety constraint, each under the stress set
+    and with its distance to liquidation (``optimizer.safety``): what safety costs."""
+    assert d.case.safety is not None
+    free = without_safety(d)
+    sol, _ = _solve(build_backend(choose_backend(free), free), free, None, False)
+    other = plan_safety(free, sol.status.value, None, None)
+    if sol.status is SolveStatus.OPTIMAL and sol.plan is not None:
+        check = sol.verification or verify(free, sol.plan)
+        if check.passed:
+            other = plan_safety(d, "optimal", check.objective_value, sol.plan)
+    return SafetyCost(d.case.safety.stress.name, d.case.safety.level.value, plan_safety(d, "optimal", safe_value, plan), other)
+
+
 def diagnose(description: Description, backend: str, solver: str | None) -> tuple[tuple[str, float], ...]:
     """What is short and by how much, from the elastic problem (every constraint with a slack):
     generated where the problem was (or is large), whole in cvxpy otherwise; with the execution
@@ -127,7 +143,8 @@ def diagnose(description: Description, backend: str, solver: str | None) -> tupl
 
 
 def _result(d: Description, status: str, report: SolveReport, check: Verification | None, sol: Solution,
-            shortfalls: tuple[tuple[str, float], ...] = (), executable: Executability | None = None) -> OptimizationResult:
+            shortfalls: tuple[tuple[str, float], ...] = (), executable: Executability | None = None,
+            safety: SafetyCost | None = None) -> OptimizationResult:
     ok = status == "optimal" and check is not None
     hedges = pd.DataFrame(columns=["venue", "instrument", "quantity", "cost"])
     allocation = pd.DataFrame(columns=["venue", "asset", "quantity", "value", "posted_before"])
@@ -173,6 +190,7 @@ def _result(d: Description, status: str, report: SolveReport, check: Verificatio
         candidates=tuple(d.cands),
         certificate=sol.certificate.to_dict() if sol.certificate is not None else None,
         executability=executable,
+        safety=safety,
     )
 
 

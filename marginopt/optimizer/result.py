@@ -14,6 +14,7 @@ from marginopt.errors import InfeasibleError, OptimizationError
 from marginopt.models.enums import Objective
 from marginopt.models.hedges import HedgeCandidate
 from marginopt.optimizer.executability import Executability
+from marginopt.optimizer.safety import SafetyCost
 from marginopt.optimizer.verify import Verification
 from marginopt.solvers import SolveReport
 
@@ -99,6 +100,7 @@ class OptimizationResult:
     certificate: dict[str, Any] | None = None
     # An executable plan (a case with execution terms): the continuous optimum and the naive rounding beside it.
     executability: Executability | None = None
+    safety: SafetyCost | None = None  # a stress-safe plan: what safety costs (optimizer.safety)
     attribution_of: Callable[[], pd.DataFrame] | None = field(default=None, repr=False, compare=False)
 
     @cached_property
@@ -169,6 +171,8 @@ class OptimizationResult:
             out["certificate"] = self.certificate
         if self.executability is not None:
             out["executability"] = self.executability.to_dict()
+        if self.safety is not None:
+            out["safety"] = self.safety.to_dict()
         if self.status == "infeasible":
             out["infeasibility"] = [{"constraint": name, "shortfall": amount} for name, amount in self.shortfalls]
         return out

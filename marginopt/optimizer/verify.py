@@ -15,6 +15,7 @@ from typing import TYPE_CHECKING
 import numpy as np
 
 from marginopt.models.book import whole_book_losses
+from marginopt.optimizer.safety import safety_outcomes
 
 if TYPE_CHECKING:
     from marginopt.optimizer.description import Description
@@ -120,6 +121,7 @@ def verify(problem: Description, plan: Plan) -> Verification:
     if problem.has_hedges:
         checks += _limit_checks(problem, outcomes)
     checks += _execution_checks(problem, plan)
+    checks += _safety_checks(problem, plan)
     costs = problem.kind.costs(problem, plan, {o.venue: o.margin_after for o in outcomes})
     return Verification(tuple(checks), tuple(outcomes), float(sum(costs.values())), costs)
 
@@ -150,6 +152,17 @@ def _limit_checks(problem: Description, outcomes: list[VenueOutcome]) -> list[Ch
         if lin.upper is not None:
             out.append(_check(f"linear limit {k + 1} <= {lin.upper:g}", value - lin.upper, abs(lin.upper)))
     return out
+
+
+def _safety_checks(problem: Description, plan: Plan) -> list[Check]:
+    """The case's safety at the plan: every venue's margin balance at or above its level under every move
+    of the stress set, recomputed on the whole case after the plan (``safety.safety_outcomes``)."""
+    if problem.case.safety is None:
+        return []
+    allocation = plan.allocation if problem.collateral_free else {}
+    level = problem.case.safety.level.value
+    return [_check(f"{venue}: margin balance under {label} >= {level} margin", margin - balance, max(abs(balance), margin))
+            for label, venue, balance, margin in safety_outcomes(problem, plan.hedges, allocation)]
 
 
 def _moved(before: float, after: float) -> bool:

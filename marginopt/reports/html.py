@@ -189,6 +189,7 @@ def plan_html(result: OptimizationResult, case: Case, *, title: str = "", top: i
     body += _margins(result, ccy)
     body += _hedges(result, ccy)
     body += _executability(result, ccy)
+    body += _safety(result, ccy)
     body += _allocation(result, case)
     body += _shadow(result, ccy)
     now, after = worst_by_venue(case, top), worst_by_venue(case, top, result.hedges)
@@ -264,6 +265,30 @@ def _hedges(result: OptimizationResult, ccy: str) -> list[str]:
                         [("venue", "text"), ("instrument", "text"), ("quantity", "qty"), ("lots", "int"), ("lot size", "rate"),
                          (f"cost {ccy}", "money")], rows,
                         foot=["total", None, None, None, None, float(trades["cost"].sum())])]
+
+
+def _safety(result: OptimizationResult, ccy: str) -> list[str]:
+    """A stress-safe plan beside the cheapest plan without the constraint: cost, each venue's margin balance
+    and level under each stressed move, nearest liquidation (optimizer/safety.py); nothing without safety."""
+    cost = result.safety
+    if cost is None:
+        return []
+    rows: list[list[Cell]] = []
+    for label, p in (("stress-safe plan", cost.safe), ("without safety", cost.unconstrained)):
+        near = {v: x for v, x in p.liquidation.items()}
+        for move, venue, balance, level in p.stressed:
+            x = near.get(venue)
+            rows.append([label, p.objective_value, move, venue, balance, level, balance - level,
+                         "none in the scan" if x is None else f"{x[0]} {x[1]:+.2%}"])
+        if not p.stressed:
+            rows.append([label, p.objective_value, f"no plan ({p.status})", None, None, None, None, None])
+    return ["<h2>Cost of safety</h2>",
+            f"<p>Each venue's margin balance at or above its {escape(cost.level)} margin under every move of stress set "
+            f"{escape(cost.stress)}, the whole case re-priced there; beside it the cheapest plan without that constraint. "
+            f"Safety costs {'' if cost.over_unconstrained is None else f'{cost.over_unconstrained:,.2f} '}{escape(ccy)}.</p>",
+            table("safety", f"Each plan under the stress set ({ccy})",
+                  [("plan", "text"), (f"cost {ccy}", "money"), ("move", "text"), ("venue", "text"), ("margin balance", "money"),
+                   ("level", "money"), ("headroom", "money"), ("nearest liquidation", "text")], rows)]
 
 
 def _executability(result: OptimizationResult, ccy: str) -> list[str]:

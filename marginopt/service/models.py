@@ -251,6 +251,9 @@ class PlanOut(BaseModel):
                                                     "relative x |x| of a whole number (zero included) are reported as it")
     certificate: dict[str, Any] | None = None
     executability: ExecutabilityOut | None = None
+    safety: dict[str, Any] | None = Field(default=None, description="A stress-safe plan (the case's safety): the plan "
+                                          "beside the cheapest one without the constraint, each under the stress set "
+                                          "and with its nearest liquidation (CASE_FORMAT.md, Stress-safe plans)")
     infeasibility: list[ShortfallOut] | None = None
 
 

@@ -49,6 +49,7 @@ from marginopt.models.margin import Measure
 from marginopt.models.margin.columns import reduce_rows
 from marginopt.optimizer.backends.base import Solution, SolveRequest
 from marginopt.optimizer.description import Description, LimitRow, Venue
+from marginopt.optimizer.safety import stress_terms
 from marginopt.optimizer.verify import Plan, Verification
 from marginopt.solvers.run import solve
 from marginopt.solvers.status import SolveStatus
@@ -85,6 +86,7 @@ class CvxpyBackend:
 
     name: ClassVar[str] = "cvxpy"
     fallback: ClassVar[str | None] = None
+    holds_safety: ClassVar[bool] = True  # the case's stress-safe constraints (``_safety``)
 
     def __init__(self, description: Description, elastic: bool = False) -> None:
         t0 = time.perf_counter()
@@ -109,6 +111,7 @@ class CvxpyBackend:
         self.limit_params: dict[str, cp.Parameter] = {}
         self.inventory: dict[str, Any] = {}
         self.venues = [self._venue(v) for v in d.venues]
+        self._safety()
         self._inventory()
         self._limits()
         self.cost_terms = ({"shortfall": cp.sum(cp.hstack(list(self.slacks.values())))} if self.elastic and self.slacks
@@ -152,6 +155,32 @@ class CvxpyBackend:
             self.constraints.append(vp.coverage)
         return vp
 
+    def _safety(self) -> None:
+        """The case's stress-safe constraints (``optimizer/safety.py``): each venue's margin balance at the
+        stressed market at or above its level there, for every move of the safety's stress set."""
+        self.safety: list[Any] = []
+        for term in stress_terms(self.description):
+            vp = self.venues[term.venue]
+            prices = term.book.case.market.prices
+            if vp.x is not None:
+                credited, _, _ = self._credited(vp.venue, vp.x, prices, f"{vp.name}.stress{len(self.safety)}")
+            else:
+                credited = sum(c.credited_value for c in term.book.collateral())
+            balance: Any = credited + term.held
+            if vp.position is not None:
+                assert self.h is not None
+                level = term.level if vp.columns is None else term.level.on_columns(vp.columns, term.book.q)
+                assert level is not None
+                margin: Any
+                margin, cons = level.cvxpy(vp.position)
+                self.constraints += cons
+                balance = balance + term.hedge_rates @ self.h[vp.venue.cands]
+            else:
+                margin = term.level.evaluate(term.book.q)
+            con = term.level_scale * margin <= balance + self._slack(term.name)
+            self.safety.append(con)
+            self.constraints.append(con)
+
     def _slack(self, name: str) -> Any:
         if not self.elastic:
             return 0.0
@@ -160,34 +189,40 @@ class CvxpyBackend:
 
     def _collateral(self, vp: VenueProgram) -> None:
         d, venue = self.description, vp.venue
-        schedules, prices = venue.book.venue, d.case.market.prices
         n = len(venue.assets)
         scale = self._collateral_scale(venue.assets)
         share = cp.Variable(n, nonneg=True, name=f"{venue.name}.collateral")
         vp.x = cp.multiply(scale, share)
-        y = cp.Variable(n, name=f"{venue.name}.value")
+        vp.credited, slope, vp.piece_asset = self._credited(venue, vp.x, d.case.market.prices, venue.name)
+        vp.params["value_rate"] = slope
+
+    def _credited(self, venue: Venue, x: Any, prices: Any, tag: str) -> tuple[Any, cp.Parameter, np.ndarray]:
+        """The credited value of ``x`` units posted at ``venue``, at ``prices``: each asset's value after haircut
+        ``y`` in the hypograph of its (tiered) schedule, capped by concentration limits; with the value rates
+        (a parameter that a market move reloads) and the asset of each piece."""
+        schedules = venue.book.venue
+        n = len(venue.assets)
+        y = cp.Variable(n, name=f"{tag}.value")
         piece_asset, intercept, rate = [], [], []
         for i, a in enumerate(venue.assets):
             b, r = pieces(schedules.collateral[a])
             piece_asset += [i] * len(b)
             intercept.append(b)
             rate.append(r)
-        vp.piece_asset = np.array(piece_asset, dtype=np.int64)
+        owner = np.array(piece_asset, dtype=np.int64)
         select = sp.csr_matrix((np.ones(len(piece_asset)), (np.arange(len(piece_asset)), piece_asset)), shape=(len(piece_asset), n))
-        slope = cp.Parameter(len(piece_asset), nonneg=True, name=f"{venue.name}.value_rate")
+        slope = cp.Parameter(len(piece_asset), nonneg=True, name=f"{tag}.value_rate")
         slope.value = np.concatenate(rate) * np.array([prices[venue.assets[i]] for i in piece_asset])
-        vp.params["value_rate"] = slope
-        self.constraints.append(select @ y <= np.concatenate(intercept) + cp.multiply(slope, select @ vp.x))
+        self.constraints.append(select @ y <= np.concatenate(intercept) + cp.multiply(slope, select @ x))
         limited = [(i, schedules.concentration[a]) for i, a in enumerate(venue.assets) if a in schedules.concentration]
-        if limited:
-            c = cp.Variable(n, nonneg=True, name=f"{venue.name}.credited")
-            self.constraints.append(c <= y)
-            idx = np.array([i for i, _ in limited])
-            limit = np.array([s for _, s in limited])
-            self.constraints.append(c[idx] <= limit * cp.sum(c))
-            vp.credited = cp.sum(c)
-        else:
-            vp.credited = cp.sum(y)
+        if not limited:
+            return cp.sum(y), slope, owner
+        c = cp.Variable(n, nonneg=True, name=f"{tag}.credited")
+        self.constraints.append(c <= y)
+        idx = np.array([i for i, _ in limited])
+        limit = np.array([s for _, s in limited])
+        self.constraints.append(c[idx] <= limit * cp.sum(c))
+        return cp.sum(c), slope, owner
 
     def _collateral_scale(self, assets: tuple[str, ...]) -> np.ndarray:
         """Units of each asset per unit of its variable (scaling only: the optimum is the same).
@@ -378,6 +413,10 @@ class CvxpyBackend:
         canonicalizing again, and solvers that can warm-start do."""
         t0 = time.perf_counter()
         self.description = d = description
+        if self.safety:  # the stressed books move with the market: built again
+            self._assemble()
+            self.build_seconds = time.perf_counter() - t0
+            return
         prices = d.case.market.prices
         for vp, venue in zip(self.venues, d.venues, strict=True):
             vp.venue = venue

@@ -397,6 +397,7 @@ class GenerationBackend(CvxpyBackend):
 
     name: ClassVar[str] = "generate"
     fallback: ClassVar[str | None] = None
+    holds_safety: ClassVar[bool] = False  # the stressed books' measures would be whole, not generated
 
     def __init__(self, description: Description, elastic: bool = False, generation: Generation | None = None) -> None:
         self.gen = generation or Generation()

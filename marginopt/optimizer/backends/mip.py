@@ -83,6 +83,7 @@ class MipBackend(CvxpyBackend):
     name: ClassVar[str] = "mip"
     fallback: ClassVar[str | None] = None
     holds_execution_terms: ClassVar[bool] = True
+    holds_safety: ClassVar[bool] = False  # routed away with a reason (backends.choose_backend)
 
     def __init__(self, description: Description, elastic: bool = False, mip_gap: float | None = None,
                  time_limit: float | None = None) -> None:

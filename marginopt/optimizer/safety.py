@@ -1,0 +1,196 @@
+"""Stress-safe plans: each venue's margin balance stays at or above a level under every move of a stress set.
+
+For a move ``s`` and a venue ``v``, at the stressed market (the whole case re-priced: ``MarketMoves``):
+
+    credited_s(x_v) + held_s + e_s . h_v  >=  level_s(q_v + A_v h)
+
+``credited_s`` is the collateral posted after the plan valued at the stressed prices (haircuts, tiers and
+concentration as the venue applies them: concave in ``x``); ``held_s`` the held book's unrealized P&L
+and option value there (``models.equity``); ``e_s`` each hedge's P&L per contract from today's mark to
+the stressed market (a hedge is traded at today's mark); ``level_s`` the venue's initial or
+maintenance margin measure on the stressed book (convex in the positions). A concave function at or
+above a convex one: the constraint is convex for every convex measure, and the program stays convex.
+
+A venue that does not credit long options (``credit_long_options: false``) and trades option hedges
+is refused: a bought option's premium leaves its balance and its value does not come back, a
+piecewise term this does not hold.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from dataclasses import dataclass
+from types import MappingProxyType
+from typing import TYPE_CHECKING, Any
+
+import numpy as np
+
+from marginopt.errors import OptimizationError
+from marginopt.health.report import health_report
+from marginopt.health.state import venue_health
+from marginopt.models import kernel_codes as K
+from marginopt.models.book import VenueBook
+from marginopt.models.case import Case
+from marginopt.models.equity import venue_equity
+from marginopt.models.margin import Measure, convex_form
+from marginopt.models.moves import MarketMoves
+from marginopt.models.positions import Positions
+from marginopt.models.stress import SafetyLevel
+from marginopt.models.venues import FractionOfInitial
+from marginopt.optimizer.description import Description, Venue
+from marginopt.typing import FloatArray
+
+if TYPE_CHECKING:
+    from marginopt.optimizer.verify import Plan
+
+
+@dataclass(frozen=True)
+class StressTerm:
+    venue: int  # index into ``Description.venues``
+    label: str  # the move, as text
+    book: VenueBook  # the venue's book at the stressed market
+    level: Measure  # the convex form of the level's measure there
+    level_scale: float  # a maintenance margin set as a fraction of initial: the fraction (else 1)
+    held: float  # the held book's unrealized P&L and option value there (collateral apart)
+    hedge_rates: FloatArray  # P&L per contract of each of the venue's candidates, from today's mark
+
+    @property
+    def name(self) -> str:
+        return f"{self.book.venue.name}: margin balance under {self.label}"
+
+
+def stress_terms(d: Description) -> list[StressTerm]:
+    """One term per move of the case's safety stress set and venue; none without ``safety``."""
+    safety = d.case.safety
+    if safety is None:
+        return []
+    moves = MarketMoves(d.case)
+    out = []
+    for k, move in enumerate(safety.stress.moves):
+        case = moves.at(move)
+        for i, venue in enumerate(d.venues):
+            book = VenueBook(case, venue.name)
+            level, scale = _level(book, safety.level)
+            out.append(StressTerm(i, safety.stress.label(k), book, level, scale,
+                                  venue_equity(book, 0.0).margin_balance, _hedge_rates(d, venue, book)))
+    return out
+
+
+def _level(book: VenueBook, level: SafetyLevel) -> tuple[Measure, float]:
+    im = convex_form(book.initial)
+    if level is SafetyLevel.INITIAL:
+        return im, 1.0
+    mm = book.maintenance
+    if mm is None:
+        return im, 1.0
+    if isinstance(mm, FractionOfInitial):
+        return im, mm.fraction
+    return convex_form(mm), 1.0
+
+
+def _hedge_rates(d: Description, venue: Venue, stressed: VenueBook) -> FloatArray:
+    """Each candidate's P&L per contract from today's mark to the stressed market, as equity counts it."""
+    if not venue.cands:
+        return np.zeros(0)
+    cols = venue.cand_columns
+    now, then = venue.book.inputs, stressed.inputs
+    if now.is_option[cols].any() and not venue.book.venue.credit_long_options:
+        raise OptimizationError(
+            f"venue {venue.name} does not credit long options (credit_long_options: false) and trades option hedges: "
+            "a stress-safe plan there is not modelled (a bought option's premium would leave the balance for "
+            "good); drop the safety or the option candidates at that venue", argument="case")
+    code, mult = now.code[cols], now.multiplier[cols]
+    m0, m1, spot = now.mark[cols], then.mark[cols], then.spot[cols]
+    return np.select(
+        [code == K.DELTA_ONE_LINEAR, code == K.DELTA_ONE_INVERSE, now.is_option[cols]],
+        [mult * (m1 - m0), mult * (1.0 / m0 - 1.0 / m1) * spot, then.value[cols] - now.value[cols]],
+        0.0,
+    )
+
+
+def case_after(d: Description, hedges: FloatArray, allocation: dict[str, dict[str, float]]) -> Case:
+    """The case as it stands after a plan: each hedge traded at today's mark (a position row of account
+    ``plan``, entered at today's mark), each venue's collateral as the plan posts it."""
+    case = d.case
+    pos = case.positions
+    traded = [(c, float(q)) for c, q in zip(d.cands, hedges, strict=True) if q != 0.0]
+    rows = Positions(pos.venue + tuple(c.venue for c, _ in traded), pos.account + ("plan",) * len(traded),
+                     pos.instrument + tuple(c.instrument for c, _ in traded),
+                     np.concatenate([pos.quantity, [q for _, q in traded]]), pos.notes,
+                     np.concatenate([pos.entries(), np.full(len(traded), np.nan)]))
+    venues = {name: v if name not in allocation else dataclasses.replace(v, posted=MappingProxyType(dict(allocation[name])))
+              for name, v in case.venues.items()}
+    return dataclasses.replace(case, positions=rows, venues=MappingProxyType(venues))
+
+
+def safety_outcomes(d: Description, hedges: FloatArray, allocation: dict[str, dict[str, float]]) -> list[tuple[str, str, float, float]]:
+    """At every move of the safety's stress set and every venue: (move, venue, margin balance, level), the whole
+    case after the plan re-priced and re-margined there with the venue's own measures (``health.state``):
+    independent of the program's form of the constraint."""
+    safety = d.case.safety
+    if safety is None:
+        return []
+    moves = MarketMoves(case_after(d, hedges, allocation))
+    out = []
+    for k, move in enumerate(safety.stress.moves):
+        moved = moves.at(move)
+        for v in d.venues:
+            h = venue_health(moved, v.name)
+            level = h.initial_margin if safety.level is SafetyLevel.INITIAL else h.maintenance_margin
+            out.append((safety.stress.label(k), v.name, h.margin_balance, level))
+    return out
+
+
+@dataclass(frozen=True)
+class PlanSafety:
+    """One plan under the stress set and in the market at large."""
+
+    objective_value: float | None  # None: no plan (status says why)
+    status: str
+    stressed: tuple[tuple[str, str, float, float], ...]  # (move, venue, margin balance, level) after the plan
+    liquidation: dict[str, tuple[str, float] | None]  # venue -> nearest liquidation (direction, move), None: none in the scan
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"status": self.status, "objective_value": self.objective_value,
+                "stressed": [{"move": m, "venue": v, "margin_balance": b, "level": lv} for m, v, b, lv in self.stressed],
+                "nearest_liquidation": {v: None if x is None else {"direction": x[0], "move": x[1]}
+                                        for v, x in self.liquidation.items()}}
+
+
+@dataclass(frozen=True)
+class SafetyCost:
+    """What safety costs: the safe plan beside the cheapest plan without the constraint (CASE_FORMAT.md)."""
+
+    stress: str
+    level: str
+    safe: PlanSafety
+    unconstrained: PlanSafety
+
+    @property
+    def over_unconstrained(self) -> float | None:
+        a, b = self.safe.objective_value, self.unconstrained.objective_value
+        return None if a is None or b is None else a - b
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"stress": self.stress, "level": self.level, "safe": self.safe.to_dict(),
+                "unconstrained": self.unconstrained.to_dict(), "over_unconstrained": self.over_unconstrained}
+
+
+def without_safety(d: Description) -> Description:
+    """The same problem (its books and scenario sets) without the safety constraint."""
+    return dataclasses.replace(d, case=dataclasses.replace(d.case, safety=None))
+
+
+def plan_safety(d: Description, status: str, value: float | None, plan: Plan | None) -> PlanSafety:
+    """A plan's stressed balances and each venue's nearest liquidation (``health``, the default scan)."""
+    if plan is None:
+        return PlanSafety(value, status, (), {})
+    allocation = plan.allocation if d.collateral_free else {}
+    stressed = tuple(safety_outcomes(d, plan.hedges, allocation))
+    after = dataclasses.replace(case_after(d, plan.hedges, allocation), safety=None)
+    report = health_report(after)
+    nearest = {}
+    for v in d.venues:
+        best = report.nearest(v.name, "maintenance")
+        nearest[v.name] = None if best is None else (best.direction.name, float(best.liquidation.move or 0.0))
+    return PlanSafety(value, status, stressed, nearest)
