@@ -32,7 +32,9 @@ pytestmark = pytest.mark.skipif(not MARGINOPT.is_file(), reason=f"the marginopt 
 
 DEMO = marginopt.demo_case_path()
 PLAN_KEYS = {"status", "objective", "objective_value", "hedges", "allocation", "margins", "shadow_prices", "verification", "solver",
-             "tolerance"}
+             "tolerance", "excess"}
+PLAN_OPTIONAL = {"certificate", "infeasibility", "limits", "safety", "executability"}  # present where the case has them
+MARGIN_KEYS = {"base_currency", "venues", "total_initial_margin", "total_shortfall", "total_surplus"}
 # What highspy >= 1.16 writes on stdout when a Highs() is constructed (the bug this file guards against).
 BANNER = ("Running HiGHS", "Copyright", "Includes third-party")
 
@@ -74,7 +76,7 @@ def path_of(case: Path, mode: str, solver: str | None = None) -> tuple[str, str]
 
 def assert_plan(doc: dict, status: str = "optimal") -> None:
     """The documented plan shape; an optimal plan verified; min_margin's objective is what it adds up."""
-    assert set(doc) - {"certificate", "infeasibility"} == PLAN_KEYS
+    assert set(doc) - PLAN_OPTIONAL == PLAN_KEYS
     assert doc["status"] == status
     assert set(doc["solver"]) == {"name", "build_seconds", "solve_seconds"}
     assert doc["tolerance"] == {"absolute": 1e-6, "relative": 1e-8}
@@ -149,8 +151,12 @@ def derive_margin(work, snapshot) -> dict:
 
 
 def test_margin_json_is_the_whole_document_and_adds_up(demo_margin):
-    """margin --format json: one document; the total is the sum of the venues, excess = collateral - IM."""
-    assert set(demo_margin) == {"base_currency", "venues", "total_initial_margin"}
+    """margin --format json: one document; the total is the sum of the venues, excess = collateral - IM,
+    shortfalls and surpluses summed apart."""
+    assert set(demo_margin) - {"limits"} == MARGIN_KEYS
+    excess = [v["excess"] for v in demo_margin["venues"]]
+    assert demo_margin["total_shortfall"] == pytest.approx(-sum(x for x in excess if x < 0))
+    assert demo_margin["total_surplus"] == pytest.approx(sum(x for x in excess if x > 0))
     venues = demo_margin["venues"]
     assert [v["venue"] for v in venues] == ["deribit_pm", "okx_std", "cme_es"]
     assert demo_margin["total_initial_margin"] == pytest.approx(sum(v["initial_margin"] for v in venues), rel=1e-12)

@@ -25,7 +25,7 @@ def demo_json():
 
 
 def test_demo_json_is_exactly_the_documented_shape(demo_json):
-    assert set(demo_json) == {"base_currency", "venues", "total_initial_margin"}
+    assert set(demo_json) - {"limits"} == {"base_currency", "venues", "total_initial_margin", "total_shortfall", "total_surplus"}
     assert [v["venue"] for v in demo_json["venues"]] == ["deribit_pm", "okx_std", "cme_es"]
     for v in demo_json["venues"]:
         assert set(v) == {"venue", "initial_margin", "maintenance_margin", "collateral_value", "excess", "worst_scenario", "components"}

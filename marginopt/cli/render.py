@@ -52,11 +52,13 @@ def margin_table(report: MarginReport, console: Console, title: str = "") -> Non
         )
     summary.add_section()
     summary.add_row("total", money(report.total_initial_margin), "", money(sum(v.collateral_value for v in report.venues)),
-                    money(sum(v.excess for v in report.venues)), "")
+                    "", "")
     console.print(summary)
     short = [v for v in report.venues if v.excess < 0]
     for v in short:
         console.print(f"[red]{v.venue} is short of collateral by {money(-v.excess)} {ccy}[/red]")
+    excess_line([v.excess for v in report.venues], [v.venue for v in report.venues], ccy, console)
+    limits_table(report.limits, ccy, console)
     for v in report.venues:
         _venue_detail(v, ccy, console)
     for note in report.notes:
@@ -202,10 +204,48 @@ def plan_table(result: Any, ccy: str, console: Console) -> None:
         m.add_row(str(r["venue"]), money(r["before"]), money(r["after"]), money(r["collateral_after"]), money(r["excess_after"]),
                   "" if shadow is None else f"{shadow:.6g}")
     console.print(m)
+    excess_line(list(result.margins["collateral_after"] - result.margins["after"]), list(result.margins["venue"]), ccy, console)
+    limits_table(getattr(result, "limits", ()), ccy, console)
     assets = {k: v for k, v in shadow_prices["assets"].items() if v != 0.0}
     if assets:
         console.print("one more unit of value of " + ", ".join(f"{k} changes the objective by {v:+.6g}" for k, v in assets.items()),
                       soft_wrap=True)
+
+
+def excess_line(excess: list[float], venues: list[str], ccy: str, console: Console) -> None:
+    """Shortfalls and surpluses summed apart: collateral at one venue does not cover another's margin."""
+    from marginopt.models.report import excess_apart
+
+    e = excess_apart(excess, venues)
+    short = f"; shortfall {money(e['total_shortfall'])} at {', '.join(e['short'])}" if e["short"] else ""
+    console.print(f"excess over initial margin, not netted across venues: surplus {money(e['total_surplus'])} {ccy}{short}",
+                  soft_wrap=True)
+
+
+def limits_table(uses: Any, ccy: str, console: Console) -> None:
+    """Each limit's value against its bounds, its use, whether it binds and, for a continuous plan, what one
+    more unit of the binding bound is worth (models/limit_use.py)."""
+    if not uses:
+        return
+
+    def num(x: float | None, unit: str) -> str:
+        if x is None:
+            return ""
+        return money(x) if unit == ccy else f"{x:.2%}" if unit.startswith("share") else f"{x:,.4f}"
+
+    worth = any(u.worth is not None for u in uses)
+    t = Table(title="Limits", title_justify="left", header_style="bold")
+    for col, right in (("limit", False), ("value", True), ("lower", True), ("upper", True), ("unit", False), ("use", True),
+                       ("binds", False)) + (((f"worth of 1 more, {ccy}", True),) if worth else ()):
+        t.add_column(col, justify="right" if right else "left")
+    for u in uses:
+        flag = u.binding or ("[red]violated[/red]" if u.violation > 0 else "")
+        row = [u.name, num(u.value, u.unit), num(u.lower, u.unit), num(u.upper, u.unit), u.unit,
+               "" if u.use is None else f"{u.use:.2%}", flag]
+        if worth:
+            row.append("" if u.worth is None or u.binding is None else f"{u.worth:,.6g}")
+        t.add_row(*row)
+    console.print(t)
 
 
 def quantity_in_lots(q: float, lot_size: float | None) -> str:

@@ -12,6 +12,7 @@ from marginopt.errors import Location, NotFoundError
 from marginopt.models.book import VenueBook
 from marginopt.models.case import Case
 from marginopt.models.collateral import CollateralLine
+from marginopt.models.limit_use import LimitUse, limit_uses
 from marginopt.models.magnitude import largest_position, require_finite
 from marginopt.models.margin.composite import bound_notes
 
@@ -54,12 +55,21 @@ class VenueMargin:
         }
 
 
+def excess_apart(excess: Any, venues: Any) -> dict[str, Any]:
+    """Excess per venue summed apart: shortfalls and surpluses are not netted across venues (collateral
+    at one venue does not cover another's margin)."""
+    pairs = [(str(v), float(x)) for v, x in zip(venues, excess, strict=True)]
+    return {"total_shortfall": sum(-x for _, x in pairs if x < 0.0), "total_surplus": sum(x for _, x in pairs if x > 0.0),
+            "short": [v for v, x in pairs if x < 0.0]}
+
+
 @dataclass(frozen=True)
 class MarginReport:
     base_currency: str
     valuation_date: dt.date
     venues: tuple[VenueMargin, ...]
     notes: tuple[str, ...] = ()  # what was done to the input on the way (duplicate position rows summed)
+    limits: tuple[LimitUse, ...] = ()  # each limit of the case, used by the book as it is
 
     @property
     def total_initial_margin(self) -> float:
@@ -78,7 +88,11 @@ class MarginReport:
             "base_currency": self.base_currency,
             "venues": [v.to_dict() for v in self.venues],
             "total_initial_margin": self.total_initial_margin,
+            **{k: v for k, v in excess_apart([v.excess for v in self.venues], [v.venue for v in self.venues]).items()
+               if k != "short"},
         }
+        if self.limits:
+            out["limits"] = [u.to_dict() for u in self.limits]
         if self.notes:  # only then: the contract's document is unchanged for every case that needs no note
             out["notes"] = list(self.notes)
         return out
@@ -135,9 +149,11 @@ def _check_finite(book: VenueBook, v: VenueMargin) -> None:
 
 def margin_report(case: Case, on_venue: Callable[[str], None] | None = None) -> MarginReport:
     """Margin, collateral and excess of every venue of the case, as positioned now."""
-    out = []
+    out, books = [], []
     for name in case.venues:
         if on_venue is not None:
             on_venue(name)
-        out.append(venue_margin(VenueBook(case, name)))
-    return MarginReport(case.base_currency, case.valuation_date, tuple(out), case.positions.notes)
+        books.append(VenueBook(case, name))
+        out.append(venue_margin(books[-1]))
+    limits = limit_uses(case, books, {b.venue.name: b.q for b in books}, {b.venue.name: b.venue.posted for b in books}, {})
+    return MarginReport(case.base_currency, case.valuation_date, tuple(out), case.positions.notes, tuple(limits))

@@ -11,6 +11,7 @@ from marginopt.errors import OptimizationError
 from marginopt.models.book import VenueBook
 from marginopt.models.case import Case
 from marginopt.models.enums import Objective
+from marginopt.models.limit_use import LimitUse, limit_uses, with_worth
 from marginopt.optimizer.attribution import euler_allocation
 from marginopt.optimizer.backends import build_backend, choose_backend, large
 from marginopt.optimizer.backends.base import Backend, Solution, SolveRequest
@@ -150,6 +151,7 @@ def _result(d: Description, status: str, report: SolveReport, check: Verificatio
     allocation = pd.DataFrame(columns=["venue", "asset", "quantity", "value", "posted_before"])
     margins = pd.DataFrame(columns=["venue", "before", "after", "collateral_after", "excess_after"])
     attribution: Callable[[], pd.DataFrame] | None = None
+    limits: list[LimitUse] = []
     if ok:
         plan: Plan = sol.plan  # type: ignore[assignment]
         assert check is not None
@@ -172,6 +174,12 @@ def _result(d: Description, status: str, report: SolveReport, check: Verificatio
         ], columns=margins.columns)
         outcomes = check.venues
         books = [v.book for v in d.venues]
+        traded: dict[str, float] = {}
+        for c, x in zip(d.cands, plan.hedges, strict=True):
+            traded[c.instrument] = traded.get(c.instrument, 0.0) + float(x)
+        posted = {v.name: plan.allocation.get(v.name, dict(v.book.venue.posted)) for v in d.venues}
+        duals = (sol.shadow or {}).get("limits", {}) if not d.execution_terms else {}  # a MIP has no duals
+        limits = with_worth(limit_uses(d.case, books, {o.venue: o.positions_after for o in outcomes}, posted, traded), duals)
         attribution = lambda: _attribution(books, outcomes)  # noqa: E731  (computed on demand)
     return OptimizationResult(
         status=status,
@@ -181,7 +189,9 @@ def _result(d: Description, status: str, report: SolveReport, check: Verificatio
         hedges=hedges,
         allocation=allocation,
         margins=margins,
-        shadow_prices=(sol.shadow or {"assets": {}, "venues": {}}) if ok else {"assets": {}, "venues": {}},
+        shadow_prices=({k: v for k, v in (sol.shadow or {"assets": {}, "venues": {}}).items() if k != "limits"} if ok
+                       else {"assets": {}, "venues": {}}),
+        limits=tuple(limits),
         verification=check,
         solver=report,
         shortfalls=shortfalls,

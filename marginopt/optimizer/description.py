@@ -73,6 +73,7 @@ class LimitRow:
     lower: float
     upper: float
     names: tuple[str, str]  # (below the lower bound, above the upper bound)
+    limit: str = ""  # the limit's name in reports (``models.limit_use``), its duals' key
 
 
 @dataclass
@@ -167,7 +168,8 @@ class Description:
             coef = np.array([lin.coefficients.get(c.instrument, 0.0) for c in self.cands])
             lo = -np.inf if lin.lower is None else lin.lower
             hi = np.inf if lin.upper is None else lin.upper
-            out.append(LimitRow(coef, lo, hi, (f"linear limit {k + 1} below {lo:g}", f"linear limit {k + 1} above {hi:g}")))
+            out.append(LimitRow(coef, lo, hi, (f"linear limit {k + 1} below {lo:g}", f"linear limit {k + 1} above {hi:g}"),
+                                f"linear limit {k + 1}"))
         return out
 
     def net_delta_rows(self) -> list[LimitRow]:
@@ -186,7 +188,8 @@ class Description:
                 if v.cands:
                     np.add.at(coef, v.cands, delta[v.cand_columns])
             if touched:
-                out.append(LimitRow(coef, low - held, high - held, (f"net delta {u} below {low:g}", f"net delta {u} above {high:g}")))
+                out.append(LimitRow(coef, low - held, high - held, (f"net delta {u} below {low:g}", f"net delta {u} above {high:g}"),
+                                    f"net delta {u}"))
         return out
 
     def limit_rows(self, net_delta: bool = True) -> tuple[FloatArray, FloatArray, FloatArray] | None:

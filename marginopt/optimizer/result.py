@@ -13,6 +13,8 @@ import pandas as pd
 from marginopt.errors import InfeasibleError, OptimizationError
 from marginopt.models.enums import Objective
 from marginopt.models.hedges import HedgeCandidate
+from marginopt.models.limit_use import LimitUse
+from marginopt.models.report import excess_apart
 from marginopt.optimizer.executability import Executability
 from marginopt.optimizer.safety import SafetyCost
 from marginopt.optimizer.verify import Verification
@@ -101,6 +103,7 @@ class OptimizationResult:
     # An executable plan (a case with execution terms): the continuous optimum and the naive rounding beside it.
     executability: Executability | None = None
     safety: SafetyCost | None = None  # a stress-safe plan: what safety costs (optimizer.safety)
+    limits: tuple[LimitUse, ...] = ()  # each limit's use after the plan, and its worth (models.limit_use)
     attribution_of: Callable[[], pd.DataFrame] | None = field(default=None, repr=False, compare=False)
 
     @cached_property
@@ -173,6 +176,10 @@ class OptimizationResult:
             out["executability"] = self.executability.to_dict()
         if self.safety is not None:
             out["safety"] = self.safety.to_dict()
+        if self.limits:
+            out["limits"] = [u.to_dict() for u in self.limits]
+        out["excess"] = excess_apart(self.margins["collateral_after"] - self.margins["after"], self.margins["venue"]) \
+            if self.succeeded else None
         if self.status == "infeasible":
             out["infeasibility"] = [{"constraint": name, "shortfall": amount} for name, amount in self.shortfalls]
         return out

@@ -14,7 +14,7 @@ from typing import TYPE_CHECKING
 
 import numpy as np
 
-from marginopt.models.book import whole_book_losses
+from marginopt.models.limit_use import limit_uses
 from marginopt.optimizer.safety import safety_outcomes
 
 if TYPE_CHECKING:
@@ -127,30 +127,25 @@ def verify(problem: Description, plan: Plan) -> Verification:
 
 
 def _limit_checks(problem: Description, outcomes: list[VenueOutcome]) -> list[Check]:
-    case, out = problem.case, []
-    by_venue = {o.venue: o for o in outcomes}
-    for u, (lo, hi) in case.limits.net_delta.items():
-        total = 0.0
-        for part in problem.parts:
-            inp = part.book.inputs
-            if u in inp.underlyings:
-                total += float(inp.delta_matrix()[inp.underlyings.index(u)] @ by_venue[part.name].positions_after)
-        out.append(_check(f"net delta {u} in [{lo:g}, {hi:g}]", max(total - hi, lo - total), max(abs(lo), abs(hi))))
-    if case.limits.max_loss is not None:
-        ids = problem.all_ids
-        q_all = np.zeros(len(ids))
-        at = {iid: k for k, iid in enumerate(ids)}
-        for part in problem.parts:
-            np.add.at(q_all, [at[iid] for iid in part.book.ids], by_venue[part.name].positions_after)
-        losses = whole_book_losses(case, case.limits.max_loss.scenarios, ids)
-        worst = float(np.max(losses.weights * losses.losses(q_all)))
-        out.append(_check("worst whole-book scenario loss <= max_loss", worst - case.limits.max_loss.limit, case.limits.max_loss.limit))
-    for k, lin in enumerate(case.limits.linear):
-        value = sum(lin.coefficients.get(c.instrument, 0.0) * h for c, h in zip(problem.cands, _hedges(problem, outcomes), strict=True))
-        if lin.lower is not None:
-            out.append(_check(f"linear limit {k + 1} >= {lin.lower:g}", lin.lower - value, abs(lin.lower)))
-        if lin.upper is not None:
-            out.append(_check(f"linear limit {k + 1} <= {lin.upper:g}", value - lin.upper, abs(lin.upper)))
+    """Net delta, the worst whole-book loss and the linear limits at the positions after the plan
+    (``models.limit_use``); the hedges read back from those positions (an independent path)."""
+    hedges: dict[str, float] = {}
+    for c, q in zip(problem.cands, _hedges(problem, outcomes), strict=True):
+        hedges[c.instrument] = hedges.get(c.instrument, 0.0) + q
+    uses = limit_uses(problem.case, [p.book for p in problem.parts], {o.venue: o.positions_after for o in outcomes}, {}, hedges)
+    out = []
+    for u in uses:
+        if u.kind == "net_delta":
+            assert u.lower is not None and u.upper is not None
+            out.append(_check(f"{u.name} in [{u.lower:g}, {u.upper:g}]", u.violation, max(abs(u.lower), abs(u.upper))))
+        elif u.kind == "max_loss":
+            assert u.upper is not None
+            out.append(_check("worst whole-book scenario loss <= max_loss", u.value - u.upper, u.upper))
+        elif u.kind == "linear":
+            if u.lower is not None:
+                out.append(_check(f"{u.name} >= {u.lower:g}", u.lower - u.value, abs(u.lower)))
+            if u.upper is not None:
+                out.append(_check(f"{u.name} <= {u.upper:g}", u.value - u.upper, abs(u.upper)))
     return out
 
 

@@ -92,10 +92,24 @@ class VenueMarginOut(BaseModel):
     components: dict[str, float]
 
 
+class LimitOut(BaseModel):
+    limit: str
+    value: float
+    lower: float | None
+    upper: float | None
+    unit: str
+    use: float | None = Field(description="value / the bound on its side")
+    binding: str | None = Field(description="upper or lower when the value is on that bound")
+    worth: float | None = Field(description="A continuous plan's objective saving per unit of the bound relaxed (its dual)")
+
+
 class MarginOut(BaseModel):
     base_currency: str
     venues: list[VenueMarginOut]
     total_initial_margin: float
+    total_shortfall: float = Field(description="Negative excesses summed (not netted against surpluses)")
+    total_surplus: float = Field(description="Positive excesses summed")
+    limits: list[LimitOut] | None = None
 
 
 class CrossingOut(BaseModel):
@@ -255,6 +269,8 @@ class PlanOut(BaseModel):
                                           "beside the cheapest one without the constraint, each under the stress set "
                                           "and with its nearest liquidation (CASE_FORMAT.md, Stress-safe plans)")
     infeasibility: list[ShortfallOut] | None = None
+    excess: dict[str, Any] | None = Field(default=None, description="total_shortfall and total_surplus after the plan, apart")
+    limits: list[LimitOut] | None = None
 
 
 class LegOut(BaseModel):

@@ -109,6 +109,7 @@ class CvxpyBackend:
         self.slacks: dict[str, cp.Variable] = {}
         self.constraints: list[Any] = []
         self.limit_params: dict[str, cp.Parameter] = {}
+        self.limit_cons: dict[str, list[Any]] = {}  # a limit's name (models.limit_use) -> its constraints, for duals
         self.inventory: dict[str, Any] = {}
         self.venues = [self._venue(v) for v in d.venues]
         self._safety()
@@ -277,7 +278,9 @@ class CvxpyBackend:
             self.limit_params["max_loss:losses"] = weighted
             limit = cp.Parameter(nonneg=True, value=d.case.limits.max_loss.limit, name="max_loss.limit")
             self.limit_params["max_loss:limit"] = limit
-            self.constraints.append(cp.max(weighted @ self._whole_book()) - self._slack("worst scenario loss above max_loss") <= limit)
+            con = cp.max(weighted @ self._whole_book()) - self._slack("worst scenario loss above max_loss") <= limit
+            self.limit_cons["worst whole-book scenario loss"] = [con]
+            self.constraints.append(con)
         assert self.z is not None
         self.constraints += [self.z >= d.lower / d.h_scale, self.z <= d.upper / d.h_scale]
 
@@ -287,12 +290,14 @@ class CvxpyBackend:
         coef = cp.Parameter(len(row.coefficients), value=row.coefficients, name=f"{key}.coefficients")
         self.limit_params[f"{key}:coefficients"] = coef
         expr = coef @ self.h
+        cons = self.limit_cons.setdefault(row.limit or key, [])
         if np.isfinite(row.lower):
             self.limit_params[f"{key}:lower"] = lo = cp.Parameter(value=row.lower, name=f"{key}.lower")
-            self.constraints.append(expr + self._slack(row.names[0]) >= lo)
+            cons.append(expr + self._slack(row.names[0]) >= lo)
         if np.isfinite(row.upper):
             self.limit_params[f"{key}:upper"] = hi = cp.Parameter(value=row.upper, name=f"{key}.upper")
-            self.constraints.append(expr - self._slack(row.names[1]) <= hi)
+            cons.append(expr - self._slack(row.names[1]) <= hi)
+        self.constraints += cons
 
     def _max_loss_losses(self) -> np.ndarray:
         d = self.description
@@ -391,7 +396,11 @@ class CvxpyBackend:
                 venues[vp.name] = d.kind.venue_weight
             elif vp.coverage is not None and vp.coverage.dual_value is not None:
                 venues[vp.name] = float(vp.coverage.dual_value)
-        return {"assets": assets, "venues": venues}
+        # Each limit's dual: the objective's saving per unit of its binding bound relaxed (cvxpy's duals of
+        # <= and >= constraints are non-negative; at most one side of a limit binds).
+        limits = {name: float(sum(float(np.asarray(c.dual_value).sum()) for c in cons if c.dual_value is not None))
+                  for name, cons in self.limit_cons.items()}
+        return {"assets": assets, "venues": venues, "limits": limits}
 
     def shortfalls(self, solver: str | None) -> tuple[tuple[str, float], ...]:
         """What is short and by how much (``elastic`` programs): the slacks at the optimum."""
