@@ -57,3 +57,23 @@ def test_a_binding_limit_says_what_one_more_unit_is_worth(write_case) -> None:
     assert delta.worth == pytest.approx(10003.0, rel=1e-4)
     doc = plan.to_dict()
     assert next(x for x in doc["limits"] if x["limit"] == "net delta BTC")["worth"] == pytest.approx(10003.0, rel=1e-4)
+
+
+@pytest.mark.parametrize("mode", ["allocate", "optimize"])
+def test_a_buffer_leaves_headroom_over_initial_margin(write_case, mode: str) -> None:
+    # 1 future needs IM 10,000 (10% of 100,000); a buffer of 20% of IM plus 5,000 makes the plan post
+    # 1.2 * 10,000 + 5,000 = 17,000 USDC at 5% a year: 850. allocate goes to the direct LP, optimize (with a
+    # hedge candidate it does not trade: any trade raises the fixed-rate margin) to the cvxpy program.
+    case = marginopt.load_case(write_case(
+        instruments=[FUTURE, PERP],
+        venues={"A": {"initial_margin": {"kind": "fixed_rate", "rate": 0.10}, "collateral": {"USDC": {"haircut": 0.0}},
+                      "buffer": {"fraction": 0.2, "amount": 5000}}},
+        positions=[{"venue": "A", "instrument": "F", "quantity": 1}],
+        hedges=[{"venue": "A", "instrument": "P", "max_buy": 1, "max_sell": 1, "cost_per_unit": 3}],
+        treasury={"USDC": {"quantity": 1e6, "cost": 0.05}}, objective="min_cost"))
+    plan = optimize(case, mode=mode)
+    assert plan.status == "optimal" and plan.verification.passed, plan.solver
+    assert plan.objective_value == pytest.approx(850.0, rel=1e-6)
+    assert plan.allocation["quantity"].sum() == pytest.approx(17000.0, rel=1e-6)
+    assert any("initial margin and its buffer covered" in c.name for c in plan.verification.checks)
+    assert plan.to_dict()["excess"]["total_surplus"] == pytest.approx(7000.0, rel=1e-6)

@@ -46,6 +46,16 @@ class Venue:
     # Whether the mark value of long options counts in the venue's equity (short options always count,
     # as a liability): ``credit_long_options: false`` for a venue that lends nothing against them.
     credit_long_options: bool = True
+    # Headroom every plan leaves over the initial margin (``buffer: {fraction: 0.2}`` of IM and/or
+    # ``{amount: 50000}``, base currency): collateral covers (1 + fraction) IM + amount.
+    buffer_fraction: float = 0.0
+    buffer_amount: float = 0.0
+
+    def required(self, margin: Any) -> Any:
+        """What a plan's collateral covers at this venue for ``margin`` (a number or a program's expression)."""
+        if self.buffer_fraction == 0.0 and self.buffer_amount == 0.0:
+            return margin
+        return (1.0 + self.buffer_fraction) * margin + self.buffer_amount
 
     def measure_specs(self) -> list[MeasureSpec]:
         """The initial margin measure, and the maintenance one when it is a measure."""
@@ -54,7 +64,7 @@ class Venue:
 
 
 _VENUE_KEYS = ("initial_margin", "maintenance_margin", "collateral", "concentration", "posted", "lists", "description",
-               "minimum_transfer", "max_moves", "credit_long_options")
+               "minimum_transfer", "max_moves", "credit_long_options", "buffer")
 
 
 def parse_venues(node: Node, market: MarketData, instruments: Container[str] | None = None) -> dict[str, Venue]:
@@ -131,8 +141,15 @@ def _parse_venue(name: str, node: Node, market: MarketData, instruments: Contain
     minimum_transfer = parts["minimum_transfer"].number(lower=0.0) if "minimum_transfer" in parts else 0.0
     max_moves = int(parts["max_moves"].number(lower=0.0, integer=True)) if "max_moves" in parts else None
     credit_long = parts["credit_long_options"].boolean() if "credit_long_options" in parts else True
+    fraction, amount = 0.0, 0.0
+    if "buffer" in parts and parts["buffer"].value is not None:
+        bparts = parts["buffer"].mapping(allowed=("fraction", "amount"))
+        if not bparts:
+            raise parts["buffer"].error("fraction (of initial margin) and/or amount (base currency)", parts["buffer"].value)
+        fraction = bparts["fraction"].number(lower=0.0, upper=10.0) if "fraction" in bparts else 0.0
+        amount = bparts["amount"].number(lower=0.0) if "amount" in bparts else 0.0
     return Venue(name, im, mm, MappingProxyType(collateral), MappingProxyType(concentration), MappingProxyType(posted),
-                 preset.id if preset is not None else None, lists, minimum_transfer, max_moves, credit_long)
+                 preset.id if preset is not None else None, lists, minimum_transfer, max_moves, credit_long, fraction, amount)
 
 
 def _with_preset(node: Node) -> tuple[Preset, dict[str, Node], set[str]]:

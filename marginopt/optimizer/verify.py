@@ -108,7 +108,9 @@ def verify(problem: Description, plan: Plan) -> Verification:
             used[a] = used.get(a, 0.0) + qty
         credited = book.credited_total({a: max(q, 0.0) for a, q in units.items()})
         if problem.coverage_required:
-            checks.append(_check(f"{part.name}: initial margin covered by collateral", after - credited, max(after, credited)))
+            need = book.venue.required(after)
+            what = "initial margin" if need == after else "initial margin and its buffer"
+            checks.append(_check(f"{part.name}: {what} covered by collateral", need - credited, max(need, credited)))
         outcomes.append(VenueOutcome(part.name, before, after, credited, q_after))
     if problem.collateral_free:
         posted_total: dict[str, float] = {}

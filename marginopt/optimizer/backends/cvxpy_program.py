@@ -152,7 +152,7 @@ class CvxpyBackend:
             vp.credited_const = cp.Parameter(nonneg=True, value=float(value), name=f"{venue.name}.collateral")
             vp.credited = vp.credited_const
         if d.coverage_required:
-            vp.coverage = vp.im <= vp.credited + self._slack(f"{venue.name}: initial margin not covered")
+            vp.coverage = book.venue.required(vp.im) <= vp.credited + self._slack(f"{venue.name}: initial margin not covered")
             self.constraints.append(vp.coverage)
         return vp
 

@@ -220,7 +220,7 @@ class DirectBackend:
         idx, lo, hi = [], [], []
         for part in self.problem.parts:
             idx.append(st.coverage_rows[part.name])
-            lo.append(part.book.initial.evaluate(part.book.q))
+            lo.append(part.book.venue.required(part.book.initial.evaluate(part.book.q)))  # the buffer on top
             hi.append(INF)
         for a, r in st.inventory_rows.items():
             units = (case.treasury[a].quantity if a in case.treasury else 0.0) + posted_total.get(a, 0.0)

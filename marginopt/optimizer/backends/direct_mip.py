@@ -143,7 +143,7 @@ def execution_terms(problem: Description, st: _Structure) -> _Terms:
         if not (spec.minimum_transfer > 0.0 or spec.max_moves is not None or counted):
             continue
         minimum, mine = spec.minimum_transfer, []
-        margin = float(part.book.initial.evaluate(part.book.q))
+        margin = float(part.book.venue.required(part.book.initial.evaluate(part.book.q)))  # with its buffer
         for i, a in enumerate(part.assets):
             g, value = int(gcols[i]), prices[a] * float(part.posted[i])
             above = max(prices[a] * problem.available(a) - value, 0.0)
