@@ -196,14 +196,21 @@ def plan_table(result: Any, ccy: str, console: Console) -> None:
         safety_table(result.safety, ccy, console)
     m = Table(title="Initial margin", title_justify="left", header_style="bold")
     m.add_column("venue")
-    for col in ("before", "after", "collateral after", "excess after", f"shadow {ccy}/{ccy}"):
+    for col in ("before", "after", "collateral after", "excess after", "margin balance after", f"shadow {ccy}/{ccy}"):
         m.add_column(col, justify="right")
     shadow_prices = result.shown_shadow_prices
-    for r in result.margins.to_dict("records"):
+    rows = result.margins.to_dict("records")
+    for r in rows:
         shadow = shadow_prices["venues"].get(str(r["venue"]))
         m.add_row(str(r["venue"]), money(r["before"]), money(r["after"]), money(r["collateral_after"]), money(r["excess_after"]),
-                  "" if shadow is None else f"{shadow:.6g}")
+                  money(r.get("balance_after")), "" if shadow is None else f"{shadow:.6g}")
     console.print(m)
+    for r in rows:  # the balance counts what the collateral does not: P&L and option value (models/equity.py)
+        short = float(r["after"]) - float(r.get("balance_after", r["after"]))
+        if short > 1e-6 * max(1.0, float(r["after"])):
+            console.print(f"{r['venue']}: the plan's collateral covers the initial margin, but the venue's margin balance "
+                          f"(collateral, unrealized P&L and option value) is {money(short)} {ccy} below it: a buffer "
+                          f"{{amount: {short:,.0f}}} there covers it (marginopt health shows the balance)", soft_wrap=True)
     excess_line(list(result.margins["collateral_after"] - result.margins["after"]), list(result.margins["venue"]), ccy, console)
     limits_table(getattr(result, "limits", ()), ccy, console)
     assets = {k: v for k, v in shadow_prices["assets"].items() if v != 0.0}

@@ -24,7 +24,7 @@ from marginopt.optimizer.executability import (
 )
 from marginopt.optimizer.problem import MarginProblem
 from marginopt.optimizer.result import OptimizationResult
-from marginopt.optimizer.safety import SafetyCost, plan_safety, without_safety
+from marginopt.optimizer.safety import SafetyCost, balances_after, plan_safety, without_safety
 from marginopt.optimizer.verify import Plan, VenueOutcome, Verification, verify
 from marginopt.solvers.status import SolveReport, SolveStatus
 
@@ -149,7 +149,7 @@ def _result(d: Description, status: str, report: SolveReport, check: Verificatio
     ok = status == "optimal" and check is not None
     hedges = pd.DataFrame(columns=["venue", "instrument", "quantity", "cost"])
     allocation = pd.DataFrame(columns=["venue", "asset", "quantity", "value", "posted_before"])
-    margins = pd.DataFrame(columns=["venue", "before", "after", "collateral_after", "excess_after"])
+    margins = pd.DataFrame(columns=["venue", "before", "after", "collateral_after", "excess_after", "balance_after"])
     attribution: Callable[[], pd.DataFrame] | None = None
     limits: list[LimitUse] = []
     if ok:
@@ -168,9 +168,10 @@ def _result(d: Description, status: str, report: SolveReport, check: Verificatio
                 if abs(qty) > 1e-12 or before:
                     rows.append({"venue": v.name, "asset": a, "quantity": qty, "value": qty * prices[a], "posted_before": before})
         allocation = pd.DataFrame(rows, columns=allocation.columns)
+        balances = balances_after(d, plan.hedges, plan.allocation if d.collateral_free else {})
         margins = pd.DataFrame([
             {"venue": o.venue, "before": o.margin_before, "after": o.margin_after, "collateral_after": o.collateral_after,
-             "excess_after": o.collateral_after - o.margin_after} for o in check.venues
+             "excess_after": o.collateral_after - o.margin_after, "balance_after": balances[o.venue]} for o in check.venues
         ], columns=margins.columns)
         outcomes = check.venues
         books = [v.book for v in d.venues]

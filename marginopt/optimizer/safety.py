@@ -123,6 +123,19 @@ def case_after(d: Description, hedges: FloatArray, allocation: dict[str, dict[st
     return dataclasses.replace(case, positions=rows, venues=MappingProxyType(venues))
 
 
+def balances_after(d: Description, hedges: FloatArray, allocation: dict[str, dict[str, float]]) -> dict[str, float]:
+    """Each venue's margin balance after a plan (collateral as posted by it, the held book's P&L and option
+    value, the hedges at today's mark): what the venue counts against its margin, beside the collateral
+    that the plan makes cover it."""
+    after = case_after(d, hedges, allocation)
+    out = {}
+    for v in d.venues:
+        book = VenueBook(after, v.name)
+        credited = sum(c.credited_value for c in book.collateral())
+        out[v.name] = venue_equity(book, credited).margin_balance
+    return out
+
+
 def safety_outcomes(d: Description, hedges: FloatArray, allocation: dict[str, dict[str, float]]) -> list[tuple[str, str, float, float]]:
     """At every move of the safety's stress set and every venue: (move, venue, margin balance, level), the whole
     case after the plan re-priced and re-margined there with the venue's own measures (``health.state``):
