@@ -71,8 +71,8 @@ def fetch_account(exchange: str, *, base_currency: str = "USD", environ: Mapping
         step = "fetch_time"
         now = client.milliseconds()
     except ccxt.BaseError as exc:
-        raise CaseError(None, f"--exchange {exchange} ({step})", "a reachable exchange that accepts the credentials",
-                        f"{type(exc).__name__}: {redact(str(exc), secrets)}") from None
+        raise CaseError(None, f"--exchange {exchange} ({step})", "a reachable exchange that accepts the credentials; "
+                        f"ccxt said {why(exc, secrets)}") from None
     keep = set(held) | set(tickers)
     return {"format": "ccxt", "exchange": exchange, "timestamp": now,
             "markets": [m for m in markets if m.get("symbol") in keep], "positions": positions, "balance": balance,
@@ -111,6 +111,20 @@ def _tickers(client: Any, symbols: list[str]) -> dict[str, Any]:
                     ticker[key] = mark[key]
         out[symbol] = ticker
     return out
+
+
+def why(exc: BaseException, secrets: list[str]) -> str:
+    """ccxt's error and the first error of its chain (the network's: ccxt's own text names only the request)."""
+    text = f"{type(exc).__name__}: {exc}"
+    root: BaseException | None = exc
+    seen = []
+    while root is not None and root not in seen:
+        seen.append(root)
+        root = root.__cause__ or root.__context__
+    if len(seen) > 1:
+        first = str(seen[-1]).splitlines()[0] if str(seen[-1]) else ""
+        text += f" (under it {type(seen[-1]).__name__}: {first})"
+    return redact(text, secrets)
 
 
 def redact(text: str, secrets: list[str]) -> str:
