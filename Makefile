@@ -1,6 +1,6 @@
 # `make demo` and `make test` each create .venv when missing and install into it exactly the
-# versions in uv.lock (marginopt itself editable, with its test, service, distributed and plots
-# extras), then run the demo case or the whole test suite (`make test` also installs Debian's
+# versions in uv.lock (marginopt itself editable, with its test, service, distributed, plots and
+# venues extras), then run the demo case or the whole test suite (`make test` also installs Debian's
 # chromium for the browser test). uv, pinned here, is installed once into .tools/ by the
 # interpreter's own pip; it resolves and installs 10-20x faster than pip (README: set-up times).
 PYTHON ?= $(shell command -v python3.11 2>/dev/null || command -v python3)
@@ -10,7 +10,7 @@ STAMP := $(VENV)/.installed-stamp
 CHROMIUM := /usr/bin/chromium
 UV_VERSION := 0.13.9
 UV := .tools/bin/uv
-EXTRAS := --extra test --extra service --extra distributed --extra plots
+EXTRAS := --extra test --extra service --extra distributed --extra plots --extra venues
 LATEST := .venv-latest
 
 # uv takes the interpreter named above and never downloads one of its own.
@@ -55,7 +55,7 @@ upgrade: | $(UV)
 # tells at once whether a new release breaks something. Not part of CI.
 test-latest: $(CHROMIUM) | $(UV)
 	$(UV) venv --allow-existing --python $(PYTHON) $(LATEST)
-	$(UV) pip install --python $(LATEST)/bin/python --upgrade --reinstall-package marginopt -e '.[test,service,distributed,plots]'
+	$(UV) pip install --python $(LATEST)/bin/python --upgrade --reinstall-package marginopt -e '.[test,service,distributed,plots,venues]'
 	$(LATEST)/bin/python -m pytest
 
 bench: $(STAMP)

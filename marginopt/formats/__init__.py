@@ -1,4 +1,4 @@
-"""Outside formats: files a venue writes (a margin snapshot now, venue exports later) that marginopt reads.
+"""Outside formats: files a venue writes (a margin snapshot, an account export) that marginopt reads.
 
 A format has a name (the command line's ``--from`` value), a line saying what it is, and
 where its code is: a reader that prices a snapshot (``margin``), a writer that makes a
@@ -11,6 +11,10 @@ registry finds the modules by itself, as ``marginopt.presets`` finds presets, so
 is added by one file here and its code beside the venue's model (``marginopt/models/<venue>/``).
 The declarations are data: code is named as ``"module:function"`` and imported when a
 format is used, so listing the formats (``marginopt --help``) loads nothing heavy.
+
+An *account* format (``ACCOUNTS``, a tuple of ``AccountFormat``) is a venue account's export
+(positions, balances, the instruments' terms and marks) that ``marginopt import --from <name>``
+turns into a case, and, where the format is a client's, fetches live (``--exchange``).
 """
 
 from __future__ import annotations
@@ -92,19 +96,51 @@ class OutsideFormat:
         return path
 
 
+@dataclass(frozen=True)
+class AccountFormat:
+    """A venue account's export that ``marginopt import`` turns into a case (each ``"module:function"``,
+    imported on use).
+
+    ``importer(files, out, **options) -> ImportResult`` writes the case from saved exports;
+    ``fetcher(exchange, **options) -> payload`` fetches one account live (credentials from the
+    environment), the payload the importer reads; ``extra`` names the optional dependencies it needs
+    (``pip install marginopt[<extra>]``).
+    """
+
+    name: str
+    description: str
+    importer: str
+    fetcher: str
+    extra: str
+
+    def import_files(self, files: Sequence[Path], out: Path, **options: Any) -> Any:
+        """Write a case into ``out`` from the saved exports ``files``; what was imported and skipped."""
+        return _resolve(self.importer)(files, out, **options)
+
+    def fetch(self, exchange: str, **options: Any) -> Any:
+        """One account fetched live from ``exchange``, as the importer reads a saved export."""
+        return _resolve(self.fetcher)(exchange, **options)
+
+
 def _resolve(target: str) -> Callable[..., Any]:
     module, _, name = target.partition(":")
     function: Callable[..., Any] = getattr(importlib.import_module(module), name)
     return function
 
 
-def _load() -> dict[str, OutsideFormat]:
+def _load() -> tuple[dict[str, OutsideFormat], dict[str, AccountFormat]]:
     formats: dict[str, OutsideFormat] = {}
+    accounts: dict[str, AccountFormat] = {}
     for info in pkgutil.iter_modules(__path__):
-        for fmt in getattr(importlib.import_module(f"{__name__}.{info.name}"), "FORMATS", ()):
+        module = importlib.import_module(f"{__name__}.{info.name}")
+        for fmt in getattr(module, "FORMATS", ()):
             if fmt.name in formats or fmt.name == "case":
                 raise RuntimeError(f"outside format {fmt.name} defined twice or named 'case' ({info.name})")
             formats[fmt.name] = fmt
+        for account in getattr(module, "ACCOUNTS", ()):
+            if account.name in accounts:
+                raise RuntimeError(f"account format {account.name} defined twice ({info.name})")
+            accounts[account.name] = account
     for key in ("family", "case_command"):
         values = [getattr(f, key) for f in formats.values()]
         if len(set(values)) != len(values):
@@ -112,10 +148,10 @@ def _load() -> dict[str, OutsideFormat]:
     kinds = [kind for f in formats.values() for kind in f.measures]
     if len(set(kinds)) != len(kinds):
         raise RuntimeError(f"two outside formats register the same measure kind: {', '.join(sorted(kinds))}")
-    return formats
+    return formats, accounts
 
 
-_FORMATS = _load()
+_FORMATS, _ACCOUNTS = _load()
 
 
 def format_names() -> tuple[str, ...]:
@@ -148,5 +184,16 @@ def measure_module(kind: str) -> str | None:
     return next((f.measures[kind] for f in _FORMATS.values() if kind in f.measures), None)
 
 
-__all__ = ["CaseOption", "OutsideFormat", "SnapshotMargin", "format_names", "format_of_family", "formats", "get_format",
-           "measure_kinds", "measure_module"]
+def account_formats() -> tuple[AccountFormat, ...]:
+    """The account formats, as ``marginopt import --from`` takes them."""
+    return tuple(_ACCOUNTS.values())
+
+
+def get_account_format(name: str) -> AccountFormat:
+    if name not in _ACCOUNTS:
+        raise CaseError(None, "from", f"one of {', '.join(_ACCOUNTS)}", name)
+    return _ACCOUNTS[name]
+
+
+__all__ = ["AccountFormat", "CaseOption", "OutsideFormat", "SnapshotMargin", "account_formats", "format_names",
+           "format_of_family", "formats", "get_account_format", "get_format", "measure_kinds", "measure_module"]
