@@ -67,14 +67,6 @@ def tail_weights(losses: FloatArray, prob: FloatArray, beta: float) -> FloatArra
     return out
 
 
-def tail_rows(losses: FloatArray, prob: FloatArray, beta: float) -> tuple[np.ndarray, FloatArray]:
-    """The tail's scenarios and the weight of each in the tail mean: ``tail_weights`` where it is not
-    zero, without an array over every scenario."""
-    order, take = _tail(losses, prob, beta)
-    keep = take > 0
-    return order[keep], take[keep] / beta
-
-
 # Rows of a scenario matrix read at a time where a tail is found without the loss vector (``matrix_tail``).
 _TAIL_BLOCK = 1 << 14
 
