@@ -14,8 +14,6 @@ from typing import TYPE_CHECKING
 
 import numpy as np
 
-from marginopt.models.book import whole_book_losses
-
 if TYPE_CHECKING:
     from marginopt.optimizer.description import Description
 
@@ -140,8 +138,9 @@ def _limit_checks(problem: Description, outcomes: list[VenueOutcome]) -> list[Ch
         at = {iid: k for k, iid in enumerate(ids)}
         for part in problem.parts:
             np.add.at(q_all, [at[iid] for iid in part.book.ids], by_venue[part.name].positions_after)
-        losses = whole_book_losses(case, case.limits.max_loss.scenarios, ids)
-        worst = float(np.max(losses.weights * losses.losses(q_all)))
+        losses = problem.max_loss_losses
+        assert losses is not None
+        worst = losses.worst_loss(q_all)
         out.append(_check("worst whole-book scenario loss <= max_loss", worst - case.limits.max_loss.limit, case.limits.max_loss.limit))
     for k, lin in enumerate(case.limits.linear):
         value = sum(lin.coefficients.get(c.instrument, 0.0) * h for c, h in zip(problem.cands, _hedges(problem, outcomes), strict=True))

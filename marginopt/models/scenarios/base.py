@@ -139,6 +139,11 @@ class ScenarioLosses:
         m = self.matrix
         return max(float(np.abs(m[lo:lo + _MOVE_ROWS] @ q).max(initial=0.0)) for lo in range(0, m.shape[0], _MOVE_ROWS))
 
+    def worst_loss(self, q: FloatArray) -> float:
+        """The largest weighted loss ``max_s w_s (L q)_s`` at positions ``q``, read block by block."""
+        m, w = self.matrix, self.weights
+        return max(float(np.max(w[lo:lo + _MOVE_ROWS] * (m[lo:lo + _MOVE_ROWS] @ q))) for lo in range(0, m.shape[0], _MOVE_ROWS))
+
     def groups(self) -> list[slice]:
         b = self.group_bounds
         assert b is not None

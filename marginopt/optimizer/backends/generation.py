@@ -26,11 +26,12 @@ import cvxpy as cp
 import numpy as np
 
 from marginopt.models.margin import Measure
-from marginopt.models.margin.columns import Folded
+from marginopt.models.margin.columns import Folded, reduce_rows
 from marginopt.models.margin.composite import Composite
 from marginopt.models.margin.leaves import scenario_leaves
 from marginopt.models.margin.scenario_max import ScenarioMax
 from marginopt.models.margin.shortfall import ExpectedShortfall
+from marginopt.models.scenarios import ScenarioLosses
 from marginopt.optimizer.backends.base import Certificate, Solution, SolveRequest
 from marginopt.optimizer.backends.cvxpy_program import CvxpyBackend
 from marginopt.optimizer.backends.in_program import BAND, BAND_MAX, CutModel, Restricted, ShortfallCuts, take_cut
@@ -58,6 +59,7 @@ VIOLATION_TOL = 1e-7
 # x 4 hedges (a tail of 200) took 58 rounds and x 8, 16 or 32 did not converge in 60, where their working
 # sets take 1-2 rounds and 330 scenarios.
 CUT_COLUMNS = 8
+_BLOCK = 1 << 15  # scenarios of a max_loss set read at a time
 CUT_TAIL = 1000  # scenarios in a tail (beta n); below it a working set stays small
 # The safety net: a measure whose cuts still miss its ES after this many rounds goes to a working set,
 # seeded with the tail at the last plan and the band's width of scenarios after it (every tail a cut saw
@@ -104,6 +106,7 @@ class Generation:
     starts: dict[str, FloatArray] = field(default_factory=dict)  # venue -> positions the first sets are taken at
     # venue -> the map to the hedged columns its program holds (positions [q_C, 1]); absent: the whole book
     folds: dict[str, Folded] = field(default_factory=dict)
+    max_loss: np.ndarray | None = None  # the max_loss limit's working set (scenarios of the whole book's set)
 
     def _at(self, venue: str, q: FloatArray) -> FloatArray:
         """A venue's positions as its program holds them."""
@@ -154,12 +157,19 @@ class Generation:
 
         return walk(measure)
 
-    def refine(self, positions: dict[str, FloatArray]) -> int:
-        """Add the scenarios violated at the plan (venue -> positions after it); how many. ``stale`` says
-        whether the program must be compiled again (a working set grew, cuts outgrew their slots or went to
-        a working set), else the cuts added are in its parameters already."""
+    def refine(self, positions: dict[str, FloatArray], whole: tuple[ScenarioLosses, FloatArray] | None = None) -> int:
+        """Add the scenarios violated at the plan (venue -> positions after it; ``whole``: the max_loss
+        limit's losses and the whole book after it); how many. ``stale`` says whether the program must be
+        assembled again (a working set grew, cuts outgrew their slots or went to a working set, a band
+        moved), else the cuts added are in its parameters already."""
         total = 0
         self.stale = False
+        if whole is not None and self.max_loss is not None:
+            viol = worse_than_held(*whole, self.max_loss)
+            if viol.size:
+                self.max_loss = np.union1d(self.max_loss, viol)
+                total += viol.size
+                self.stale = True
         self.plans.update(positions)
         for key, r in self.restricted.items():
             venue = key[0]
@@ -233,10 +243,13 @@ class Generation:
         return added, moved
 
     def sizes(self) -> dict[str, int]:
-        """Working-set scenarios in the last program, per venue (a venue on cuts alone: 0)."""
+        """Working-set scenarios in the last program, per venue (a venue on cuts alone: 0), and the
+        max_loss limit's (``max_loss``) where it has one."""
         out: dict[str, int] = {}
         for (venue, _), r in self.restricted.items():
             out[venue] = out.get(venue, 0) + (sum(len(w) for w in r.working) if isinstance(r, Restricted) else 0)
+        if self.max_loss is not None:
+            out["max_loss"] = len(self.max_loss)
         return out
 
     def cut_sizes(self) -> dict[str, int]:
@@ -257,6 +270,34 @@ def folded(measure: Measure, cols: np.ndarray, q0: FloatArray) -> Measure | None
         terms = [folded(t, cols, q0) for t in measure.terms]
         return None if any(t is None for t in terms) else type(measure)(measure.name, terms)  # type: ignore[arg-type]
     return measure.on_columns(cols, q0)
+
+
+def largest_weighted(losses: ScenarioLosses, q: FloatArray, k: int) -> np.ndarray:
+    """The ``k`` scenarios with the largest weighted loss ``w_s (L q)_s`` (in index order), read block by block."""
+    rows, values = np.empty(0, dtype=np.intp), np.empty(0)
+    for lo in range(0, losses.shape[0], _BLOCK):
+        block = losses.weights[lo:lo + _BLOCK] * (losses.matrix[lo:lo + _BLOCK] @ q)
+        rows, values = np.concatenate([rows, np.arange(lo, lo + len(block))]), np.concatenate([values, block])
+        if len(values) > k:
+            keep = np.argpartition(-values, k - 1)[:k]
+            rows, values = rows[keep], values[keep]
+    return np.sort(rows)
+
+
+def worse_than_held(losses: ScenarioLosses, q: FloatArray, held: np.ndarray) -> np.ndarray:
+    """Scenarios outside ``held`` whose weighted loss at ``q`` exceeds the largest of ``held``'s by more than
+    ``VIOLATION_TOL`` of the largest loss, the worst ``add_size("max")`` of them; read block by block."""
+    level = float(np.max(losses.weights[held] * (losses.matrix[held] @ q)))
+    rows, values, size = np.empty(0, dtype=np.intp), np.empty(0), 0.0
+    for lo in range(0, losses.shape[0], _BLOCK):
+        block = losses.weights[lo:lo + _BLOCK] * (losses.matrix[lo:lo + _BLOCK] @ q)
+        size = max(size, float(np.abs(block).max(initial=0.0)))
+        above = np.flatnonzero(block > level)
+        rows, values = np.concatenate([rows, above + lo]), np.concatenate([values, block[above]])
+    out = ~np.isin(rows, held) & (values > level + VIOLATION_TOL * max(1.0, size))
+    rows, values = rows[out], values[out]
+    cap = add_size("max", 0.0, losses.shape[0])
+    return np.sort(rows[np.argpartition(-values, cap - 1)[:cap]] if len(rows) > cap else rows)
 
 
 def start_positions(problem: Description) -> dict[str, FloatArray]:
@@ -349,6 +390,23 @@ class GenerationBackend(CvxpyBackend):
             fold, measure = None, venue.measure
         return self.gen.restrict(venue.name, measure, venue.book.q, len(venue.cands), fold), (None if fold is None else cols)
 
+    def _max_loss_losses(self) -> np.ndarray:
+        """The max_loss limit on a working set: its scenario set is a maximum over the whole book, restricted
+        as a scenario-maximum margin is (first the worst weighted losses at the book held, then what each
+        plan's violate), so a large set never enters the program whole."""
+        losses = self.description.max_loss_losses
+        assert losses is not None
+        q_all = self._whole_positions()
+        if self.gen.max_loss is None:
+            self.gen.max_loss = largest_weighted(losses, q_all, seed_size("max", 0.0, losses.shape[0], 0))
+        rows = self.gen.max_loss
+        return reduce_rows(losses.weights[rows, None] * losses.matrix[rows], self._whole_cols, q_all)
+
+    def _whole(self, hedges: FloatArray) -> tuple[ScenarioLosses, FloatArray] | None:
+        """The max_loss limit's losses and the whole book after ``hedges`` (None without the limit in the program)."""
+        losses = self.description.max_loss_losses
+        return None if losses is None or self.h is None else (losses, self.description.whole_book(hedges))
+
     def rebuild(self) -> None:
         """Compile again after the working sets grew (the books are kept).
 
@@ -387,7 +445,7 @@ class GenerationBackend(CvxpyBackend):
             lower = float(self.problem.value)
             plan = self.plan()
             # Only the positions are needed to find violated scenarios; the plan is verified once, at the end.
-            if not self.gen.refine(d.positions_after(plan.hedges)) or rounds >= self.gen.max_rounds():
+            if not self.gen.refine(d.positions_after(plan.hedges), self._whole(plan.hedges)) or rounds >= self.gen.max_rounds():
                 break
             if self.gen.stale:
                 self.rebuild()
@@ -431,7 +489,8 @@ class GenerationBackend(CvxpyBackend):
             report = solve(self.problem, self.problem_class, forced=solver, parametric=False)
             if report.status is not SolveStatus.OPTIMAL:
                 return (("the elastic problem could not be solved", float("nan")),)
-            if not self.gen.refine(self.description.positions_after(self.plan().hedges)):
+            hedges = self.plan().hedges
+            if not self.gen.refine(self.description.positions_after(hedges), self._whole(hedges)):
                 break
             if rounds >= self.gen.max_rounds():
                 return (("the elastic problem's scenario generation did not converge", float("nan")),)
