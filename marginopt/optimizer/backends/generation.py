@@ -342,7 +342,7 @@ def _rows_of(matrix: FloatArray, cols: np.ndarray, q: FloatArray) -> Callable[[n
 
 def _release(problem: cp.Problem | None) -> None:
     """Drop the solver instance cvxpy keeps in ``problem`` for a warm start (never used here: each
-    round compiles a new program), with its factorization; the solution stays on the variables."""
+    round's program is compiled anew), with its factorization; the solution stays on the variables."""
     cache = getattr(problem, "_solver_cache", None)
     if isinstance(cache, dict):
         cache.clear()
@@ -368,8 +368,9 @@ def _seed(m: ExpectedShortfall | ScenarioMax, g: slice, q: FloatArray, n_hedges:
 
 
 class GenerationBackend(CvxpyBackend):
-    """The cvxpy program with every large ES and scenario-maximum measure on a working set,
-    compiled again each round the working sets grow (and after a market move)."""
+    """The cvxpy program with every large ES and scenario-maximum measure on a working set or cuts (and a
+    max_loss limit on a working set), assembled again each round a working set grows or a band moves, and
+    after a market move; a round that only adds cuts loads them into the program as it is."""
 
     name: ClassVar[str] = "generate"
     fallback: ClassVar[str | None] = None

@@ -25,7 +25,7 @@ from marginopt.models.margin.scenario_max import ScenarioMax
 from marginopt.models.margin.shortfall import ExpectedShortfall, ranked, rows_product, tail_mean
 from marginopt.typing import FloatArray
 
-CUT_SLOTS = 16  # the fewest cut rows per group a program is compiled with (``ShortfallCuts``)
+CUT_SLOTS = 16  # the fewest cut rows per group a program is assembled with (``ShortfallCuts``)
 # Scenarios either side of the VaR a band holds row by row (``Band``) at first, and at most: a band placed
 # at a settled plan that misses the next one doubles, up to BAND_MAX. Its rows cost about 2.5 KiB each in
 # cvxpy and Clarabel (a row and a variable a scenario). The demo's optimize at 400,000 Monte Carlo
@@ -261,7 +261,7 @@ class ShortfallCuts(InProgram):
         slot.value = value
 
     def refresh(self) -> bool:
-        """Load the cuts into the compiled program; False where they no longer fit its slots (compile again)."""
+        """Load the cuts into the program as assembled; False where they no longer fit its slots (assemble again)."""
         if any(len(model.cuts) > slot.shape[0] for model, slot in zip(self.models, self.slots, strict=True)):
             return False
         for k in range(len(self.models)):
