@@ -12,7 +12,21 @@ The hedge is also run with the code before the held book entered the program as 
 (``--before``, checked out into a git worktree, same installed libraries).
 
 Then the demo with ``cme_es`` on 400,000 Monte Carlo scenarios: margin, optimize, hedge and
-allocate (the case's min_cost objective and min_margin).
+allocate (the case's min_cost objective and min_margin). Each plan command is also run in a
+process of its own twice (``above_warm``): the second run's seconds, case load included, and its
+peak RSS above the warmed process before it (the first run loaded the libraries and compiled
+kernels), and that peak over the 12.2 MiB of cme_es's losses. Measured on 2 shared cores
+(2026-12-06, three runs, the better figure; --before 5f245b2 the code before this work):
+
+    command                       in process: s, MiB above (x)      at 5f245b2      own process: s, MiB (at 5f245b2)
+    optimize                      1.97  19.3 (1.6), 21 rounds       6.23  27.9      4.08 331 (9.49 360)
+    optimize --objective min_margin  1.10  18.5 (1.5), 19 rounds    1.39  28.0      3.13 324 (3.08 339)
+    hedge                         0.19  18.2 (1.5), 2 rounds        0.35  27.5      2.67 323 (2.41 336)
+    hedge --objective min_margin  1.07  18.1 (1.5), 19 rounds       1.11  27.8      3.29 324 (3.34 339)
+    allocate                      0.09  18.8 (1.5)                  0.11  24.5      1.43 271 (1.50 277)
+
+The peak of every command is the set's pricing (the matrix and its moves, 12.2 + 6.1 MiB); the
+solve stays about there.
 
     .venv/bin/python benchmarks/big_books.py [--sizes 10000,100000,200000] [--venues grid,es]
         [--demo-scenarios 400000]
@@ -160,12 +174,57 @@ def demo_mc(folder: Path, n: int) -> Path:
     return folder / "case.yaml"
 
 
+# One plan command in a process of its own, run twice: the first run warms the process (imports, compiled
+# kernels, the solvers' libraries); then the RSS high-water mark is reset (/proc/self/clear_refs) and the
+# command, case load included, runs again. Its peak above the warmed process is VmHWM less the RSS before
+# it. glibc's malloc runs with a fixed mmap threshold, so every array over 128 KiB is mapped on its own and
+# returned when freed: the RSS follows the arrays alive, not what the first run left in the heap.
+ABOVE_WARM = """
+import gc, json, sys, time
+from marginopt import load_case, optimize
+path, mode, objective = sys.argv[1], sys.argv[2], sys.argv[3] or None
+def status(key):
+    return next(int(line.split()[1]) / 1024 for line in open("/proc/self/status") if line.startswith(key))
+def once():
+    t = time.perf_counter()
+    result = optimize(load_case(path), objective=objective, mode=mode)
+    return time.perf_counter() - t, result
+once()
+gc.collect()
+with open("/proc/self/clear_refs", "w") as f:
+    f.write("5")
+base = status("VmRSS")
+seconds, result = once()
+cert = result.certificate or {}
+print(json.dumps({"s": seconds, "above": status("VmHWM") - base, "status": result.status, "rounds": cert.get("rounds")}))
+"""
+
+
+def above_warm(case: str, mode: str, objective: str | None, timeout: float, src: Path | None = None) -> tuple[float, float, str]:
+    """Seconds and peak MiB above the warmed process of one plan command (``ABOVE_WARM``), and a note."""
+    env = dict(os.environ, MALLOC_MMAP_THRESHOLD_="131072", MALLOC_TRIM_THRESHOLD_="131072")
+    if src is not None:
+        env["PYTHONPATH"] = str(src) + (os.pathsep + env["PYTHONPATH"] if env.get("PYTHONPATH") else "")
+    try:
+        # Run from the case's folder: ``-c`` puts the working directory first on sys.path, before PYTHONPATH.
+        proc = subprocess.run([sys.executable, "-c", ABOVE_WARM, case, mode, objective or ""], capture_output=True,
+                              text=True, timeout=2 * timeout, env=env, cwd=Path(case).parent)
+    except subprocess.TimeoutExpired:
+        return float("nan"), float("nan"), "not finished"
+    if proc.returncode != 0:
+        return float("nan"), float("nan"), (proc.stderr.strip().splitlines() or ["failed"])[-1][:80]
+    res = json.loads(proc.stdout)
+    return res["s"], res["above"], f"{res['status']}" + (f", {res['rounds']} rounds" if res["rounds"] else "")
+
+
 def _demo_rows(n: int, tmp: Path, timeout: float, before: Path | None) -> None:
     folder = tmp / f"demo{n}"
     folder.mkdir()
     case = str(demo_mc(folder, n))
-    print(f"\nthe demo, cme_es on {n:,} Monte Carlo scenarios (4 instruments there: {n * 4 * 8 / 2**20:.0f} MiB of losses)")
-    print(f"{'command':<38}{'s':>8}{'MiB':>7}   result" + (f"   | at {before.name}: s, MiB" if before else ""))
+    matrices = n * 4 * 8 / 2**20
+    print(f"\nthe demo, cme_es on {n:,} Monte Carlo scenarios (4 instruments there: {matrices:.1f} MiB of losses)")
+    print(f"{'command':<34}{'s':>7}{'MiB':>6}  {'in process: s':>13}{'MiB above':>10}{'x':>5}  result"
+          + (f"   | at {before.name}: s, MiB; in process: s, MiB above" if before else ""))
     for args in (["margin"], ["optimize"], ["optimize", "--objective", "min_margin"], ["hedge"],
                  ["hedge", "--objective", "min_margin"], ["allocate"]):
         wall, peak, doc, note = run([args[0], case, *args[1:], "--format", "json"], timeout)
@@ -175,10 +234,18 @@ def _demo_rows(n: int, tmp: Path, timeout: float, before: Path | None) -> None:
             res = f"{doc['status']}, objective {doc['objective_value']:,.2f}" if doc["objective_value"] is not None else doc["status"]
         else:
             res = f"total initial margin {doc['total_initial_margin']:,.2f}"
-        line = f"{' '.join(args):<38}{wall:>8.2f}{peak:>7,.0f}   {res}"
+        objective = args[2] if len(args) > 2 else None
+        if args[0] == "margin":
+            in_process = " " * 34
+        else:
+            w_s, w_mib, w_note = above_warm(case, args[0], objective, timeout)
+            in_process = f"{w_s:>13.2f}{w_mib:>10.1f}{w_mib / matrices:>5.1f}  "
+            res += f" ({w_note})"
+        line = f"{' '.join(args):<34}{wall:>7.2f}{peak:>6,.0f}  {in_process}{res}"
         if before is not None and args[0] != "margin":
             b_wall, b_peak, _, b_note = run([args[0], case, *args[1:], "--format", "json"], timeout, before)
-            line += f"   | {b_wall:>7.2f} {b_peak:>6,.0f} {b_note}"
+            bw_s, bw_mib, _ = above_warm(case, args[0], objective, timeout, before)
+            line += f"   | {b_wall:>7.2f} {b_peak:>6,.0f}; {bw_s:>6.2f} {bw_mib:>6.1f} {b_note}"
         print(line, flush=True)
 
 

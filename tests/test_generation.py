@@ -183,3 +183,54 @@ def test_shortfall_cuts_where_the_tail_is_large_and_working_sets_where_they_stal
     else:
         assert not gen.fell_back and set(cert["cuts_in_program"]) == {"v0", "v2"}
         assert cert["scenarios_in_program"]["v0"] == 0
+
+
+@pytest.mark.parametrize("objective", ["min_cost", "min_margin"])
+def test_cuts_and_a_band_reach_the_working_sets_optimum_on_a_nearly_perfect_hedge(tmp_path, monkeypatch, objective):
+    """The demo with cme_es an ES at 0.975 over 40,000 Monte Carlo scenarios (a tail of 1,000: cuts).
+    Its optimum nearly neutralizes the book there (an ES of a few USD on positions whose scenario losses
+    run to 1e5), where a move of 1e-4 contracts reorders the tail and cuts alone closed in slowly or not
+    at all; the band closes them. Against the same case with the ES as a working set (an independent
+    restricted form: every tail scenario a row), and the plan verified."""
+    from marginopt.optimizer.backends import generation
+
+    case = demo_monte_carlo(tmp_path, 40_000, 0.975)
+    cut = marginopt.optimize(case, objective, solver="GENERATE")
+    cert = cut.certificate
+    assert cut.status == "optimal" and cut.verification.passed, cut.solver.attempts
+    assert cert["converged"] and cert["cuts_in_program"]["cme_es"] > 0 and cert["scenarios_in_program"]["cme_es"] == 0
+    monkeypatch.setattr(generation, "CUT_TAIL", 10**9)  # every ES a working set
+    rows = marginopt.optimize(case, objective, solver="GENERATE")
+    assert rows.status == "optimal" and rows.verification.passed and "cuts_in_program" not in rows.certificate
+    assert rows.certificate["scenarios_in_program"]["cme_es"] >= 1_000
+    assert cut.objective_value == pytest.approx(rows.objective_value, rel=1e-8)
+
+
+@pytest.mark.parametrize("seed", ["worst 64", "one scenario"])
+def test_a_max_loss_limit_is_generated_too(tmp_path, monkeypatch, seed):
+    """A max_loss limit over a Monte Carlo set of the whole book, binding (at 0.6 of the worst loss at
+    the plan without it): generation holds it as a working set of scenarios (the worst weighted losses at
+    the book held; here also a single scenario, so that each plan's violated ones must join) and reaches
+    the full program's optimum, verified, which holds every scenario; from 20,000 scenarios the automatic
+    choice generates though every margin's set is small."""
+    from marginopt.optimizer.backends import generation
+
+    doc = case_doc(1, "min_cost")
+    doc["limits"]["max_loss"] = {"scenarios": {**MC, "n": 3000, "seed": 9}, "limit": 1e12}
+    free = MarginProblem(load(doc, tmp_path), solver="FULL")
+    assert marginopt.optimizer.run(free).status == "optimal"
+    d = free.description
+    worst = d.max_loss_losses.worst_loss(d.whole_book(free.backend.plan().hedges))
+    doc["limits"]["max_loss"]["limit"] = 0.6 * worst
+    case = load(doc, tmp_path)
+    full = marginopt.optimize(case, solver="FULL")
+    if seed == "one scenario":
+        monkeypatch.setattr(generation, "seed_size", lambda kind, alpha, s, k: 1)
+    gen = marginopt.optimize(case, solver="GENERATE")
+    assert full.status == gen.status == "optimal" and gen.verification.passed
+    assert gen.objective_value == pytest.approx(full.objective_value, rel=1e-7)
+    assert full.objective_value > marginopt.optimize(free.description.case, solver="FULL").objective_value * (1 + 1e-6)
+    held = gen.certificate["scenarios_in_program"]["max_loss"]
+    assert (1 < held < 3000) if seed == "one scenario" else held == 64
+    doc["limits"]["max_loss"]["scenarios"]["n"] = 20_000
+    assert MarginProblem(load(doc, tmp_path)).backend.name == "generate"

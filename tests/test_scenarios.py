@@ -149,6 +149,37 @@ def test_monte_carlo_moments_and_seed(write_case):
     assert (-a.matrix / np.array([100000.0, 3000.0])).mean(axis=0) == pytest.approx([0, 0], abs=0.01)  # martingale
 
 
+@pytest.mark.parametrize("options", [2, 80])  # 80 options x 4,000 draws: the compiled kernel; 2: numpy's
+def test_scenarios_repriced_block_by_block_are_the_same_numbers(write_case, monkeypatch, options):
+    """``losses_from_moves`` reprices the moves block by block of scenarios (its temporaries a block's,
+    issue 15 item 6): the matrix is the one priced in a single block, to the bit, and its options price
+    as Black-76 does at the moved spot."""
+    from marginopt.models.scenarios import base
+
+    strikes = np.linspace(60000, 140000, options)
+    inst = [{"id": "B", "kind": "perpetual", "underlying": "BTC"}, {"id": "F", "kind": "future", "underlying": "ETH",
+                                                                     "expiry": "2027-03-26"}]
+    inst += [{"id": f"C{i}", "kind": "option", "underlying": "BTC", "expiry": "2027-01-29", "strike": float(k),
+              "right": "call" if i % 2 else "put", "vol": 0.5} for i, k in enumerate(strikes)]
+    path = write_case(instruments=inst, positions=[{"venue": "v", "instrument": i["id"], "quantity": 1} for i in inst],
+                      venues={"v": {"initial_margin": {"kind": "expected_shortfall", "alpha": 0.99, "scenarios": {
+                          "kind": "monte_carlo", "n": 4000, "seed": 5, "correlation": {"BTC": {"ETH": 0.5}}}}}})
+
+    def matrix(rows: int) -> np.ndarray:
+        monkeypatch.setattr(base, "_MOVE_ROWS", rows)
+        book = VenueBook(marginopt.load_case(path), "v")
+        return book.scenarios(book.venue.initial_margin.scenarios).matrix
+
+    whole = matrix(1 << 30)
+    assert np.array_equal(matrix(333), whole) and np.array_equal(matrix(4000), whole)
+    # The perpetual's loss is -S (g - 1); a put's is its value now less its value at S g (one draw, by hand).
+    g = 1.0 - whole[7, 0] / 100000.0
+    t = (np.datetime64("2027-01-29") - np.datetime64("2026-11-20")).astype(int) / 365.0
+    put = inst[2]
+    assert whole[7, 2] == pytest.approx(bs_reference(100000.0, put["strike"], t, 0.0, 0.5, False)
+                                        - bs_reference(100000.0 * g, put["strike"], t, 0.0, 0.5, False), rel=1e-9, abs=1e-7)
+
+
 def test_monte_carlo_labels_and_weights_are_made_on_demand(write_case):
     """A Monte Carlo set's labels are named when asked for and its equal weights are one value broadcast
     (issue 15 item 6: at 400,000 draws they had taken 14 + 3 MiB, more than the loss matrix); they read

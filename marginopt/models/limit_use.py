@@ -15,6 +15,7 @@ import numpy as np
 
 from marginopt.models.book import VenueBook, whole_book_losses
 from marginopt.models.case import Case
+from marginopt.models.scenarios import ScenarioLosses
 
 # A limit binds when its value is within this of a bound (absolute + relative to the bound).
 BINDING_ABS, BINDING_REL = 1e-6, 1e-7
@@ -57,9 +58,11 @@ class LimitUse:
 
 
 def limit_uses(case: Case, books: Sequence[VenueBook], positions: Mapping[str, np.ndarray],
-               posted: Mapping[str, Mapping[str, float]], hedges: Mapping[str, float]) -> list[LimitUse]:
+               posted: Mapping[str, Mapping[str, float]], hedges: Mapping[str, float],
+               max_loss: tuple[tuple[str, ...], ScenarioLosses | None] | None = None) -> list[LimitUse]:
     """Every limit of the case at ``positions`` (per venue, in each book's ``ids`` order), ``posted`` (units per
-    venue and asset) and ``hedges`` (traded quantity per instrument id, summed over venues)."""
+    venue and asset) and ``hedges`` (traded quantity per instrument id, summed over venues); ``max_loss``: the
+    whole book's ids and its losses under the max_loss set where the caller has built them already."""
     limits, out = case.limits, []
     for u, (lo, hi) in limits.net_delta.items():
         total = 0.0
@@ -68,13 +71,16 @@ def limit_uses(case: Case, books: Sequence[VenueBook], positions: Mapping[str, n
                 total += float(b.inputs.delta_matrix()[b.inputs.underlyings.index(u)] @ positions[b.venue.name])
         out.append(LimitUse(f"net delta {u}", total, lo, hi, u, "net_delta"))
     if limits.max_loss is not None:
-        ids = tuple(i.id for i in case.instruments if any(i.id in b.ids for b in books))
+        if max_loss is not None and max_loss[1] is not None:
+            ids, losses = max_loss[0], max_loss[1]
+        else:
+            ids = tuple(i.id for i in case.instruments if any(i.id in b.ids for b in books))
+            losses = whole_book_losses(case, limits.max_loss.scenarios, ids)
         at = {iid: k for k, iid in enumerate(ids)}
         q_all = np.zeros(len(ids))
         for b in books:
             np.add.at(q_all, [at[iid] for iid in b.ids], positions[b.venue.name])
-        losses = whole_book_losses(case, limits.max_loss.scenarios, ids)
-        worst = float(np.max(losses.weights * losses.losses(q_all)))
+        worst = losses.worst_loss(q_all)  # block by block: no vector over every scenario
         out.append(LimitUse("worst whole-book scenario loss", worst, None, limits.max_loss.limit, case.base_currency,
                             "max_loss"))
     for k, lin in enumerate(limits.linear):

@@ -180,7 +180,8 @@ def _result(d: Description, status: str, report: SolveReport, check: Verificatio
             traded[c.instrument] = traded.get(c.instrument, 0.0) + float(x)
         posted = {v.name: plan.allocation.get(v.name, dict(v.book.venue.posted)) for v in d.venues}
         duals = (sol.shadow or {}).get("limits", {}) if not d.execution_terms else {}  # a MIP has no duals
-        limits = with_worth(limit_uses(d.case, books, {o.venue: o.positions_after for o in outcomes}, posted, traded), duals)
+        limits = with_worth(limit_uses(d.case, books, {o.venue: o.positions_after for o in outcomes}, posted, traded,
+                                      (d.all_ids, d.max_loss_losses)), duals)
         attribution = lambda: _attribution(books, outcomes)  # noqa: E731  (computed on demand)
     return OptimizationResult(
         status=status,

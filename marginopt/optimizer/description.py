@@ -16,12 +16,13 @@ from functools import cached_property
 import numpy as np
 
 from marginopt.errors import OptimizationError
-from marginopt.models.book import VenueBook
+from marginopt.models.book import VenueBook, whole_book_losses
 from marginopt.models.case import Case
 from marginopt.models.enums import Objective
 from marginopt.models.hedges import HedgeCandidate
 from marginopt.models.margin import Measure, convex_form
 from marginopt.models.margin.composite import Composite
+from marginopt.models.scenarios import ScenarioLosses
 from marginopt.optimizer.objectives import ObjectiveKind, objective_kind
 from marginopt.typing import FloatArray
 
@@ -129,6 +130,22 @@ class Description:
         if any(t.rounding is not None for a, t in case.treasury.items() if a in eligible):
             out.append("treasury.rounding")
         return tuple(out)
+
+    @cached_property
+    def max_loss_losses(self) -> ScenarioLosses | None:
+        """The whole book's losses under the ``max_loss`` limit's scenarios (over ``all_ids``; None without
+        the limit), built once: the backend's choice, the program and verification read the same set."""
+        limit = self.case.limits.max_loss
+        return None if limit is None else whole_book_losses(self.case, limit.scenarios, self.all_ids)
+
+    def whole_book(self, hedges: FloatArray | None = None) -> FloatArray:
+        """Every venue's positions summed over ``all_ids``, after ``hedges`` where given."""
+        at = {iid: k for k, iid in enumerate(self.all_ids)}
+        q = np.zeros(len(self.all_ids))
+        after = self.positions_after(hedges) if hedges is not None else {v.name: v.book.q for v in self.venues}
+        for v in self.venues:
+            np.add.at(q, [at[iid] for iid in v.book.ids], after[v.name])
+        return q
 
     @cached_property
     def h_scale(self) -> FloatArray:

@@ -134,7 +134,8 @@ def _limit_checks(problem: Description, outcomes: list[VenueOutcome]) -> list[Ch
     hedges: dict[str, float] = {}
     for c, q in zip(problem.cands, _hedges(problem, outcomes), strict=True):
         hedges[c.instrument] = hedges.get(c.instrument, 0.0) + q
-    uses = limit_uses(problem.case, [p.book for p in problem.parts], {o.venue: o.positions_after for o in outcomes}, {}, hedges)
+    uses = limit_uses(problem.case, [p.book for p in problem.parts], {o.venue: o.positions_after for o in outcomes}, {}, hedges,
+                      (problem.all_ids, problem.max_loss_losses))
     out = []
     for u in uses:
         if u.kind == "net_delta":

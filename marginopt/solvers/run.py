@@ -99,9 +99,12 @@ def solve(
     build_seconds: float = 0.0,
     warm: bool = False,
     options: dict[str, dict[str, Any]] | None = None,
+    parametric: bool = True,
 ) -> SolveReport:
     """Solve with the first solver of the chain whose answer is optimal and accepted.
-    ``options``: per solver, settings on top of ``OPTIONS``.
+    ``options``: per solver, settings on top of ``OPTIONS``. ``parametric``: compile the program in
+    cvxpy's parametric form (DPP), which a later solve with new parameter values reuses; False compiles
+    it with the parameters' values as constants, each solve again, where the program changes anyway.
 
     ``accept`` checks a solution independently (verification) and returns why it
     is refused, or None. Infeasibility is an answer and ends the chain (the
@@ -116,7 +119,7 @@ def solve(
         note = ""
         try:
             with ignored_warnings(), (guarded_stdout() if name in PRINTS_REGARDLESS else nullcontext()):
-                problem.solve(solver=name, warm_start=warm, verbose=False,
+                problem.solve(solver=name, warm_start=warm, verbose=False, ignore_dpp=not parametric,
                               **{**OPTIONS.get(name, {}), **(options or {}).get(name, {})})
             status = map_status(problem.status)
         except cp.error.SolverError as exc:

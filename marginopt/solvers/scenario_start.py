@@ -30,16 +30,16 @@ BLOCK = 1_024
 
 
 def second_moment(
-    read_rows: Callable[[np.ndarray], np.ndarray],
-    offset: np.ndarray,
+    read_rows: Callable[[np.ndarray], tuple[np.ndarray, np.ndarray]],
+    s: int,
     probs: np.ndarray,
     cols: np.ndarray,
     k: int,
 ) -> tuple[np.ndarray, np.ndarray]:
     """``E[(l0 + L h)^2] = h'Gh + 2 b'h + const`` over the full hedge vector of length ``k``,
-    where ``read_rows(r)`` gives rows ``r`` of ``L`` (columns ``cols`` of h) and ``probs``
-    the scenario probabilities (normalized here)."""
-    s = len(offset)
+    where ``read_rows(r)`` gives rows ``r`` of ``L`` (columns ``cols`` of h) and of ``l0`` (the
+    book held: read at the sampled rows only), ``s`` the scenarios and ``probs`` their
+    probabilities (normalized here)."""
     step = max(1, s // ROWS)
     rows = np.arange(0, s, step)
     p = probs[rows] / probs[rows].sum()
@@ -47,10 +47,10 @@ def second_moment(
     g, b = np.zeros((kc, kc)), np.zeros(kc)
     for lo in range(0, len(rows), BLOCK):
         r = rows[lo:lo + BLOCK]
-        block = read_rows(r)  # a gathered block of rows, never the whole matrix
+        block, offset = read_rows(r)  # a gathered block of rows, never the whole matrix
         weighted = block * p[lo:lo + BLOCK, None]
         g += weighted.T @ block
-        b += weighted.T @ offset[r]
+        b += weighted.T @ offset
     full_g, full_b = np.zeros((k, k)), np.zeros(k)
     full_g[np.ix_(cols, cols)] = g
     full_b[cols] = b
@@ -70,11 +70,16 @@ def start_point(
     g, b = np.zeros((k, k)), np.zeros(k)
     for term in terms:
         probs = term.probs if term.kind == "es" else np.ones(len(term.offset))
-        gt, bt = second_moment(term.matrix.__getitem__, term.offset, probs, np.asarray(term.cols), k)
+        gt, bt = second_moment(_rows_of(term), len(term.offset), probs, np.asarray(term.cols), k)
         w = term.weight if term.weight > 0 else 1.0
         g += w * gt
         b += w * bt
     return minimize_second_moment(g, b, lb, ub, linear)
+
+
+def _rows_of(term: ScenarioTerm) -> Callable[[np.ndarray], tuple[np.ndarray, np.ndarray]]:
+    """Rows of a term's matrix and of its offset (the book held)."""
+    return lambda rows: (term.matrix[rows], term.offset[rows])
 
 
 def minimize_second_moment(

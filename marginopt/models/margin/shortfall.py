@@ -67,12 +67,79 @@ def tail_weights(losses: FloatArray, prob: FloatArray, beta: float) -> FloatArra
     return out
 
 
-def tail_rows(losses: FloatArray, prob: FloatArray, beta: float) -> tuple[np.ndarray, FloatArray]:
-    """The tail's scenarios and the weight of each in the tail mean: ``tail_weights`` where it is not
-    zero, without an array over every scenario."""
-    order, take = _tail(losses, prob, beta)
+# Rows of a scenario matrix read at a time where a tail is found without the loss vector (``matrix_tail``).
+_TAIL_BLOCK = 1 << 14
+
+
+def matrix_tail(matrix: FloatArray, q: FloatArray, prob: FloatArray, beta: float) -> tuple[np.ndarray, FloatArray, FloatArray, float]:
+    """``_tail`` of the losses ``matrix @ q`` without them: the tail's scenarios (worst first, those
+    with mass in it only), their masses and losses, and the largest ``|loss|`` of all.
+
+    A large set is read block by block of rows, keeping every scenario at or above the ``k``-th largest
+    loss seen so far (ties included, in index order): after the last block those are the top ``k`` of
+    ``_tail``'s partition, so the order and masses are its bit for bit, and memory is a block and the
+    top, not the loss vector and the partition's copy of it (at 400,000 scenarios 3 MiB each, half
+    the loss matrix of four instruments)."""
+    order, take, values, size = ranked(matrix, q, prob, beta)
     keep = take > 0
-    return order[keep], take[keep] / beta
+    return order[keep], take[keep], values[keep], size
+
+
+def ranked(matrix: FloatArray, q: FloatArray, prob: FloatArray, beta: float, below: int = 0
+           ) -> tuple[np.ndarray, FloatArray, FloatArray, float]:
+    """The scenarios of ``matrix_tail``'s tail and at least ``below`` more after it (fewer where the set
+    has no more), worst first, with their masses in the tail (0 past it) and losses, and the largest
+    ``|loss|`` of all; read block by block of rows as ``matrix_tail`` says."""
+    n = matrix.shape[0]
+    if n >= _PARTITION_FROM:
+        k = min(n, int(np.ceil(1.25 * beta * n)) + 16 + below)
+        while 2 * k <= n:
+            top, values, size = _top(matrix, q, k)
+            sort = np.argsort(-values, kind="stable")
+            order, values = top[sort], values[sort]
+            p = prob[order]
+            cum = np.cumsum(p)
+            take = np.clip(beta - (cum - p), 0.0, p)
+            last = np.count_nonzero(take) + below  # the masses are a prefix: the order is by loss
+            if cum[-1] >= beta and last <= len(order):
+                return order[:last], take[:last], values[:last], size
+            k *= 2
+    loss = matrix @ q
+    order, take = _tail(loss, prob, beta)
+    last = min(n, np.count_nonzero(take) + below)
+    return order[:last], take[:last], loss[order[:last]], float(np.abs(loss).max(initial=0.0))
+
+
+def _top(matrix: FloatArray, q: FloatArray, k: int) -> tuple[np.ndarray, FloatArray, float]:
+    """The scenarios whose loss ``matrix @ q`` is at or above the ``k``-th largest (in index order) and
+    their losses, and the largest ``|loss|``; read ``_TAIL_BLOCK`` rows at a time. A scenario below the
+    ``k``-th largest of those seen so far is below the ``k``-th largest of all, so dropping it is safe."""
+    index, value = np.empty(0, dtype=np.intp), np.empty(0)
+    threshold, size = -np.inf, 0.0
+    for lo in range(0, matrix.shape[0], _TAIL_BLOCK):
+        block = matrix[lo:lo + _TAIL_BLOCK] @ q
+        size = max(size, float(np.abs(block).max(initial=0.0)))
+        keep = np.flatnonzero(block >= threshold)
+        index, value = np.concatenate([index, keep + lo]), np.concatenate([value, block[keep]])
+        if len(value) >= 2 * k:
+            threshold = np.partition(value, len(value) - k)[len(value) - k]
+            kept = value >= threshold
+            index, value = index[kept], value[kept]
+    if len(value) > k:
+        threshold = np.partition(value, len(value) - k)[len(value) - k]
+        kept = value >= threshold
+        index, value = index[kept], value[kept]
+    return index, value, size
+
+
+def rows_product(w: FloatArray, matrix: FloatArray, rows: np.ndarray) -> FloatArray:
+    """``w @ matrix[rows]`` gathering at most ``_TAIL_BLOCK`` entries of the matrix at a time (a tail of
+    10,000 scenarios of a wide book's matrix would be a copy of 10,000 of its rows)."""
+    step = max(1, _TAIL_BLOCK // max(1, matrix.shape[1]))
+    out = np.zeros(matrix.shape[1])
+    for lo in range(0, len(rows), step):
+        out += w[lo:lo + step] @ matrix[rows[lo:lo + step]]
+    return out
 
 
 def quantile(losses: FloatArray, prob: FloatArray, alpha: float) -> float:
@@ -117,15 +184,21 @@ class ExpectedShortfall(ScenarioMeasure):
         return ExpectedShortfall(self.name, losses, self.alpha, self.probs if _same_scenarios(losses, self.losses) else None)
 
     def group_values(self, q: FloatArray) -> list[float]:
-        loss = self.losses.losses(q)
-        return [max(0.0, tail_mean(loss[g], p, self.beta)) for g, p in zip(self.losses.groups(), self.probs)]
+        return [max(0.0, self.tail(k, q)[3]) for k in range(len(self.probs))]
+
+    def tail(self, k: int, q: FloatArray) -> tuple[np.ndarray, FloatArray, FloatArray, float, float]:
+        """Group ``k``'s tail at ``q`` (``matrix_tail``): its scenarios (indices in the group), their weights
+        in the tail mean, the group's losses at them, its ES (unfloored) and the largest ``|loss|`` in it."""
+        g = self.losses.groups()[k]
+        rows, take, values, size = matrix_tail(self.losses.matrix[g], q, self.probs[k], self.beta)
+        return rows, take / self.beta, values, float(take @ values / self.beta), size
 
     def gradient(self, q: FloatArray) -> FloatArray:
-        loss = self.losses.losses(q)
         grad = np.zeros(self.losses.shape[1])
-        for g, p in zip(self.losses.groups(), self.probs):
-            if tail_mean(loss[g], p, self.beta) > 0:
-                grad += tail_weights(loss[g], p, self.beta) @ self.losses.matrix[g]
+        for k, g in enumerate(self.losses.groups()):
+            rows, weights, _, es, _ = self.tail(k, q)
+            if es > 0:
+                grad += rows_product(weights, self.losses.matrix[g], rows)
         return grad
 
     def arrays(self) -> dict[str, FloatArray]:

@@ -60,7 +60,12 @@ def build_backend(name: str, description: Description, **options: Any) -> Backen
 
 
 def large(description: Description) -> bool:
-    return largest_scenario_set(description.hedged_measures()) >= LARGE_SCENARIOS
+    """A hedged venue's ES or scenario maximum, or the max_loss limit where hedges are traded, holds
+    ``LARGE_SCENARIOS`` scenarios or more."""
+    if largest_scenario_set(description.hedged_measures()) >= LARGE_SCENARIOS:
+        return True
+    whole = description.max_loss_losses if description.has_hedges else None
+    return whole is not None and whole.shape[0] >= LARGE_SCENARIOS
 
 
 def choose_backend(description: Description, choice: SolverChoice | None = None) -> str:
@@ -85,8 +90,8 @@ def choose_backend(description: Description, choice: SolverChoice | None = None)
       size: from 1,000 scenarios up it is 1.7-30x faster than compiling the program in cvxpy
       (benchmarks/large_scenarios.py --route-table), and about twice as fast on an account's
       small program (benchmarks/batch.py);
-    - anything else with ``LARGE_SCENARIOS`` or more to scenario generation, and below that to
-      the whole program in cvxpy.
+    - anything else with ``LARGE_SCENARIOS`` or more (``large``: a hedged venue's ES or scenario maximum,
+      or the max_loss limit's set) to scenario generation, and below that to the whole program in cvxpy.
     A solver forced by name (HIGHS, CLARABEL, ...) is honoured: the program goes through the
     cvxpy chain to that solver, except that a forced HiGHS still takes the direct LP and, from
     ``LARGE_SCENARIOS`` up, the scenario solver and generation (both solve with HiGHS).

@@ -43,7 +43,6 @@ import cvxpy as cp
 import numpy as np
 import scipy.sparse as sp
 
-from marginopt.models.book import whole_book_losses
 from marginopt.models.collateral import pieces
 from marginopt.models.margin import Measure
 from marginopt.models.margin.columns import reduce_rows
@@ -300,16 +299,21 @@ class CvxpyBackend:
         self.constraints += cons
 
     def _max_loss_losses(self) -> np.ndarray:
-        d = self.description
-        assert d.case.limits.max_loss is not None
-        losses = whole_book_losses(d.case, d.case.limits.max_loss.scenarios, d.all_ids)
-        at = {iid: k for k, iid in enumerate(d.all_ids)}
-        q_all = np.zeros(len(d.all_ids))
-        for v in d.venues:
-            np.add.at(q_all, [at[iid] for iid in v.book.ids], v.book.q)
-        self._whole_rows = np.array([at[c.instrument] for c in d.cands])
-        self._whole_cols, self._whole_q = np.unique(self._whole_rows), q_all
+        """The weighted losses of the max_loss limit's scenarios on the hedged instruments, the rest of the
+        whole book folded into one column (``reduce_rows``): every scenario (generation holds a working set)."""
+        losses = self.description.max_loss_losses
+        assert losses is not None
+        q_all = self._whole_positions()
         return reduce_rows(losses.weights[:, None] * losses.matrix, self._whole_cols, q_all)
+
+    def _whole_positions(self) -> np.ndarray:
+        """The whole book held, over ``all_ids``; sets the hedges' rows and columns in it (``_whole_book``)."""
+        d = self.description
+        at = {iid: k for k, iid in enumerate(d.all_ids)}
+        self._whole_rows = np.array([at[c.instrument] for c in d.cands])
+        self._whole_q = d.whole_book()
+        self._whole_cols = np.unique(self._whole_rows)
+        return self._whole_q
 
     def _whole_book(self) -> Any:
         """The whole book's positions over every venue on the instruments the hedges trade, then 1

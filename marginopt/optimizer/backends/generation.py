@@ -26,14 +26,15 @@ import cvxpy as cp
 import numpy as np
 
 from marginopt.models.margin import Measure
-from marginopt.models.margin.base import CvxForm
-from marginopt.models.margin.columns import reduced_positions
+from marginopt.models.margin.columns import Folded, reduce_rows
 from marginopt.models.margin.composite import Composite
 from marginopt.models.margin.leaves import scenario_leaves
 from marginopt.models.margin.scenario_max import ScenarioMax
-from marginopt.models.margin.shortfall import ExpectedShortfall, tail_rows
+from marginopt.models.margin.shortfall import ExpectedShortfall
+from marginopt.models.scenarios import ScenarioLosses
 from marginopt.optimizer.backends.base import Certificate, Solution, SolveRequest
 from marginopt.optimizer.backends.cvxpy_program import CvxpyBackend
+from marginopt.optimizer.backends.in_program import BAND, BAND_MAX, CutModel, Restricted, ShortfallCuts, take_cut
 from marginopt.optimizer.description import Description, Venue
 from marginopt.optimizer.verify import Verification
 from marginopt.solvers.run import solve
@@ -58,135 +59,33 @@ VIOLATION_TOL = 1e-7
 # x 4 hedges (a tail of 200) took 58 rounds and x 8, 16 or 32 did not converge in 60, where their working
 # sets take 1-2 rounds and 330 scenarios.
 CUT_COLUMNS = 8
+_BLOCK = 1 << 15  # scenarios of a max_loss set read at a time
 CUT_TAIL = 1000  # scenarios in a tail (beta n); below it a working set stays small
 # The safety net: a measure whose cuts still miss its ES after this many rounds goes to a working set,
-# seeded with every scenario that was in the tail at a plan a cut was taken at; the rounds' limit is then
-# MAX_ROUNDS more. The demo takes 22-51 rounds of cuts at 100,000 and 400,000 scenarios (a cutting
-# plane's last digits: the same case took 33 or 51 rounds as the ES's sum was ordered one way or
-# another), and a round of cuts costs a tiny program and one product with the matrix (0.1 s at 400,000).
+# seeded with the tail at the last plan and the band's width of scenarios after it (every tail a cut saw
+# was 43,137 scenarios, 146 MiB above the warmed process, on the 400,000-scenario demo); the rounds' limit
+# is then MAX_ROUNDS more. With cuts alone the demo took 22 to 60 rounds at 100,000 and 400,000 scenarios
+# (a cutting plane's last digits: the same case took 33 or 51 as the ES's sum was ordered one way or
+# another); with the band (``in_program.Band``) 19 to 21.
 CUT_ROUNDS = 60
 # The cuts hold an ES when the full ES at the plan exceeds the largest cut there by no more than this,
 # relative to the ES: below verification's 1e-8 (verify.REL_TOL). (A working set's tolerance, 1e-7 of
 # the largest loss, left the demo's cme_es 9e-4 USD above its collateral, which verification refused.)
 CUT_TOL = 1e-9
+# A band (``in_program.Band``) moves to the plan, and the program is assembled again, once the model misses
+# the ES there by no more than this (relative, as ``CUT_TOL``): before, the plans jump further than a band
+# reaches, and cuts alone are loaded into the program as it is. The demo's optimize at 400,000 scenarios:
+# 19-24 rounds at 1e-2, 1e-1 or 1 (with bands of 1,024 scenarios either side).
+SETTLE = 1e-2
 
 
-class _InProgram(Measure):
-    """A full measure held in the program in another form (``Restricted``, ``ShortfallCuts``):
-    ``evaluate``, ``gradient``, ``components`` and the worst scenario are the full measure's, so
-    verification and reports never see the form."""
-
-    full: ExpectedShortfall | ScenarioMax
-
-    def evaluate(self, q: FloatArray) -> float:
-        return self.full.evaluate(q)
-
-    def gradient(self, q: FloatArray) -> FloatArray:
-        return self.full.gradient(q)
-
-    def components(self, q: FloatArray) -> dict[str, float]:
-        return self.full.components(q)
-
-    def worst_scenario(self, q: FloatArray) -> tuple[str, float] | None:
-        return self.full.worst_scenario(q)
-
-
-class Restricted(_InProgram):
-    """An ES or scenario-maximum measure whose cvxpy form uses only ``working[k]`` of group k.
-
-    ``evaluate``, ``gradient`` and ``components`` are the full measure's: verification and
-    reports never see the restriction."""
-
-    def __init__(self, full: ExpectedShortfall | ScenarioMax, working: list[np.ndarray], scale: float = 1.0) -> None:
-        """``scale``: the losses' size (base currency), the unit an ES's rows are written in (``loss_scale``)."""
-        self.full, self.name, self.working, self.scale = full, full.name, working, scale
-        self.levels: list[cp.Expression] = []  # ES: the VaR level of each group (base currency)
-        self.values: list[cp.Expression] = []  # each group's restricted value
-
-    def arrays(self) -> dict[str, FloatArray]:
-        losses = self.full.losses
-        out = {}
-        for k, (g, rows) in enumerate(zip(losses.groups(), self.working, strict=True)):
-            block = losses.matrix[g][rows]  # the working set's rows only
-            out[f"l{k}"] = block if isinstance(self.full, ExpectedShortfall) else losses.weights[g][rows, None] * block
-        return out
-
-    def cvxpy(self, q: cp.Expression) -> CvxForm:
-        # Constants, not parameters: the program is compiled again whenever a working set grows or
-        # the market moves, so a parameter saves nothing, and cvxpy's parametric form of a (W x J)
-        # matrix times the positions asked 6 GiB at 400,000 Monte Carlo scenarios.
-        #
-        # An ES is written in units of ``scale``: s c' + sum_i (s p_i / beta) max(0, (L_i / s) q - c'), the
-        # same value. Written in base currency, each scenario's row had hedge coefficients of 1e5-1e6
-        # (losses per contract times the hedge's bound) against 1 on its excess, whose weight in the
-        # margin is p_i / beta = 1 / (beta n), 1e-3 at 100,000 scenarios: a range that Clarabel's
-        # equilibration (1e-4 to 1e4) does not close. It stalled on the 100,000-scenario demo
-        # (optimal_inaccurate; ECOS failed), and where it stopped "optimal" its value was off by up
-        # to 8e-4 relative (at 50,000), a lower bound that was not one.
-        # s goes into the constants, not in front of the sum: cvxpy 1.9's bound propagation gives the
-        # sum NaN bounds and a constant times NaN bounds [0, 0], so the variable of the pos() around it
-        # was fixed at 0 for HiGHS (which takes variable bounds) and the LP came out infeasible.
-        arrays = self.arrays()
-        self.levels, self.values = [], []
-        s = self.scale
-        for k, rows in enumerate(self.working):
-            if isinstance(self.full, ExpectedShortfall):
-                c = cp.Variable(name=f"{self.name}.var{k}")  # the VaR level in units of s
-                self.levels.append(s * c)
-                p = self.full.probs[k][rows]
-                self.values.append(s * c + (s / self.full.beta * p) @ cp.pos((arrays[f"l{k}"] / s) @ q - c))
-            else:
-                self.values.append(cp.max(arrays[f"l{k}"] @ q))
-        terms = [cp.pos(v) for v in self.values]
-        return cp.sum(cp.hstack(terms)) if len(terms) > 1 else terms[0], []
-
-
-class ShortfallCuts(_InProgram):
-    """An expected shortfall in the program as cuts ``c_k >= (g / s) . q``, one row per cut and group.
-
-    ES is sublinear in the positions: with ``g = w L`` for the tail weights ``w`` at any plan,
-    ``g . q <= ES(q)`` everywhere, with equality at that plan. The largest cut is a lower bound, so
-    the program stays a relaxation, and the cut at its plan closes it there. The program holds as
-    many rows as cuts, not a working set of scenarios, and a round costs one product with the matrix.
-    Written in base currency, unlike ``Restricted``: a cut has no ``p / beta`` weight to balance, and
-    in units of the losses' size (1e5 and more) the demo's cme_es ES at the optimum, 2.9 USD, was a
-    level of 3e-6 that Clarabel returned to 1e-6 relative, so the cuts never closed to ``CUT_TOL``.
-
-    ``evaluate``, ``gradient`` and ``components`` are the full measure's."""
-
-    full: ExpectedShortfall
-
-    def __init__(self, full: ExpectedShortfall, cuts: list[list[FloatArray]]) -> None:
-        self.full, self.name, self.cuts = full, full.name, cuts
-        self.levels: list[cp.Expression] = []  # each group's ES in the program (base currency)
-        self.variables: list[cp.Variable] = []
-
-    def cvxpy(self, q: cp.Expression) -> CvxForm:
-        self.levels, self.variables, cons = [], [], []
-        for k, cuts in enumerate(self.cuts):
-            c = cp.Variable(name=f"{self.name}.es{k}")  # the group's ES in the program
-            self.variables.append(c)
-            self.levels.append(c)
-            cons.append(np.array(cuts) @ q <= c)
-        terms = [cp.pos(c) for c in self.variables]
-        return cp.sum(cp.hstack(terms)) if len(terms) > 1 else terms[0], cons
-
-
-def shortfall_cut(m: ExpectedShortfall, k: int, q: FloatArray) -> tuple[FloatArray, float, np.ndarray, float]:
-    """Group ``k``'s cut at ``q`` (the tail weights times the matrix), its ES there (unfloored), the
-    tail's scenarios (indices in the group) and the largest loss's size; one loss vector, and no array
-    of weights over every scenario."""
-    g = m.losses.groups()[k]
-    loss = m.losses.losses(q)[g]
-    rows, weights = tail_rows(loss, m.probs[k], m.beta)
-    return weights @ m.losses.matrix[g][rows], float(weights @ loss[rows]), rows, float(np.abs(loss).max(initial=0.0))
-
-
-def uses_cuts(m: ExpectedShortfall) -> bool:
-    """Whether an ES goes into the program as cuts: on at most ``CUT_COLUMNS`` columns, with a group
-    whose tail holds ``CUT_TAIL`` scenarios or more."""
+def uses_cuts(m: ExpectedShortfall, fold: Folded | None = None) -> bool:
+    """Whether an ES goes into the program as cuts: on at most ``CUT_COLUMNS`` columns (the hedged
+    columns and the rest of the book's, where ``fold``), with a group whose tail holds ``CUT_TAIL``
+    scenarios or more."""
     tail = max((m.beta * (g.stop - g.start) for g in m.losses.groups()), default=0.0)
-    return int(m.losses.matrix.shape[1]) <= CUT_COLUMNS and tail >= CUT_TAIL
+    columns = int(m.losses.matrix.shape[1]) if fold is None else len(fold.cols) + 1
+    return columns <= CUT_COLUMNS and tail >= CUT_TAIL
 
 
 @dataclass
@@ -197,41 +96,51 @@ class Generation:
     working: dict[tuple[str, int], list[np.ndarray]] = field(default_factory=dict)
     scales: dict[tuple[str, int], float] = field(default_factory=dict)  # each measure's ``loss_scale`` at its start
     restricted: dict[tuple[str, int], Restricted | ShortfallCuts] = field(default_factory=dict)
-    cuts: dict[tuple[str, int], list[list[FloatArray]]] = field(default_factory=dict)  # per group
-    tails: dict[tuple[str, int], list[np.ndarray]] = field(default_factory=dict)  # per group: the tails the cuts saw
+    cuts: dict[tuple[str, int], list[CutModel]] = field(default_factory=dict)  # per group: cuts and band
     cut_rounds: dict[tuple[str, int], int] = field(default_factory=dict)  # rounds each measure has been on cuts
     fell_back: set[tuple[str, int]] = field(default_factory=set)  # measures moved from cuts to working sets
     plans: dict[str, FloatArray] = field(default_factory=dict)  # venue -> positions at the last plan
+    stale: bool = False  # the last ``refine`` changed what only compiling the program again can hold
     rounds: int = 0
     added: list[int] = field(default_factory=list)
     starts: dict[str, FloatArray] = field(default_factory=dict)  # venue -> positions the first sets are taken at
-    # venue -> the hedged columns its measures are on (``Measure.on_columns``): positions are then [q_C, 1]
-    columns: dict[str, np.ndarray] = field(default_factory=dict)
+    # venue -> the map to the hedged columns its program holds (positions [q_C, 1]); absent: the whole book
+    folds: dict[str, Folded] = field(default_factory=dict)
+    max_loss: np.ndarray | None = None  # the max_loss limit's working set (scenarios of the whole book's set)
 
     def _at(self, venue: str, q: FloatArray) -> FloatArray:
-        """A venue's positions as its restricted measures take them."""
-        return reduced_positions(q, self.columns[venue]) if venue in self.columns else q
+        """A venue's positions as its program holds them."""
+        return self.folds[venue].positions(q) if venue in self.folds else q
 
-    def restrict(self, venue: str, measure: Measure, q: FloatArray, n_hedges: int) -> Measure:
-        """``measure`` with every ES and scenario-maximum leaf restricted; first working sets are
-        the worst scenarios at the venue's start (``start_positions``), else at the book held now."""
+    def restrict(self, venue: str, measure: Measure, q: FloatArray, n_hedges: int, fold: Folded | None = None) -> Measure:
+        """``measure`` with every ES and scenario-maximum leaf restricted; first working sets are the
+        worst scenarios at the venue's start (``start_positions``), else at the book held now ``q``. With
+        ``fold`` the program holds the venue on its hedged columns: ``measure``'s other leaves are on them
+        already (``folded``), and the restricted leaves take their rows and cuts through it."""
         counter = [0]
-        q = self._at(venue, self.starts.get(venue, q))
+        q = self.starts.get(venue, q)
+        if fold is None:
+            self.folds.pop(venue, None)
+        else:
+            self.folds[venue] = fold
 
         def walk(m: Measure) -> Measure:
-            if isinstance(m, ExpectedShortfall) and uses_cuts(m) and (venue, counter[0]) not in self.fell_back:
+            if isinstance(m, ExpectedShortfall) and uses_cuts(m, fold) and (venue, counter[0]) not in self.fell_back:
                 key = (venue, counter[0])
                 counter[0] += 1
                 if key not in self.scales:
                     self.scales[key] = loss_scale(m, q)
                 if key not in self.cuts:
-                    # The start's cut, and after a market move the last plan's.
-                    at = [q] + ([self._at(venue, self.plans[venue])] if venue in self.plans else [])
-                    taken = [[shortfall_cut(m, k, p) for p in at] for k in range(len(m.losses.groups()))]
-                    self.cuts[key] = [[c[0] for c in group] for group in taken]
-                    self.tails[key] = [np.unique(np.concatenate([c[2] for c in group])) for group in taken]
+                    # The start's cut, and after a market move the last plan's, with the band there.
+                    at = [q] + ([self.plans[venue]] if venue in self.plans else [])
+                    self.cuts[key] = []
+                    for k in range(len(m.losses.groups())):
+                        taken = [take_cut(m, k, p, fold) for p in at]
+                        last = taken[-1]
+                        self.cuts[key].append(CutModel([t.cut for t in taken], last.band(m, k, BAND, fold),
+                                                       last.order))
                     self.cut_rounds[key] = 0
-                self.restricted[key] = cut = ShortfallCuts(m, self.cuts[key])
+                self.restricted[key] = cut = ShortfallCuts(m, self.cuts[key], self.scales[key], fold)
                 return cut
             if isinstance(m, (ExpectedShortfall, ScenarioMax)):
                 key = (venue, counter[0])
@@ -240,7 +149,7 @@ class Generation:
                     self.working[key] = [_seed(m, g, q, n_hedges) for g in m.losses.groups()]
                 if key not in self.scales:
                     self.scales[key] = loss_scale(m, q)
-                self.restricted[key] = r = Restricted(m, self.working[key], self.scales[key])
+                self.restricted[key] = r = Restricted(m, self.working[key], self.scales[key], fold)
                 return r
             if isinstance(m, Composite):
                 return type(m)(m.name, [walk(t) for t in m.terms])
@@ -248,18 +157,31 @@ class Generation:
 
         return walk(measure)
 
-    def refine(self, positions: dict[str, FloatArray]) -> int:
-        """Add the scenarios violated at the plan (venue -> positions after it); how many."""
+    def refine(self, positions: dict[str, FloatArray], whole: tuple[ScenarioLosses, FloatArray] | None = None) -> int:
+        """Add the scenarios violated at the plan (venue -> positions after it; ``whole``: the max_loss
+        limit's losses and the whole book after it); how many. ``stale`` says whether the program must be
+        assembled again (a working set grew, cuts outgrew their slots or went to a working set, a band
+        moved), else the cuts added are in its parameters already."""
         total = 0
+        self.stale = False
+        if whole is not None and self.max_loss is not None:
+            viol = worse_than_held(*whole, self.max_loss)
+            if viol.size:
+                self.max_loss = np.union1d(self.max_loss, viol)
+                total += viol.size
+                self.stale = True
         self.plans.update(positions)
         for key, r in self.restricted.items():
             venue = key[0]
             if venue not in positions:
                 continue
             if isinstance(r, ShortfallCuts):
-                total += self._cut(key, r, self._at(venue, positions[venue]))
+                added, moved = self._cut(key, r, positions[venue])
+                total += added
+                if moved or (added and not r.refresh()):
+                    self.stale = True
                 continue
-            loss = r.full.losses.losses(self._at(venue, positions[venue]))
+            loss = r.full.losses.losses(positions[venue])
             kind, alpha = _kind(r.full)
             for k, g in enumerate(r.full.losses.groups()):
                 lg = loss[g]
@@ -279,6 +201,7 @@ class Generation:
                 if viol.size:
                     r.working[k] = np.union1d(r.working[k], viol)
                     total += viol.size
+                    self.stale = True
         self.rounds += 1
         self.added.append(total)
         return total
@@ -287,35 +210,46 @@ class Generation:
         """The rounds' limit: ``MAX_ROUNDS``, and ``CUT_ROUNDS`` more where a measure is on cuts."""
         return MAX_ROUNDS + (CUT_ROUNDS if self.cut_rounds else 0)
 
-    def _cut(self, key: tuple[str, int], r: ShortfallCuts, at: FloatArray) -> int:
-        """Add the cut at the plan to each group whose cuts miss its ES there; how many rows were added.
-        After ``CUT_ROUNDS`` rounds that still add cuts the measure goes to a working set of the tails seen
-        (the rows it adds are counted, so the rounds go on)."""
-        added = 0
-        for k, cuts in enumerate(r.cuts):
+    def _cut(self, key: tuple[str, int], r: ShortfallCuts, q: FloatArray) -> tuple[int, bool]:
+        """Where the model (cuts and band) misses a group's ES at the plan (the book's positions after it:
+        ``q``), add the cut there, and move the band there once the miss is within ``SETTLE``; how many
+        cuts were added and whether a band moved. After ``CUT_ROUNDS`` rounds that still add cuts the
+        measure goes to a working set: the tail at the last plan and the ``BAND`` scenarios after it (the
+        rows it adds are counted, so the rounds go on)."""
+        added, moved = 0, False
+        at = self._at(key[0], q)
+        for k, model in enumerate(r.models):
             if r.variables[k].value is None:
                 continue  # in no row of the objective's reach (the elastic min_margin program): nothing to refine
-            cut, es, tail, size = shortfall_cut(r.full, k, at)
-            # The cuts' model of the ES at the plan, not the program's level: below zero the floor
-            # leaves the level free, and the level carries the solver's tolerance.
-            model = float(np.max(np.array(cuts) @ at))
-            if es - model > CUT_TOL * max(1.0, abs(es), 1e-6 * size):
-                cuts.append(cut)
-                self.tails[key][k] = np.union1d(self.tails[key][k], tail)
+            taken = take_cut(r.full, k, q, r.fold, below=model.width)
+            model.seen = taken.order
+            # The model's ES at the plan, not the program's level: below zero the floor leaves the level
+            # free, and the level carries the solver's tolerance.
+            miss, unit = taken.es - model.value(at), max(1.0, abs(taken.es), 1e-6 * taken.size)
+            if miss > CUT_TOL * unit:
+                model.cuts.append(taken.cut)
                 added += 1
+                if miss <= SETTLE * unit:
+                    if model.placed and model.width < BAND_MAX:  # placed at a settled plan, the band did not reach this one
+                        model.width *= 2
+                        taken = take_cut(r.full, k, q, r.fold, below=model.width)
+                    model.band, model.placed, moved = taken.band(r.full, k, model.width, r.fold), True, True
         if added:
             self.cut_rounds[key] += 1
             if self.cut_rounds[key] >= CUT_ROUNDS:
                 self.fell_back.add(key)
-                self.working[key] = [t.astype(np.intp) for t in self.tails[key]]
-                return sum(len(t) for t in self.tails[key])
-        return added
+                self.working[key] = [np.sort(model.seen).astype(np.intp) for model in r.models]
+                return sum(len(w) for w in self.working[key]), True
+        return added, moved
 
     def sizes(self) -> dict[str, int]:
-        """Working-set scenarios in the last program, per venue (a venue on cuts alone: 0)."""
+        """Working-set scenarios in the last program, per venue (a venue on cuts alone: 0), and the
+        max_loss limit's (``max_loss``) where it has one."""
         out: dict[str, int] = {}
         for (venue, _), r in self.restricted.items():
             out[venue] = out.get(venue, 0) + (sum(len(w) for w in r.working) if isinstance(r, Restricted) else 0)
+        if self.max_loss is not None:
+            out["max_loss"] = len(self.max_loss)
         return out
 
     def cut_sizes(self) -> dict[str, int]:
@@ -325,6 +259,45 @@ class Generation:
             if isinstance(r, ShortfallCuts):
                 out[venue] = out.get(venue, 0) + sum(len(c) for c in r.cuts)
         return out
+
+
+def folded(measure: Measure, cols: np.ndarray, q0: FloatArray) -> Measure | None:
+    """``measure.on_columns(cols, q0)`` but for its ES and scenario-maximum leaves, which stay on the
+    whole book (``Restricted`` and ``ShortfallCuts`` fold what they read); None where a leaf cannot be."""
+    if isinstance(measure, (ExpectedShortfall, ScenarioMax)):
+        return measure
+    if isinstance(measure, Composite):
+        terms = [folded(t, cols, q0) for t in measure.terms]
+        return None if any(t is None for t in terms) else type(measure)(measure.name, terms)  # type: ignore[arg-type]
+    return measure.on_columns(cols, q0)
+
+
+def largest_weighted(losses: ScenarioLosses, q: FloatArray, k: int) -> np.ndarray:
+    """The ``k`` scenarios with the largest weighted loss ``w_s (L q)_s`` (in index order), read block by block."""
+    rows, values = np.empty(0, dtype=np.intp), np.empty(0)
+    for lo in range(0, losses.shape[0], _BLOCK):
+        block = losses.weights[lo:lo + _BLOCK] * (losses.matrix[lo:lo + _BLOCK] @ q)
+        rows, values = np.concatenate([rows, np.arange(lo, lo + len(block))]), np.concatenate([values, block])
+        if len(values) > k:
+            keep = np.argpartition(-values, k - 1)[:k]
+            rows, values = rows[keep], values[keep]
+    return np.sort(rows)
+
+
+def worse_than_held(losses: ScenarioLosses, q: FloatArray, held: np.ndarray) -> np.ndarray:
+    """Scenarios outside ``held`` whose weighted loss at ``q`` exceeds the largest of ``held``'s by more than
+    ``VIOLATION_TOL`` of the largest loss, the worst ``add_size("max")`` of them; read block by block."""
+    level = float(np.max(losses.weights[held] * (losses.matrix[held] @ q)))
+    rows, values, size = np.empty(0, dtype=np.intp), np.empty(0), 0.0
+    for lo in range(0, losses.shape[0], _BLOCK):
+        block = losses.weights[lo:lo + _BLOCK] * (losses.matrix[lo:lo + _BLOCK] @ q)
+        size = max(size, float(np.abs(block).max(initial=0.0)))
+        above = np.flatnonzero(block > level)
+        rows, values = np.concatenate([rows, above + lo]), np.concatenate([values, block[above]])
+    out = ~np.isin(rows, held) & (values > level + VIOLATION_TOL * max(1.0, size))
+    rows, values = rows[out], values[out]
+    cap = add_size("max", 0.0, losses.shape[0])
+    return np.sort(rows[np.argpartition(-values, cap - 1)[:cap]] if len(rows) > cap else rows)
 
 
 def start_positions(problem: Description) -> dict[str, FloatArray]:
@@ -344,11 +317,10 @@ def start_positions(problem: Description) -> dict[str, FloatArray]:
         book_cols = part.cand_columns
         for leaf in scenario_leaves(part.measure):
             losses = leaf.losses
-            held = losses.losses(part.book.q)
             for grp in losses.groups():
-                matrix = losses.matrix[grp]
-                probs = losses.weights[grp] if isinstance(leaf, ExpectedShortfall) else np.ones(grp.stop - grp.start)
-                gl, bl = second_moment(_rows_of(matrix, book_cols), held[grp], probs, cols, k)
+                n = grp.stop - grp.start
+                probs = losses.weights[grp] if isinstance(leaf, ExpectedShortfall) else np.broadcast_to(1.0, (n,))
+                gl, bl = second_moment(_rows_of(losses.matrix[grp], book_cols, part.book.q), n, probs, cols, k)
                 g += gl
                 b += bl
                 used = True
@@ -359,14 +331,18 @@ def start_positions(problem: Description) -> dict[str, FloatArray]:
     return {part.name: after[part.name] for part in problem.venues if part.cands}
 
 
-def _rows_of(matrix: FloatArray, cols: np.ndarray) -> Callable[[np.ndarray], FloatArray]:
-    """Rows of ``matrix`` at columns ``cols``, gathered per call (never a column slice of it all)."""
-    return lambda rows: matrix[rows][:, cols]
+def _rows_of(matrix: FloatArray, cols: np.ndarray, q: FloatArray) -> Callable[[np.ndarray], tuple[FloatArray, FloatArray]]:
+    """Rows of ``matrix`` at columns ``cols`` and the losses of ``q`` there, gathered per call (never a
+    column slice of it all, nor the loss vector over every scenario)."""
+    def read(rows: np.ndarray) -> tuple[FloatArray, FloatArray]:
+        block = matrix[rows]
+        return block[:, cols], block @ q
+    return read
 
 
 def _release(problem: cp.Problem | None) -> None:
     """Drop the solver instance cvxpy keeps in ``problem`` for a warm start (never used here: each
-    round compiles a new program), with its factorization; the solution stays on the variables."""
+    round's program is compiled anew), with its factorization; the solution stays on the variables."""
     cache = getattr(problem, "_solver_cache", None)
     if isinstance(cache, dict):
         cache.clear()
@@ -381,7 +357,7 @@ def loss_scale(m: ExpectedShortfall | ScenarioMax, q: FloatArray) -> float:
     """The largest scenario loss (in absolute value, base currency) at positions ``q``, at least 1:
     the unit a restricted ES is written in, so that its rows and variables are of order one.
     Taken once, at the first working set's positions, and kept (a scaling only: the optimum is the same)."""
-    return max(1.0, float(np.abs(m.losses.losses(q)).max(initial=0.0)))
+    return max(1.0, m.losses.largest_loss(q))
 
 
 def _seed(m: ExpectedShortfall | ScenarioMax, g: slice, q: FloatArray, n_hedges: int) -> np.ndarray:
@@ -392,8 +368,9 @@ def _seed(m: ExpectedShortfall | ScenarioMax, g: slice, q: FloatArray, n_hedges:
 
 
 class GenerationBackend(CvxpyBackend):
-    """The cvxpy program with every large ES and scenario-maximum measure on a working set,
-    compiled again each round the working sets grow (and after a market move)."""
+    """The cvxpy program with every large ES and scenario-maximum measure on a working set or cuts (and a
+    max_loss limit on a working set), assembled again each round a working set grows or a band moves, and
+    after a market move; a round that only adds cuts loads them into the program as it is."""
 
     name: ClassVar[str] = "generate"
     fallback: ClassVar[str | None] = None
@@ -406,15 +383,31 @@ class GenerationBackend(CvxpyBackend):
         super().__init__(description, elastic)
 
     def measure_of(self, venue: Venue) -> tuple[Measure, np.ndarray | None]:
-        """On the hedged columns first (the rest of the book folded in), then restricted to working sets."""
+        """Restricted to working sets and cuts, on the hedged columns (the rest of the book folded in)
+        where every other term can be (``Measure.on_columns``), else at full width."""
         cols = venue.hedged_columns
-        reduced = venue.measure.on_columns(cols, venue.book.q)
-        if reduced is not None:
-            self.gen.columns[venue.name] = cols
-        else:
-            self.gen.columns.pop(venue.name, None)
-        restricted = self.gen.restrict(venue.name, reduced or venue.measure, venue.book.q, len(venue.cands))
-        return restricted, (cols if reduced is not None else None)
+        fold: Folded | None = Folded(cols, venue.book.q)
+        measure = folded(venue.measure, cols, venue.book.q)
+        if measure is None:
+            fold, measure = None, venue.measure
+        return self.gen.restrict(venue.name, measure, venue.book.q, len(venue.cands), fold), (None if fold is None else cols)
+
+    def _max_loss_losses(self) -> np.ndarray:
+        """The max_loss limit on a working set: its scenario set is a maximum over the whole book, restricted
+        as a scenario-maximum margin is (first the worst weighted losses at the book held, then what each
+        plan's violate), so a large set never enters the program whole."""
+        losses = self.description.max_loss_losses
+        assert losses is not None
+        q_all = self._whole_positions()
+        if self.gen.max_loss is None:
+            self.gen.max_loss = largest_weighted(losses, q_all, seed_size("max", 0.0, losses.shape[0], 0))
+        rows = self.gen.max_loss
+        return reduce_rows(losses.weights[rows, None] * losses.matrix[rows], self._whole_cols, q_all)
+
+    def _whole(self, hedges: FloatArray) -> tuple[ScenarioLosses, FloatArray] | None:
+        """The max_loss limit's losses and the whole book after ``hedges`` (None without the limit in the program)."""
+        losses = self.description.max_loss_losses
+        return None if losses is None or self.h is None else (losses, self.description.whole_book(hedges))
 
     def rebuild(self) -> None:
         """Compile again after the working sets grew (the books are kept).
@@ -432,7 +425,7 @@ class GenerationBackend(CvxpyBackend):
         """Restricted measures are compiled for their working sets: compile again with the moved
         matrices, starting from the working sets of the last solve."""
         self.description = description
-        self.gen.cuts.clear()  # the old matrices' cuts bound the old margins
+        self.gen.cuts.clear()  # the old matrices' cuts and bands bound the old margins
         self.rebuild()
 
     def solve(self, request: SolveRequest) -> Solution:
@@ -444,7 +437,7 @@ class GenerationBackend(CvxpyBackend):
         while True:
             rounds += 1
             report = solve(self.problem, self.problem_class, forced=request.solver, build_seconds=self.build_seconds,
-                           warm=request.warm, options=GENERATION_OPTIONS)
+                           warm=request.warm, options=GENERATION_OPTIONS, parametric=False)
             solve_seconds += report.solve_seconds
             attempts += list(report.attempts)
             if report.status is not SolveStatus.OPTIMAL:
@@ -454,10 +447,11 @@ class GenerationBackend(CvxpyBackend):
             lower = float(self.problem.value)
             plan = self.plan()
             # Only the positions are needed to find violated scenarios; the plan is verified once, at the end.
-            if not self.gen.refine(d.positions_after(plan.hedges)) or rounds >= self.gen.max_rounds():
+            if not self.gen.refine(d.positions_after(plan.hedges), self._whole(plan.hedges)) or rounds >= self.gen.max_rounds():
                 break
-            self.rebuild()
-            build += self.build_seconds
+            if self.gen.stale:
+                self.rebuild()
+                build += self.build_seconds
         assert request.check is not None
         # The program is not solved again (a market move compiles a new one): its solver's memory goes
         # before verification evaluates every full measure at the plan.
@@ -494,12 +488,14 @@ class GenerationBackend(CvxpyBackend):
         rounds = 0
         while True:
             rounds += 1
-            report = solve(self.problem, self.problem_class, forced=solver)
+            report = solve(self.problem, self.problem_class, forced=solver, parametric=False)
             if report.status is not SolveStatus.OPTIMAL:
                 return (("the elastic problem could not be solved", float("nan")),)
-            if not self.gen.refine(self.description.positions_after(self.plan().hedges)):
+            hedges = self.plan().hedges
+            if not self.gen.refine(self.description.positions_after(hedges), self._whole(hedges)):
                 break
             if rounds >= self.gen.max_rounds():
                 return (("the elastic problem's scenario generation did not converge", float("nan")),)
-            self.rebuild()
+            if self.gen.stale:
+                self.rebuild()
         return self._slack_values()
