@@ -153,6 +153,7 @@ def main() -> None:
     ap.add_argument("--venues", type=int, default=30)
     ap.add_argument("--time-limit", type=float, default=60.0, help="per treasury row, seconds")
     ap.add_argument("--rows", default="demo,treasury,hedge", help="which rows, comma-separated")
+    ap.add_argument("--backends", default="direct_mip,mip", help="the treasury rows' backends, comma-separated")
     a = ap.parse_args()
     wanted = set(a.rows.split(","))
     rows: list[tuple[str, dict[str, Any] | None]] = []
@@ -163,7 +164,7 @@ def main() -> None:
             print("demo: not yet (impact costs in the MIP)")
     if "treasury" in wanted:
         for minimum, moves, scale in ((500_000.0, 3, 1.0), (500_000.0, 1, 0.9)):
-            for backend in ("direct_mip", "mip"):
+            for backend in a.backends.split(","):
                 label = (f"treasury {a.assets}x{a.venues} {backend}, min transfer {minimum:,.0f}, max_moves {moves}"
                          + (f", inventory x{scale:g}" if scale != 1.0 else ""))
                 rows.append((label, run("treasury", a.assets, a.venues, backend, minimum, moves, scale, a.time_limit)))

@@ -89,7 +89,7 @@ def _solve(backend: Backend, d: Description, forced: str | None, warm: bool) -> 
 def _executability(d: Description, executable_value: float, sol: Solution) -> Executability:
     """The executable plan beside the continuous optimum and the naive rounding of that
     (``optimizer.executability``). Where the backend solved the continuous relaxation on its way (the
-    integer route: ``sol.extra["relaxation"]``, with its naive rounding verified), that plan is the
+    integer route, with its naive rounding verified, and the direct MIP: ``sol.extra["relaxation"]``), that plan is the
     continuous optimum, verified against the case without its execution terms; otherwise that
     problem is solved on the backend chosen for it."""
     relaxed = sol.extra.get("relaxation")

@@ -316,8 +316,14 @@ class DirectMipBackend(DirectBackend):
         if not math.isfinite(bound):
             bound = incumbent if proven else -math.inf
         certificate = self._certificate(incumbent, min(bound, incumbent), proven, nodes)
+        extra: dict[str, object] = {"mip": certificate.to_dict()}
+        if relaxed.status is SolveStatus.OPTIMAL:
+            # The LP solved first is the continuous optimum: the comparison beside the plan verifies it
+            # against the case without its terms instead of solving it again (0.3 s on the treasury).
+            extra["relaxation"] = Plan(np.zeros(0), {p.name: dict(zip(p.assets, relaxed.x[p.name].tolist(), strict=True))
+                                                     for p in self.problem.parts})
         # An incumbent at the time limit is a plan (its gap says how good): the caller shows it as such.
-        return Solution(SolveStatus.OPTIMAL, report, plan, check, certificate, extra={"mip": certificate.to_dict()})
+        return Solution(SolveStatus.OPTIMAL, report, plan, check, certificate, extra=extra)
 
     def _load(self, st: _Structure, terms: _Terms) -> None:
         """The LP (its market rows at this case's values) with the terms' columns and rows, into a fresh HiGHS."""
