@@ -118,7 +118,8 @@ def hedge_row(s: int, k: int, lot: float) -> dict[str, Any]:
     out = _figures(r, time.perf_counter() - t0)
     rounding = (r.certificate or {}).get("rounding", {})
     out.update(relaxation_s=rounding.get("relaxation_seconds"), search_s=rounding.get("search_seconds"),
-               moves=(rounding.get("repair_moves"), rounding.get("improving_moves")))
+               moves=(rounding.get("repair_moves"), rounding.get("improving_moves")), dive_s=rounding.get("dive_seconds"),
+               dive_rounds=rounding.get("dive_rounds"), start=rounding.get("start"))
     return out
 
 
@@ -182,8 +183,9 @@ def main() -> None:
               f"{_f(r['bound'], '16,.4f')} {_f(r['relative_gap'], '9.1e')} {str(r['proven']):>6} "
               f"{_f(r['continuous'], '16,.4f')} {_f(r['naive'], '16,.4f')} {str(r['naive_feasible']):>8}")
         if "relaxation_s" in r:
-            print(f"{'':<78} relaxation {_f(r['relaxation_s'], '.2f')} s, rounding and repair {_f(r['search_s'], '.2f')} s "
-                  f"(repair, improving moves {r['moves']}); the rest verification (the continuous optimum is the relaxation)")
+            print(f"{'':<78} relaxation {_f(r['relaxation_s'], '.2f')} s, dive {_f(r['dive_s'], '.2f')} s ({r['dive_rounds']} rounds), "
+                  f"search {_f(r['search_s'], '.2f')} s from the {r['start']} (repair, improving moves {r['moves']}); "
+                  "the rest verification (the continuous optimum is the relaxation)")
         if "collateral_moves" in r:
             print(f"{'':<78} solver build + solve {r['solve_s']:.2f} s; moves: executable {r['collateral_moves'][0]}, naive rounding "
                   f"{r['collateral_moves'][1]}; smallest executable move {_f(r['smallest_move'], ',.0f')}")

@@ -12,7 +12,15 @@ scenario, an integer per hedge) is out of reach (``backends/mip.py`` refuses it)
 1. **relaxation**: the program without integrality, by scenario generation. Its lower bound
    ``z_LP`` is a lower bound on the integer optimum too.
 2. **rounding**: each lotted hedge to its nearest whole number of lots inside its box; a count
-   under the minimum trade to 0 or to the minimum, whichever is nearer.
+   under the minimum trade to 0 or to the minimum, whichever is nearer. Where that is not within
+   the requested gap, a **dive** (``backends/lot_dive.py``) on a small exact model of the terms
+   around the relaxation's working set (the scenarios nearest each VaR with rows, the deeper tail
+   folded into one): lots fixed a batch at a time, the nearest a whole lot first, the rest solved
+   again, which takes up what the rounding moved; scenarios that break the model at its plan join
+   it and it dives again. Its plan is the start where it is the better one (exact objective, limits
+   kept). On the 100,000 x 200 hedge at lots of 0.05 the start went from 4.2e-3 of the bound
+   (nearest lots) to about 1e-3, and the search below from it ends at 8e-4 (from nearest lots it
+   stopped at a local optimum at 1.1e-3).
 3. **repair**: while a linear or net-delta row is violated, the one-lot move that cuts the total
    violation most per unit of predicted objective increase.
 4. **local search**: one lot up or down on one hedge (from 0 a step goes to the minimum trade
@@ -22,10 +30,14 @@ scenario, an integer per hedge) is out of reach (``backends/mip.py`` refuses it)
    stops at a local optimum, at the requested relative gap, or at the time limit.
 
 What it guarantees: the plan is a whole number of lots, respects minimum trades, the box and the
-limits, and its objective is exact over every scenario (verification recomputes it all); the gap
-``f(plan) - z_LP`` bounds how far it is from the integer optimum. It is proven optimal only when
-that gap closes within the requested gap: a local optimum of one- and two-lot moves need not be
-the integer optimum. A hedge with a minimum trade and no lot size keeps its relaxed quantity (or
+limits, and its objective is exact over every scenario (verification recomputes it all on the full
+scenario set); the bound is the continuous relaxation's ``z_LP`` and the gap ``f(plan) - z_LP``
+bounds how far the plan is from the integer optimum. It is proven optimal (to the requested gap)
+only when that gap closes within the requested gap: a local optimum of one- and two-lot moves need
+not be the integer optimum, and the gap to the relaxation does not close where the integer optimum
+itself lies above it by more (on the 100,000 x 200 hedge at lots of 0.25 every plan found, HiGHS's
+MIP over the working set included, is about 1% above the relaxation: rounding 200 hedges by up to an
+eighth of a unit adds risk no other hedge offsets). A hedge with a minimum trade and no lot size keeps its relaxed quantity (or
 0 or the minimum, whichever is nearer); the search moves lotted hedges only. Only lots and
 minimum trades are held here (``max_tickets`` is a cardinality the rounding does not keep).
 """
@@ -40,6 +52,7 @@ import numpy as np
 
 from marginopt.models.margin.shortfall import tail_mean, tail_weights
 from marginopt.optimizer.backends.base import DEFAULT_GAP, DEFAULT_TIME_LIMIT, Certificate, Solution, SolveRequest
+from marginopt.optimizer.backends.lot_dive import Grid, LotDive
 from marginopt.optimizer.backends.scenario_route import ScenarioBackend
 from marginopt.optimizer.description import Description
 from marginopt.optimizer.executability import naive_rounding, whole_multiple
@@ -131,12 +144,24 @@ class IntegerBackend:
             status = SolveStatus.INFEASIBLE if res.status is SolveStatus.INFEASIBLE else SolveStatus.ERROR
             return Solution(status, self._report(status, attempts, time.perf_counter() - t0, res.iterations, request))
         lower = min(res.lower_bound, res.objective)
-        search = LotSearch(lp.terms, d, res.h)
         relaxed = Plan(np.asarray(res.h, dtype=float).copy(), {})
+        search = LotSearch(lp.terms, d, res.h)  # the relaxation rounded to its nearest lots
+        t1 = time.perf_counter()
+        dive = LotDive(lp.terms, d, res.h)
+        dived = dive.run(t0 + self.time_limit) if search.obj - lower > self.mip_gap * abs(search.obj) else None
+        dive_s = time.perf_counter() - t1
+        start = "nearest lots"
+        if dived is not None:
+            # The dive's plan keeps the limits (its LP holds them): the start where it is the better one.
+            other = LotSearch(lp.terms, d, dived)
+            if other.violation() <= 0.0 and (search.violation() > 0.0 or other.obj < search.obj):
+                search, start = other, "dive"
         search.run(lower, self.mip_gap, t0 + self.time_limit)
         seconds = time.perf_counter() - t0
         note = (f"rounding and repair: {search.repairs} repair moves, {search.moves} improving moves, "
                 f"{search.trials} exact evaluations")
+        if dive.rounds:
+            note += f"; started from the {start} (dive on the working set: {dive.rounds} rounds, {dive_s:.2f} s)"
         if search.violation() > 0.0:
             note += f"; no lot plan within the limits found (violation {search.violation():.6g} left)"
             attempts.append(Attempt("ROUNDING", SolveStatus.ERROR, seconds - relax_s, note))
@@ -152,7 +177,8 @@ class IntegerBackend:
         proven = relative <= self.mip_gap
         rounding: dict[str, Any] = {"continuous_optimum": res.objective + offset, "continuous_bound": lower + offset,
                                     "repair_moves": search.repairs, "improving_moves": search.moves,
-                                    "relaxation_seconds": relax_s, "search_seconds": seconds - relax_s,
+                                    "relaxation_seconds": relax_s, "search_seconds": seconds - relax_s - dive_s,
+                                    "dive_seconds": dive_s, "dive_rounds": dive.rounds, "start": start,
                                     "guarantee": GUARANTEE}
         # The naive rounding of the relaxation, by the one rule (``executability.naive_rounding``):
         # ``optimizer.api`` shows it, with the relaxation as the continuous optimum, and solves nothing again.
@@ -191,12 +217,9 @@ class LotSearch:
         self.terms = terms
         self.cost = d.unit_costs
         k = len(d.cands)
-        self.lots = np.array([c.lot_size if c.lot_size is not None else math.nan for c in d.cands])
-        self.lotted = np.flatnonzero(np.isfinite(self.lots))
-        size = np.where(np.isfinite(self.lots), self.lots, 1.0)
-        self.n_lo = np.ceil(d.lower / size - 1e-9)
-        self.n_hi = np.floor(d.upper / size + 1e-9)
-        self.min_n = np.ceil(np.array([c.min_trade for c in d.cands]) / size - 1e-9)
+        self.grid = Grid.of(d)
+        self.lots, self.lotted = self.grid.lots, self.grid.lotted
+        self.n_lo, self.n_hi, self.min_n = self.grid.n_lo, self.grid.n_hi, self.grid.min_n
         # Where hedge j enters each term: (term, positions in its columns).
         self.where: list[list[tuple[int, np.ndarray]]] = [[] for _ in range(k)]
         for t, term in enumerate(terms):
@@ -222,11 +245,7 @@ class LotSearch:
         out = h.copy()
         for j in range(len(h)):
             if math.isfinite(self.lots[j]):
-                n = float(np.clip(np.round(h[j] / self.lots[j]), self.n_lo[j], self.n_hi[j]))
-                if 0 < abs(n) < self.min_n[j]:
-                    far = math.copysign(self.min_n[j], n)
-                    n = far if abs(far * self.lots[j] - h[j]) < abs(h[j]) and self.n_lo[j] <= far <= self.n_hi[j] else 0.0
-                out[j] = n * self.lots[j]
+                out[j] = self.grid.nearest(j, float(h[j])) * self.lots[j]
             elif 0.0 < abs(h[j]) < minimum[j]:
                 out[j] = math.copysign(minimum[j], h[j]) if abs(h[j]) >= minimum[j] / 2 else 0.0
         return out
