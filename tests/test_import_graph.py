@@ -24,7 +24,7 @@ LAYERS: tuple[tuple[str, ...], ...] = (
 OPTIMIZER_LAYERS: tuple[tuple[str, ...], ...] = (
     ("choice", "objectives", "description", "verify", "executability", "result", "attribution"),
     ("backends.base",),
-    ("backends.cvxpy_program", "backends.direct_lp", "backends.scenario_route"),
+    ("backends.cvxpy_program", "backends.direct_lp", "backends.scenario_route", "backends.lot_dive"),
     ("backends.generation", "backends.integer_route"),
     ("backends",),
     ("problem",),

@@ -59,7 +59,8 @@ def test_the_dive_compensates_where_nearest_rounding_cannot(tmp_path: Path) -> N
     assert dive.exact(np.zeros(2)) == pytest.approx(8.0, abs=1e-9)
 
     r = run(MarginProblem(case, mode="hedge", backend="integer", mip_gap=1e-9))
-    assert r.status == "optimal" and r.verification.passed
+    # The integer optimum, but 2.01 against the relaxation's 0.008 is no proof: feasible, at a local optimum.
+    assert r.status == "feasible" and r.verification.passed and r.certificate["stopped"] == "local optimum"
     assert r.objective_value == pytest.approx(2.01, abs=1e-9)
     assert r.certificate["rounding"]["start"] == "dive" and r.certificate["rounding"]["dive_rounds"] == 1
     assert r.certificate["bound"] == pytest.approx(0.008, abs=1e-7)

@@ -22,7 +22,7 @@ from marginopt.optimizer.executability import (
     executability,
 )
 from marginopt.optimizer.problem import MarginProblem
-from marginopt.optimizer.result import OptimizationResult
+from marginopt.optimizer.result import OptimizationResult, plan_status
 from marginopt.optimizer.verify import Plan, VenueOutcome, Verification, verify
 from marginopt.solvers.status import SolveReport, SolveStatus
 
@@ -129,6 +129,9 @@ def diagnose(description: Description, backend: str, solver: str | None) -> tupl
 def _result(d: Description, status: str, report: SolveReport, check: Verification | None, sol: Solution,
             shortfalls: tuple[tuple[str, float], ...] = (), executable: Executability | None = None) -> OptimizationResult:
     ok = status == "optimal" and check is not None
+    certificate = sol.certificate.to_dict() if sol.certificate is not None else None
+    if ok:
+        status = plan_status(certificate)  # an executable plan its search did not prove optimal: feasible
     hedges = pd.DataFrame(columns=["venue", "instrument", "quantity", "cost"])
     allocation = pd.DataFrame(columns=["venue", "asset", "quantity", "value", "posted_before"])
     margins = pd.DataFrame(columns=["venue", "before", "after", "collateral_after", "excess_after"])
@@ -171,7 +174,7 @@ def _result(d: Description, status: str, report: SolveReport, check: Verificatio
         costs=check.costs if ok and check is not None else {},
         attribution_of=attribution,
         candidates=tuple(d.cands),
-        certificate=sol.certificate.to_dict() if sol.certificate is not None else None,
+        certificate=certificate,
         executability=executable,
     )
 

@@ -63,7 +63,7 @@ from marginopt.models.collateral import pieces
 from marginopt.optimizer.backends.base import DEFAULT_GAP, DEFAULT_TIME_LIMIT, Certificate, Solution, SolveRequest, highs_only
 from marginopt.optimizer.backends.direct_lp import INF, DirectBackend, _Builder, _Structure
 from marginopt.optimizer.description import Description, Venue
-from marginopt.optimizer.executability import whole_multiple
+from marginopt.optimizer.executability import GAP_CLOSED, TIME_LIMIT, whole_multiple
 from marginopt.optimizer.verify import Plan, Verification
 from marginopt.solvers.highs import FEASIBLE_SOLUTION, Highs, quiet_highs
 from marginopt.solvers.status import Attempt, ProblemClass, SolveReport, SolveStatus
@@ -287,11 +287,16 @@ class DirectMipBackend(DirectBackend):
         build = self.build_seconds + built
         model = self.highs.getModelStatus()
         found = int(info.primal_solution_status) == FEASIBLE_SOLUTION
+        stopped = GAP_CLOSED
         if model == highspy.HighsModelStatus.kOptimal:
             status, note = SolveStatus.OPTIMAL, "direct MIP"
         elif model in (highspy.HighsModelStatus.kTimeLimit, highspy.HighsModelStatus.kSolutionLimit,
                        highspy.HighsModelStatus.kIterationLimit, highspy.HighsModelStatus.kInterrupt) and found:
-            status, note = SolveStatus.LIMIT, f"direct MIP: time limit {self.time_limit:g} s: the incumbent, not proven optimal"
+            timed = model == highspy.HighsModelStatus.kTimeLimit
+            stopped = TIME_LIMIT if timed else f"HiGHS: {self.highs.modelStatusToString(model)}"
+            status = SolveStatus.LIMIT
+            note = (f"direct MIP: time limit {self.time_limit:g} s: the incumbent, not proven optimal" if timed
+                    else f"direct MIP: {stopped}: the incumbent, not proven optimal")
         else:
             infeasible = model in (highspy.HighsModelStatus.kInfeasible, highspy.HighsModelStatus.kUnboundedOrInfeasible)
             status = SolveStatus.INFEASIBLE if infeasible else (SolveStatus.LIMIT if model == highspy.HighsModelStatus.kTimeLimit
@@ -315,7 +320,7 @@ class DirectMipBackend(DirectBackend):
         proven = status is SolveStatus.OPTIMAL and incumbent - bound <= self.mip_gap * abs(incumbent) + 1e-9
         if not math.isfinite(bound):
             bound = incumbent if proven else -math.inf
-        certificate = self._certificate(incumbent, min(bound, incumbent), proven, nodes)
+        certificate = self._certificate(incumbent, min(bound, incumbent), proven, nodes, stopped)
         extra: dict[str, object] = {"mip": certificate.to_dict()}
         if relaxed.status is SolveStatus.OPTIMAL:
             # The LP solved first is the continuous optimum: the comparison beside the plan verifies it
@@ -452,10 +457,10 @@ class DirectMipBackend(DirectBackend):
             allocation[part.name] = units
         return Plan(np.zeros(0), allocation)
 
-    def _certificate(self, incumbent: float, bound: float, proven: bool, nodes: int) -> Certificate:
+    def _certificate(self, incumbent: float, bound: float, proven: bool, nodes: int, stopped: str) -> Certificate:
         """As the ``mip`` backend's: the incumbent, HiGHS's best bound and the gap, relative as HiGHS's."""
         gap = max(incumbent - bound, 0.0)
         relative = 0.0 if gap == 0.0 else gap / abs(incumbent) if incumbent != 0.0 else math.inf
         return Certificate("direct_mip: HiGHS branch and bound on the direct collateral program", nodes, proven, bound, gap, {},
                            incumbent=incumbent, relative_gap=relative, proven_optimal=proven, requested_gap=self.mip_gap,
-                           time_limit=self.time_limit, outer_rounds=1)
+                           time_limit=self.time_limit, outer_rounds=1, stopped=stopped)

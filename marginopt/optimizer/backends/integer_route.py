@@ -55,7 +55,7 @@ from marginopt.optimizer.backends.base import DEFAULT_GAP, DEFAULT_TIME_LIMIT, C
 from marginopt.optimizer.backends.lot_dive import Grid, LotDive
 from marginopt.optimizer.backends.scenario_route import ScenarioBackend
 from marginopt.optimizer.description import Description
-from marginopt.optimizer.executability import naive_rounding, whole_multiple
+from marginopt.optimizer.executability import GAP_CLOSED, LOCAL_OPTIMUM, TIME_LIMIT, naive_rounding, whole_multiple
 from marginopt.optimizer.verify import ABS_TOL, REL_TOL, Plan, Verification
 from marginopt.solvers.column_view import ColumnView
 from marginopt.solvers.scenario_terms import ScenarioTerm
@@ -157,6 +157,7 @@ class IntegerBackend:
             if other.violation() <= 0.0 and (search.violation() > 0.0 or other.obj < search.obj):
                 search, start = other, "dive"
         search.run(lower, self.mip_gap, t0 + self.time_limit)
+        timed = time.perf_counter() >= t0 + self.time_limit  # else it stopped at the gap or a local optimum
         seconds = time.perf_counter() - t0
         note = (f"rounding and repair: {search.repairs} repair moves, {search.moves} improving moves, "
                 f"{search.trials} exact evaluations")
@@ -175,6 +176,7 @@ class IntegerBackend:
         bound = min(lower + offset, incumbent)
         relative = (incumbent - bound) / abs(incumbent) if incumbent != 0.0 else (0.0 if incumbent == bound else math.inf)
         proven = relative <= self.mip_gap
+        stopped = GAP_CLOSED if proven else TIME_LIMIT if timed else LOCAL_OPTIMUM
         rounding: dict[str, Any] = {"continuous_optimum": res.objective + offset, "continuous_bound": lower + offset,
                                     "repair_moves": search.repairs, "improving_moves": search.moves,
                                     "relaxation_seconds": relax_s, "search_seconds": seconds - relax_s - dive_s,
@@ -192,7 +194,7 @@ class IntegerBackend:
         certificate = Certificate("rounding and repair on the continuous relaxation (scenario generation)", search.moves,
                                   True, bound, incumbent - bound, self.relaxed.sizes(), incumbent=incumbent,
                                   relative_gap=relative, proven_optimal=proven, requested_gap=self.mip_gap,
-                                  time_limit=self.time_limit, rounding=rounding)
+                                  time_limit=self.time_limit, rounding=rounding, stopped=stopped)
         report = self._report(SolveStatus.OPTIMAL, attempts, seconds, res.iterations, request)
         extra["mip"] = certificate.to_dict()
         return Solution(SolveStatus.OPTIMAL, report, plan, check, certificate, extra=extra)
