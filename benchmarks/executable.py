@@ -27,9 +27,9 @@ optimum and a naive rounding of it, side by side, in one run.
    alone 1.5-7.7 s of it), proven within the 1e-3 asked (before: 1.1e-3 in 5.2 s, not proven); lots of
    0.25: 9.5e-3 in 8.3-22 s, feasible, not proven (before: 1.3e-2 in 4.1 s). At lots of 0.25 no plan
    comes near 1e-3: HiGHS's MIP over the relaxation's working set (2,000 scenarios, 200 integers) found
-   nothing better than 1.1e-2 in 60 s (its own bound barely above the relaxation), and rounding 200 hedges by up to an eighth of a unit adds risk no
-   other hedge offsets (a quadratic model of the ES around the relaxation puts the best lattice point
-   near 7e-3); the target holds at lots of 0.05.
+   nothing better than 1.1e-2 in 60 s (its own bound barely above the relaxation), and rounding 200
+   hedges by up to an eighth of a unit adds risk no other hedge offsets (a quadratic model of the ES
+   around the relaxation puts the best lattice point near 7e-3); the target holds at lots of 0.05.
 
 All on 2 cores shared with other sessions (load 2-3.5): single runs vary by 2x; the figures are the
 best of at least two runs, with the range.
