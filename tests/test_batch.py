@@ -130,3 +130,22 @@ def test_executable_accounts_report_their_gap_and_whether_proven_optimal(tmp_pat
     assert s.loc["lots", "continuous_objective_value"] == pytest.approx(2.25, abs=1e-6)
     assert pd.isna(s.loc["plain", "proven_optimal"]) and pd.isna(s.loc["plain", "relative_gap"])
     assert s.loc["plain", "objective_value"] == pytest.approx(2.25, abs=1e-6)
+
+
+def test_an_account_whose_plan_is_not_proven_is_feasible_with_the_reason(tmp_path):
+    """The 20,000-scenario lotted hedge of tests/test_integer_route.py goes to the integer route, whose
+    plan (the integer optimum by enumeration there) is 17% above the relaxation's bound: not proven, so
+    the account's status is feasible, not optimal, and the summary says why and the gap."""
+    from tests.test_integer_route import scenarios, write_case
+
+    folder = tmp_path / "cases"
+    folder.mkdir()
+    m, l0 = scenarios(20_000)
+    write_case(folder, m, l0)
+    result = CliRunner().invoke(cli, ["batch", str(folder), "--out", str(tmp_path / "o"), "--workers", "1", "--mode", "hedge"])
+    assert result.exit_code == 0, result.output
+    assert "feasible 1" in result.output and "0 proven optimal" in result.output and "not proven optimal: case" in result.output
+    s = pd.read_parquet(tmp_path / "o" / "summary.parquet").set_index("account")
+    assert s.loc["case", "status"] == "feasible" and s.loc["case", "proven_optimal"] == False  # noqa: E712
+    assert s.loc["case", "status_detail"].startswith("the lot search ended at a local optimum")
+    assert f"relative gap {s.loc['case', 'relative_gap']:.3g}" in s.loc["case", "status_detail"]

@@ -225,3 +225,22 @@ def test_an_executable_plan_shows_its_gap_and_cost_of_executability(browser_page
     assert page.get_attribute("body", "data-state") == "done"
     assert not page.is_visible('[data-testid="plan-gap"]')
     assert not page.is_visible('[data-testid="executability"]')
+
+
+def test_a_plan_not_proven_optimal_says_feasible_and_what_stopped_it(browser_page: Any, tmp_path: Path) -> None:
+    """desk.js given the JSON of a plan the time limit stopped (the integer route at 1 ms, as in
+    tests/test_time_limit.py): the gap line says status feasible, time limit reached and the gap, and the
+    cost of executability is shown (the plan is verified), as for an optimal one."""
+    from marginopt.optimizer import MarginProblem, run
+    from tests.test_integer_route import scenarios, write_case
+
+    m, l0 = scenarios(300)
+    case = marginopt.load_case(write_case(tmp_path, m, l0, limit=False))
+    result = run(MarginProblem(case, mode="hedge", backend="integer", mip_gap=1e-12, time_limit=1e-3))
+    assert result.status == "feasible"
+    page = browser_page
+    page.evaluate("plan => renderExecutability(plan, 'USD')", result.to_dict())
+    gap = page.text_content('[data-testid="plan-gap"]')
+    assert gap.startswith("gap: incumbent ") and "status feasible: time limit reached (0.001 s): relative gap" in gap
+    assert page.get_attribute('[data-testid="plan-gap"]', "data-proven") == "false"
+    assert page.is_visible('[data-testid="executability-table"]')

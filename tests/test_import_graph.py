@@ -25,7 +25,8 @@ LAYERS: tuple[tuple[str, ...], ...] = (
 OPTIMIZER_LAYERS: tuple[tuple[str, ...], ...] = (
     ("choice", "objectives", "description", "safety", "verify", "executability", "result", "attribution"),
     ("backends.base",),
-    ("backends.cvxpy_program", "backends.direct_lp", "backends.scenario_route", "backends.lot_search", "backends.in_program"),
+    ("backends.cvxpy_program", "backends.direct_lp", "backends.scenario_route", "backends.lot_search", "backends.in_program",
+     "backends.lot_dive"),
     ("backends.generation", "backends.integer_route", "backends.ticket_cap"),
     ("backends",),
     ("problem",),

@@ -90,8 +90,15 @@ def test_rounding_and_repair_matches_enumeration(tmp_path: Path, seed: int, limi
     case = marginopt.load_case(write_case(tmp_path, m, l0, limit))
     problem = MarginProblem(case, mode="hedge", backend="integer")
     r = run(problem)
-    assert r.status == "optimal", r.solver.attempts
     assert r.verification.passed
+    # The integer optimum (by enumeration), but the gap to the relaxation's bound does not close within
+    # 1e-6: not proven, so feasible, stopped at a local optimum of the search (never the bare word optimal).
+    cert = r.certificate
+    if cert["proven_optimal"]:
+        assert r.status == "optimal" and cert["stopped"] == "gap closed"
+    else:
+        assert r.status == "feasible" and cert["stopped"] == "local optimum", r.solver.attempts
+        assert r.status_detail.startswith("the lot search ended at a local optimum") and "not proven optimal" in r.status_detail
     best, plan = brute_force(m, l0, limit)
     assert r.objective_value == pytest.approx(best, rel=1e-7, abs=1e-9), (r.hedges, plan)
     h = r.hedges["quantity"].to_numpy()
@@ -126,9 +133,10 @@ def test_large_lotted_hedge_goes_to_rounding(tmp_path: Path) -> None:
     problem = MarginProblem(case, mode="hedge")
     assert choose_backend(problem.description) == "integer"
     r = run(problem)
-    assert r.status == "optimal" and r.verification.passed
+    assert r.succeeded and r.verification.passed
     cert = r.certificate
     assert cert is not None and cert["bound"] <= r.objective_value
+    assert r.status == ("optimal" if cert["proven_optimal"] else "feasible")
     best, plan = brute_force(m, l0)
     assert r.objective_value == pytest.approx(best, rel=1e-7), (r.hedges, plan)
 

@@ -1,9 +1,11 @@
-"""An executable plan stopped by ``time_limit`` (issue 17): a verified plan that reports
-``proven_optimal: false`` and its gap, on the mip backend (HiGHS's branch and bound) and on the
-large-scenario integer route (rounding and repair)."""
+"""An executable plan stopped by ``time_limit`` (issue 17): a verified plan whose status is
+``feasible``, not ``optimal``, that reports ``proven_optimal: false``, what stopped it and its gap
+(``status_detail``: "time limit reached (1 s): relative gap ..."), on the mip backend (HiGHS's branch
+and bound) and on the large-scenario integer route (rounding and repair), in the JSON and the CLI."""
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 
 import numpy as np
@@ -58,15 +60,19 @@ def test_a_mip_stopped_by_its_time_limit_reports_its_gap_not_proven(tmp_path: Pa
     if r.status == "failed":  # no incumbent within the second: nothing to show, and said so
         assert r.objective_value is None and r.certificate is None
         pytest.skip("HiGHS found no incumbent within 1 s on this machine")
-    assert r.status == "optimal"
     cert = assert_consistent(r)
     assert cert["time_limit"] == 1.0 and cert["requested_gap"] == 1e-9
     if cert["proven_optimal"]:
+        assert r.status == "optimal" and cert["stopped"] == "gap closed"
         print("HiGHS proved the plan optimal within the time limit: consistency checked only")
         return
-    assert cert["relative_gap"] > 1e-9
+    assert r.status == "feasible" and r.succeeded and r.raise_for_status() is r
+    assert cert["relative_gap"] > 1e-9 and cert["stopped"] == "time limit reached"
     assert "time limit 1 s: the incumbent, not proven optimal" in r.solver.attempts[-1].note
     doc = r.to_dict()
+    assert doc["status"] == "feasible"
+    assert doc["status_detail"] == (f"time limit reached (1 s): relative gap {cert['relative_gap']:.3g} to the bound "
+                                    f"{cert['bound']:,.6g}, above the 1e-09 asked for; not proven optimal")
     assert doc["certificate"]["proven_optimal"] is False and doc["certificate"]["relative_gap"] == cert["relative_gap"]
     assert doc["executability"]["executable"]["objective_value"] == r.objective_value
 
@@ -78,8 +84,9 @@ def test_the_integer_route_past_its_time_limit_keeps_the_rounding_not_proven(tmp
     m, l0 = scenarios(300)
     case = marginopt.load_case(write_case(tmp_path, m, l0, limit=False))
     r = run(MarginProblem(case, mode="hedge", backend="integer", mip_gap=1e-12, time_limit=1e-3))
-    assert r.status == "optimal"
+    assert r.status == "feasible"
     cert = assert_consistent(r)
+    assert cert["stopped"] == "time limit reached" and r.status_detail.startswith("time limit reached (0.001 s): relative gap")
     rounding = cert["rounding"]
     assert rounding["improving_moves"] == 0 and rounding["repair_moves"] == 0
     assert cert["time_limit"] == 1e-3
@@ -94,9 +101,47 @@ def test_the_ticket_cap_past_its_time_limit_keeps_its_start_not_proven(tmp_path:
     m, l0 = scenarios(300)
     case = marginopt.load_case(write_case(tmp_path, m, l0, limit=False, max_tickets=1))
     r = run(MarginProblem(case, mode="hedge", backend="integer", mip_gap=1e-12, time_limit=1e-3))
-    assert r.status == "optimal"
+    assert r.status == "feasible"  # verified, not proven
     cert = assert_consistent(r)
     assert cert["rounding"]["mip_rounds"] == 0 and cert["outer_rounds"] == 0
     assert int((r.hedges["quantity"] != 0).sum()) <= 1
     assert cert["proven_optimal"] is False
     assert cert["bound"] == pytest.approx(cert["rounding"]["continuous_bound"], rel=1e-9)
+
+
+def test_the_cli_says_feasible_time_limit_reached_and_the_gap(tmp_path: Path) -> None:
+    """The table's status line and the JSON of a plan the time limit stopped (the mip backend at 1 s
+    on lotted_case): FEASIBLE, "time limit reached (1 s)", the relative gap; exit code 0 (the plan is
+    verified). Where HiGHS proves it within the second, it says proven optimal instead."""
+    from click.testing import CliRunner
+
+    from marginopt.cli.main import cli
+
+    path = lotted_case(tmp_path)
+    out = CliRunner().invoke(cli, ["hedge", str(path), "--mip-gap", "1e-9", "--time-limit", "1", "--format", "json"])
+    doc = json.loads(out.output)
+    if doc["status"] == "failed":
+        pytest.skip("HiGHS found no incumbent within 1 s on this machine")
+    assert out.exit_code == 0
+    if doc["certificate"]["proven_optimal"]:
+        assert doc["status"] == "optimal" and doc["status_detail"].startswith("proven optimal")
+        return
+    assert doc["status"] == "feasible" and doc["status_detail"].startswith("time limit reached (1 s): relative gap")
+    table = CliRunner().invoke(cli, ["hedge", str(path), "--mip-gap", "1e-9", "--time-limit", "1"], terminal_width=200)
+    assert table.exit_code == 0
+    text = " ".join(table.output.split())
+    if "proven optimal (gap within" not in text:  # this run, too, stopped at the limit
+        assert "status: FEASIBLE: time limit reached (1 s): relative gap" in text and "not proven optimal" in text
+
+
+def test_the_html_report_says_feasible_and_what_stopped_it(tmp_path: Path) -> None:
+    """The integer route at 1 ms (as above): the report's status line says feasible, time limit reached
+    and the relative gap, in words, beside the plan (which it still shows: the plan is verified)."""
+    from marginopt.reports import plan_html
+
+    m, l0 = scenarios(300)
+    case = marginopt.load_case(write_case(tmp_path, m, l0, limit=False))
+    r = run(MarginProblem(case, mode="hedge", backend="integer", mip_gap=1e-12, time_limit=1e-3))
+    page = plan_html(r, case)
+    assert "Status: feasible" in page and "time limit reached (0.001 s): relative gap" in page
+    assert "not proven optimal" in page and "<h2>Hedges" in page

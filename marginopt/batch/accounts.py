@@ -84,7 +84,7 @@ class AccountResult:
     """One account's row of the summary and its tables (each with an ``account`` column)."""
 
     account: str
-    status: str  # optimal | infeasible | failed (the optimizer's) | margin (mode margin) | error
+    status: str  # optimal | feasible | infeasible | failed (the optimizer's) | margin (mode margin) | error
     total_initial_margin: float | None = None
     total_initial_margin_after: float | None = None
     objective_value: float | None = None
@@ -93,6 +93,7 @@ class AccountResult:
     # proven optimal within the gap asked for, and the continuous optimum (its lower bound); None otherwise.
     relative_gap: float | None = None
     proven_optimal: bool | None = None
+    status_detail: str | None = None  # proven, or what stopped the search and the gap left (a feasible plan)
     continuous_objective_value: float | None = None
     seconds: float = 0.0
     worker_peak_mib: float = 0.0  # the worker process's peak resident memory when the account finished
@@ -102,6 +103,7 @@ class AccountResult:
         return {"account": self.account, "status": self.status, "total_initial_margin": self.total_initial_margin,
                 "total_initial_margin_after": self.total_initial_margin_after, "objective_value": self.objective_value,
                 "error": self.error, "relative_gap": self.relative_gap, "proven_optimal": self.proven_optimal,
+                "status_detail": self.status_detail,
                 "continuous_objective_value": self.continuous_objective_value, "seconds": self.seconds,
                 "worker_peak_mib": self.worker_peak_mib}
 
@@ -125,6 +127,7 @@ def run_account(job: AccountJob, mode: str, objective: str | None, solver: str |
             cert = result.certificate
             if cert is not None and "proven_optimal" in cert:  # an executable plan
                 out.relative_gap, out.proven_optimal = float(cert["relative_gap"]), bool(cert["proven_optimal"])
+                out.status_detail = result.status_detail
             if result.executability is not None:
                 out.continuous_objective_value = result.executability.continuous_value
         venues = [venue_margin(b) for b in books]  # the books the plan was built on: scenarios priced once

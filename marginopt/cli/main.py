@@ -242,7 +242,7 @@ def _plan(path: Path, mode: str, objective: str | None, solver: str | None, fmt:
         _write_html(report_file, plan_html(result, case))
     if result.status == "infeasible":
         raise SystemExit(EXIT_INFEASIBLE)
-    if result.status != "optimal":
+    if not result.succeeded:  # a feasible plan (verified, not proven optimal) exits 0: its status says so
         raise SystemExit(EXIT_FAILED)
 
 
@@ -267,7 +267,7 @@ def _plan_command(mode: str, doc: str) -> None:
                   "move or ticket caps, rounding) is called optimal (default 1e-6).")
     @click.option("--time-limit", type=click.FloatRange(min=0.0, min_open=True), default=None,
                   help="Seconds HiGHS's branch and bound may run for an executable plan (default 60); at the limit "
-                  "the best plan found is shown with its gap, not proven optimal.")
+                  "the best plan found is shown with its gap and status feasible (verified, not proven optimal).")
     def command(case: Path, objective: str | None, solver: str | None, fmt: str, out: Path | None, source: str,
                 report_file: Path | None, mip_gap: float | None, time_limit: float | None) -> None:
         if source != "case":

@@ -121,7 +121,7 @@ def plan_table(result: Any, ccy: str, console: Console) -> None:
     rep = result.solver
     chain = " -> ".join(f"{a.solver} {a.status.value}" + (f" ({a.note})" if a.note else "") for a in rep.attempts)
     head = f"Optimized plan ({result.mode}, objective {result.objective.value})"
-    if result.status != "optimal":
+    if not result.succeeded:
         console.print(f"[bold red]{head}: {result.status.upper()}[/bold red]")
         console.print(f"solver attempts: {chain}", soft_wrap=True)
         if result.shortfalls:
@@ -139,6 +139,8 @@ def plan_table(result: Any, ccy: str, console: Console) -> None:
     assert ver is not None
     console.print(f"[bold]{head}[/bold]: {money(result.objective_value)} {ccy}  "
                   f"({', '.join(f'{k} {money(v)}' for k, v in result.costs.items())})", soft_wrap=True)
+    if result.status != "optimal":  # a verified plan not proven optimal: said before anything else
+        console.print(f"[bold yellow]status: {result.status.upper()}: {result.status_detail}[/bold yellow]", soft_wrap=True)
     from marginopt.optimizer.result import SNAP_ABSOLUTE, SNAP_RELATIVE, snap
 
     console.print(f"verification: {'passed' if ver.passed else 'FAILED'} (largest violation {snap(ver.max_violation):.3g}); "
@@ -148,8 +150,11 @@ def plan_table(result: Any, ccy: str, console: Console) -> None:
                   soft_wrap=True)
     cert = result.certificate
     if cert is not None and "incumbent" in cert:
+        from marginopt.optimizer.executability import TIME_LIMIT
+
         proven = (f"proven optimal (gap within {cert['requested_gap']:g})" if cert["proven_optimal"]
-                  else f"not proven optimal (time limit {cert['time_limit']:g} s)")
+                  else f"not proven optimal (time limit reached: {cert['time_limit']:g} s)" if cert.get("stopped") == TIME_LIMIT
+                  else f"not proven optimal ({cert.get('stopped') or 'stopped'})")
         console.print(f"gap: incumbent {money(cert['incumbent'])}, bound {money(cert['bound'])}, gap {money(cert['gap'])} "
                       f"({cert['relative_gap']:.3g} relative), {proven}; {cert['rounds']:,} branch-and-bound nodes",
                       soft_wrap=True)

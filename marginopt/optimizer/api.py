@@ -23,7 +23,7 @@ from marginopt.optimizer.executability import (
     executability,
 )
 from marginopt.optimizer.problem import MarginProblem
-from marginopt.optimizer.result import OptimizationResult
+from marginopt.optimizer.result import OptimizationResult, plan_status
 from marginopt.optimizer.safety import SafetyCost, balances_after, plan_safety, without_safety
 from marginopt.optimizer.verify import Plan, VenueOutcome, Verification, verify
 from marginopt.solvers.status import SolveReport, SolveStatus
@@ -92,7 +92,7 @@ def _solve(backend: Backend, d: Description, forced: str | None, warm: bool) -> 
 def _executability(d: Description, executable_value: float, sol: Solution) -> Executability:
     """The executable plan beside the continuous optimum and the naive rounding of that
     (``optimizer.executability``). Where the backend solved the continuous relaxation on its way (the
-    integer route: ``sol.extra["relaxation"]``, with its naive rounding verified), that plan is the
+    integer route, with its naive rounding verified, and the direct MIP: ``sol.extra["relaxation"]``), that plan is the
     continuous optimum, verified against the case without its execution terms; otherwise that
     problem is solved on the backend chosen for it."""
     relaxed = sol.extra.get("relaxation")
@@ -147,6 +147,9 @@ def _result(d: Description, status: str, report: SolveReport, check: Verificatio
             shortfalls: tuple[tuple[str, float], ...] = (), executable: Executability | None = None,
             safety: SafetyCost | None = None) -> OptimizationResult:
     ok = status == "optimal" and check is not None
+    certificate = sol.certificate.to_dict() if sol.certificate is not None else None
+    if ok:
+        status = plan_status(certificate)  # an executable plan its search did not prove optimal: feasible
     hedges = pd.DataFrame(columns=["venue", "instrument", "quantity", "cost"])
     allocation = pd.DataFrame(columns=["venue", "asset", "quantity", "value", "posted_before"])
     margins = pd.DataFrame(columns=["venue", "before", "after", "collateral_after", "excess_after", "balance_after"])
@@ -200,7 +203,7 @@ def _result(d: Description, status: str, report: SolveReport, check: Verificatio
         costs=check.costs if ok and check is not None else {},
         attribution_of=attribution,
         candidates=tuple(d.cands),
-        certificate=sol.certificate.to_dict() if sol.certificate is not None else None,
+        certificate=certificate,
         executability=executable,
         safety=safety,
     )

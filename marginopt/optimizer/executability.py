@@ -34,6 +34,11 @@ from marginopt.models.case import Case, Execution
 from marginopt.optimizer.description import Description
 from marginopt.optimizer.verify import Plan, VenueOutcome, Verification, verify
 
+# Why an executable plan's search ended, as its certificate's ``stopped`` says: the gap closed within the
+# gap asked for (proven optimal), the time limit was reached, the integer route's lot search found no
+# improving move, the mip backend's rounds of impact cuts ran out; another HiGHS limit is named as HiGHS names it.
+GAP_CLOSED, TIME_LIMIT, LOCAL_OPTIMUM, CUT_ROUNDS = "gap closed", "time limit reached", "local optimum", "impact cut rounds"
+
 
 def whole_multiple(base: float, step: float, count: float) -> float:
     """``base + count * step`` as the decimals read them: 3 lots of 0.1 are 0.3, not the binary

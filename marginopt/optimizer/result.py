@@ -15,7 +15,7 @@ from marginopt.models.enums import Objective
 from marginopt.models.hedges import HedgeCandidate
 from marginopt.models.limit_use import LimitUse
 from marginopt.models.report import excess_apart
-from marginopt.optimizer.executability import Executability
+from marginopt.optimizer.executability import CUT_ROUNDS, GAP_CLOSED, LOCAL_OPTIMUM, TIME_LIMIT, Executability
 from marginopt.optimizer.safety import SafetyCost
 from marginopt.optimizer.verify import Verification
 from marginopt.solvers import SolveReport
@@ -28,6 +28,34 @@ from marginopt.solvers import SolveReport
 SNAP_ABSOLUTE = 1e-6
 SNAP_RELATIVE = 1e-8
 TOLERANCE = {"absolute": SNAP_ABSOLUTE, "relative": SNAP_RELATIVE}
+
+# The statuses of a verified plan: ``optimal`` (proven, or a continuous program solved to its optimum) and
+# ``feasible`` (an executable plan whose search stopped before its gap closed: a time limit, a local optimum;
+# its certificate says which and how far from the bound). Never the bare word optimal for an unproven plan.
+PLAN_STATUSES = ("optimal", "feasible")
+
+
+def plan_status(certificate: dict[str, Any] | None) -> str:
+    """``feasible`` for a verified plan whose certificate does not prove it optimal, else ``optimal``."""
+    return "feasible" if certificate is not None and certificate.get("proven_optimal") is False else "optimal"
+
+
+def status_detail(certificate: dict[str, Any] | None) -> str | None:
+    """An executable plan's status in words: proven within the gap asked for, or what stopped the search
+    and the gap left ("time limit reached (60 s): relative gap 0.021 to the bound 39,681.67, above the
+    0.0001 asked for; not proven optimal"). None for a plan without an incumbent and bound."""
+    if certificate is None or certificate.get("incumbent") is None:
+        return None
+    rel, asked = certificate["relative_gap"], certificate["requested_gap"]
+    if certificate["proven_optimal"]:
+        return f"proven optimal: relative gap {rel:.3g} to the bound {certificate['bound']:,.6g}, within the {asked:g} asked for"
+    stopped = certificate.get("stopped") or "stopped"
+    why = {TIME_LIMIT: f"time limit reached ({certificate['time_limit']:g} s)",
+           LOCAL_OPTIMUM: "the lot search ended at a local optimum (no one- or two-lot move improves it)",
+           CUT_ROUNDS: "the rounds of impact cuts ran out (the impact cost still understated)",
+           GAP_CLOSED: "the solver's gap closed, the plan's recomputed cost above its bound"}.get(stopped, stopped)
+    return (f"{why}: relative gap {rel:.3g} to the bound {certificate['bound']:,.6g}, above the {asked:g} asked for; "
+            "not proven optimal")
 
 
 def snap(x: float) -> float:
@@ -78,10 +106,13 @@ def snapped(frame: pd.DataFrame, columns: tuple[str, ...] = ("quantity",),
 
 @dataclass(frozen=True)
 class OptimizationResult:
-    """``status`` is ``optimal`` only for a plan that a solver found and verification passed.
+    """``status`` is ``optimal`` for a plan that a solver found and verification passed, proven optimal
+    where it is an executable plan (its certificate's gap within the gap asked for).
 
-    ``infeasible``: no plan exists; ``shortfalls`` says what is short and by how
-    much. ``failed``: no solver produced a plan that passed verification.
+    ``feasible``: an executable plan, verified, whose search stopped before its gap closed (the time
+    limit, a local optimum of the lot search): ``status_detail`` and the certificate's ``stopped`` say
+    what stopped it and the gap left. ``infeasible``: no plan exists; ``shortfalls`` says what is short
+    and by how much. ``failed``: no solver produced a plan that passed verification.
     """
 
     status: str
@@ -114,16 +145,22 @@ class OptimizationResult:
 
     @property
     def succeeded(self) -> bool:
-        return self.status == "optimal"
+        """A verified plan: ``optimal`` or ``feasible`` (not proven optimal: ``status_detail``)."""
+        return self.status in PLAN_STATUSES
+
+    @property
+    def status_detail(self) -> str | None:
+        """An executable plan's status in words (``status_detail``): proven, or what stopped it and its gap."""
+        return status_detail(self.certificate) if self.succeeded else None
 
     def raise_for_status(self) -> OptimizationResult:
-        """This result when it is optimal (a verified plan), for callers who prefer an exception to
-        reading ``status``: ``InfeasibleError`` (its ``shortfalls``, each named in the message) when
+        """This result when it has a verified plan (``optimal``, or ``feasible``: not proven optimal,
+        ``status_detail`` says why), for callers who prefer an exception to reading ``status``: ``InfeasibleError`` (its ``shortfalls``, each named in the message) when
         no plan exists, ``OptimizationError`` naming every solver attempt when none was verified.
 
             plan = marginopt.optimize(case).raise_for_status()
         """
-        if self.status == "optimal":
+        if self.succeeded:
             return self
         if self.status == "infeasible":
             short = "; ".join(f"{name} short by {amount:,.6g}" for name, amount in self.shortfalls)
@@ -153,13 +190,14 @@ class OptimizationResult:
 
     def to_dict(self) -> dict[str, Any]:
         """Exactly the JSON of ``marginopt optimize --format json`` (CASE_FORMAT.md), plus
-        ``infeasibility`` when no plan exists and ``executability`` for an executable plan. Quantities, shadow prices and the largest violation
+        ``infeasibility`` when no plan exists, and ``status_detail``, ``certificate`` and ``executability`` for an executable plan. Quantities, shadow prices and the largest violation
         are snapped to whole numbers within ``tolerance`` (``snap``), which the JSON states."""
         verification: dict[str, Any] = {"passed": False, "max_violation": None}
         if self.verification is not None:
             verification = {**self.verification.to_dict(), "max_violation": snap(self.verification.max_violation)}
         out: dict[str, Any] = {
             "status": self.status,
+            **({"status_detail": self.status_detail} if self.status_detail is not None else {}),
             "objective": self.objective.value,
             "objective_value": self.objective_value,
             "hedges": _records(self.table("hedges"), ["venue", "instrument", "quantity", "cost"]),

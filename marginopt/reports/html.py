@@ -206,8 +206,10 @@ def _status(result: OptimizationResult, ccy: str) -> list[str]:
            + (f" &middot; objective {result.objective_value:,.2f} {escape(ccy)} ("
               + ", ".join(f"{escape(k)} {v:,.2f}" for k, v in result.costs.items()) + ")"
               if good and result.objective_value is not None else "") + "</p>"]
+    if result.status_detail is not None:
+        out.append(f'<p class="{"good" if result.status == "optimal" else "bad"}">{escape(result.status_detail)}</p>')
     rows: list[list[Cell]] = [
-        ["status", result.status],
+        ["status", result.status + (f": {result.status_detail}" if result.status_detail is not None else "")],
         ["verification", "passed" if ver is not None and ver.passed else "failed" if ver is not None else "not run"],
         ["largest violation", f"{ver.max_violation:.3g}" if ver is not None else None],
         ["solver", f"{rep.solver} ({rep.problem_class.value})"],

@@ -249,10 +249,14 @@ class ExecutabilityOut(BaseModel):
 
 
 class PlanOut(BaseModel):
-    """The JSON of ``marginopt optimize --format json``. ``status``: optimal (verified plan), infeasible
-    (no plan exists; ``infeasibility`` says what is short and by how much) or failed (no verified plan)."""
+    """The JSON of ``marginopt optimize --format json``. ``status``: optimal (verified plan; an executable one
+    proven optimal), feasible (an executable plan, verified, not proven optimal: ``status_detail`` says what
+    stopped its search, such as the time limit, and the gap left), infeasible (no plan exists;
+    ``infeasibility`` says what is short and by how much) or failed (no verified plan)."""
 
     status: str
+    status_detail: str | None = Field(default=None, description="An executable plan's status in words: proven optimal "
+                                      "within the gap asked for, or what stopped the search and the relative gap to the bound")
     objective: str
     objective_value: float | None
     hedges: list[HedgeOut]

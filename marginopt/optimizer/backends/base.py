@@ -56,6 +56,9 @@ class Certificate:
     requested_gap: float | None = None
     time_limit: float | None = None
     outer_rounds: int | None = None
+    # Why the search for an executable plan ended (``executability.GAP_CLOSED`` and the others): the gap
+    # closed, or what stopped it first.
+    stopped: str | None = None
     # Rounding and repair on a relaxation (``backends/integer_route.py``): the continuous optimum,
     # a naive rounding's objective and feasibility, the moves made and what the method guarantees.
     rounding: dict[str, Any] | None = None
@@ -67,7 +70,7 @@ class Certificate:
         if self.incumbent is not None:
             out.update(incumbent=self.incumbent, bound=self.lower_bound, relative_gap=self.relative_gap,
                        proven_optimal=self.proven_optimal, requested_gap=self.requested_gap, time_limit=self.time_limit,
-                       outer_rounds=self.outer_rounds)
+                       outer_rounds=self.outer_rounds, stopped=self.stopped)
         if self.cuts_in_program is not None:
             out["cuts_in_program"] = dict(self.cuts_in_program)
         if self.rounding is not None:

@@ -60,6 +60,7 @@ class _Structure:
     inventory_rows: dict[str, int]
     moved_rows: list[tuple[int, str, float]]  # (row, asset, units posted)
     schedules: list[object]  # the collateral terms it was built for
+    blocks: dict[str, tuple[range, range]]  # per venue: its rows and its columns (g, m, y, c), each contiguous
 
 
 class _Builder:
@@ -106,7 +107,9 @@ def build_structure(problem: Description) -> _Structure:
     coverage_rows: dict[str, int] = {}
     moved_rows: list[tuple[int, str, float]] = []
     by_asset: dict[str, list[int]] = {}
+    blocks: dict[str, tuple[range, range]] = {}
     for part in problem.parts:
+        first_row, first_col = len(b.rlo), len(b.cost)
         venue = part.book.venue
         values: dict[str, list[tuple[int, float]]] = {}
         cols = []
@@ -141,10 +144,11 @@ def build_structure(problem: Description) -> _Structure:
             entries = [(cvars[a], 1.0 - s)] + [(c, -s) for k, c in cvars.items() if k != a]
             b.row(entries + [(col, -s * v) for col, v in free], -INF, 0.0)
         coverage_rows[part.name] = b.row(free + [(c, 1.0) for c in cvars.values()], 0.0, INF)
+        blocks[part.name] = (range(first_row, len(b.rlo)), range(first_col, len(b.cost)))
     inventory_rows = {a: b.row([(g, 1.0) for g in gs], -INF, 0.0) for a, gs in by_asset.items()}
     matrix = sp.csc_matrix((b.vals, (b.rows, b.cols)), shape=(len(b.rlo), len(b.cost)))
     return _Structure(np.array(b.cost), np.array(b.lo), np.array(b.hi), matrix, np.array(b.rlo), np.array(b.rhi),
-                      x_cols, coverage_rows, inventory_rows, moved_rows, _schedules(problem))
+                      x_cols, coverage_rows, inventory_rows, moved_rows, _schedules(problem), blocks)
 
 
 @dataclass(frozen=True)

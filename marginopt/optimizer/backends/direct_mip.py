@@ -12,8 +12,16 @@ move caps   ``sum_a (u+ + u-) <= max_moves`` per venue, and over every venue (``
 rounding    ``g - price r k = p``, ``k`` integer within ``[-floor(posted / r), floor((inventory - posted) / r)]``
             (``treasury.<a>.rounding`` ``r`` is in units: a whole number of them is ``price r`` of value);
 valid rows  (they cut off no plan, and lift the relaxation) ``sum_a u+ >= 1`` at a venue whose posted collateral
-            does not cover its margin (credit grows with every asset's value), and ``(1 - h) g >= margin u+`` for
-            each flat-haircut asset of a venue with nothing posted and a cap of one move (one asset covers alone).
+            does not cover its margin (credit grows with every asset's value); at a venue with nothing posted
+            and a cap of one move, ``g >= max(M, c_a) u+`` with ``c_a`` the least value of asset ``a`` whose
+            credit covers the margin alone (its schedule solved for the margin; an asset under a concentration
+            limit below 1, or whose tiers cap below the margin, never moves in there).
+one move    such a venue posts exactly one asset, worth at least ``c_a``: that plan keeps the venue's tier,
+            concentration and coverage rows (its credit is the schedule's value, at least the margin), so
+            they are dropped from the MIP and its other columns held at 0. What is left of the venue is a
+            choice of one asset at a known value (``g`` between ``c_a`` and the big-M, a hair above): the
+            relaxation is the assignment's, and the treasury with max_moves 1 and the cheapest asset short
+            (30 venues of 200 assets) went from 20,510 rows and 5.3-8 s to 12,260 rows and under 1.5 s.
 
 The binaries sit where ``backends/mip.py`` puts them (a venue with a minimum transfer or a cap, or every
 venue under ``execution.max_moves``), so both formulations hold the same optimum; this one skips
@@ -55,7 +63,7 @@ from marginopt.models.collateral import pieces
 from marginopt.optimizer.backends.base import DEFAULT_GAP, DEFAULT_TIME_LIMIT, Certificate, Solution, SolveRequest, highs_only
 from marginopt.optimizer.backends.direct_lp import INF, DirectBackend, _Builder, _Structure
 from marginopt.optimizer.description import Description, Venue
-from marginopt.optimizer.executability import whole_multiple
+from marginopt.optimizer.executability import GAP_CLOSED, TIME_LIMIT, whole_multiple
 from marginopt.optimizer.verify import Plan, Verification
 from marginopt.solvers.highs import FEASIBLE_SOLUTION, Highs, quiet_highs
 from marginopt.solvers.status import Attempt, ProblemClass, SolveReport, SolveStatus
@@ -74,6 +82,7 @@ class _Terms:
     rows: sp.csr_matrix  # over every column, old and new
     row_lower: np.ndarray
     row_upper: np.ndarray
+    implied: list[str]  # venues whose LP rows (tiers, concentration, coverage) the move rows imply
 
 
 @dataclass(frozen=True)
@@ -129,6 +138,7 @@ def execution_terms(problem: Description, st: _Structure) -> _Terms:
     moves: dict[str, list[tuple[int, int, int | None]]] = {}
     roundings: dict[str, list[tuple[int, float, int]]] = {}
     all_moves: list[tuple[int, float]] = []
+    implied: list[str] = []
     for part in problem.parts:
         spec, gcols = case.venues[part.name], st.x_cols[part.name]
         for i, a in enumerate(part.assets):
@@ -144,20 +154,29 @@ def execution_terms(problem: Description, st: _Structure) -> _Terms:
             continue
         minimum, mine = spec.minimum_transfer, []
         margin = float(part.book.venue.required(part.book.initial.evaluate(part.book.q)))  # with its buffer
+        caps = [c for c in (spec.max_moves, case.execution.max_moves) if c is not None]
+        single = bool(caps) and min(caps) == 1 and not np.any(part.posted) and margin > 0.0
         for i, a in enumerate(part.assets):
             g, value = int(gcols[i]), prices[a] * float(part.posted[i])
             above = max(prices[a] * problem.available(a) - value, 0.0)
             alone = _covering(problem, part, a, margin)
-            if alone is not None:
+            if alone is not None and _unlimited_at_cost(problem, part, a):
                 r = case.treasury[a].rounding if a in case.treasury else None
                 step = prices[a] * r if r is not None else 0.0
                 more = max(minimum, alone * (1.0 + 1e-7) + 1e-6 - value)  # a hair above: never the binding row
                 above = min(above, step * math.ceil(more / step - 1e-9) if step else more)
-            up = col(0.0, 1.0)
+            # One move at a venue with nothing posted: the plan posts one asset there, which must cover the
+            # margin alone, so a move in is worth at least the least value that does (valid for every plan; it
+            # lifts the relaxation to the venue's choice of one asset). An asset that cannot cover alone (a
+            # concentration limit, a tier schedule's cap) never moves in.
+            least = minimum
+            if single:
+                least = max(minimum, alone) if alone is not None else math.inf
+            up = col(0.0, 1.0 if math.isfinite(least) else 0.0)
             down = col(0.0, 1.0) if value > 0.0 else None
             if down is None:
                 b.row([(g, 1.0), (up, -above)], -INF, 0.0)
-                b.row([(g, 1.0), (up, -minimum)], 0.0, INF)
+                b.row([(g, 1.0), (up, -least if math.isfinite(least) else 0.0)], 0.0, INF)
             else:
                 b.row([(up, 1.0), (down, 1.0)], -INF, 1.0)
                 b.row([(g, 1.0), (up, -above), (down, minimum)], -INF, value)
@@ -171,31 +190,34 @@ def execution_terms(problem: Description, st: _Structure) -> _Terms:
             # must move in. Valid for every plan, and it lifts the relaxation where a minimum transfer above a
             # venue's need makes the integer plan post more than the LP (the treasury: root bound 0.75% higher).
             b.row([(up, 1.0) for _, up, _ in moves[part.name]], 1.0, INF)
-        caps = [c for c in (spec.max_moves, case.execution.max_moves) if c is not None]
-        if mine and caps and min(caps) == 1 and not np.any(part.posted) and margin > 0.0:
-            # One move and nothing posted: the plan posts one asset, whose value after haircut (at least its
-            # credit) must cover the margin alone: (1 - h) g >= margin u+ (flat haircuts; 0 >= 0 where u+ = 0).
-            for i, up, _ in moves[part.name]:
-                haircut = part.book.venue.collateral[part.assets[i]].haircut
-                if haircut is not None:
-                    b.row([(int(gcols[i]), 1.0 - haircut), (up, -margin)], 0.0, INF)
+            if single:
+                # Exactly one asset moves in and its value covers the margin alone (the rows above): the
+                # venue's tier, concentration and coverage rows hold at every such plan (the asset's credit is
+                # its schedule's value; a limited one never moves in), so the MIP goes without them.
+                implied.append(part.name)
         all_moves += mine
     if counted and all_moves:
         b.row(all_moves, -INF, float(case.execution.max_moves))  # type: ignore[arg-type]
     n = n0 + len(b.cost)
     rows = sp.csr_matrix((b.vals, (b.rows, b.cols)), shape=(len(b.rlo), n))
     return _Terms(integer, moves, roundings, np.array(b.cost), np.array(b.lo), np.array(b.hi), rows,
-                  np.array(b.rlo), np.array(b.rhi))
+                  np.array(b.rlo), np.array(b.rhi), implied)
+
+
+def _unlimited_at_cost(problem: Description, part: Venue, asset: str) -> bool:
+    """``asset`` is under no concentration limit at ``part`` (its credit alone is then a lower bound on the
+    venue's credited total) and costs nothing negative: more of it than covers the margin alone is never
+    needed."""
+    t = problem.case.treasury.get(asset)
+    return asset not in part.book.venue.concentration and not (t is not None and (t.cost < 0.0 or t.transfer_cost < 0.0))
 
 
 def _covering(problem: Description, part: Venue, asset: str, margin: float) -> float | None:
-    """The least value of ``asset`` that covers venue ``part``'s ``margin`` by itself, where more of it is
-    never needed: the asset is under no concentration limit (its credit alone is then a lower bound on
-    the venue's credited total) and costs nothing negative. None where it cannot cover alone (a tier
-    schedule's cap below the margin) or either condition fails."""
+    """The least value of ``asset`` whose credit covers venue ``part``'s ``margin`` by itself, or None where
+    no value does: a tier schedule's cap below the margin, or a concentration limit under 1 (alone, the
+    asset is all of the credited total, so its credit is at most the share of itself)."""
     spec = part.book.venue
-    t = problem.case.treasury.get(asset)
-    if asset in spec.concentration or (t is not None and (t.cost < 0.0 or t.transfer_cost < 0.0)):
+    if spec.concentration.get(asset, 1.0) < 1.0 and margin > 0.0:
         return None
     intercept, rate = pieces(spec.collateral[asset])
     need = 0.0
@@ -265,11 +287,16 @@ class DirectMipBackend(DirectBackend):
         build = self.build_seconds + built
         model = self.highs.getModelStatus()
         found = int(info.primal_solution_status) == FEASIBLE_SOLUTION
+        stopped = GAP_CLOSED
         if model == highspy.HighsModelStatus.kOptimal:
             status, note = SolveStatus.OPTIMAL, "direct MIP"
         elif model in (highspy.HighsModelStatus.kTimeLimit, highspy.HighsModelStatus.kSolutionLimit,
                        highspy.HighsModelStatus.kIterationLimit, highspy.HighsModelStatus.kInterrupt) and found:
-            status, note = SolveStatus.LIMIT, f"direct MIP: time limit {self.time_limit:g} s: the incumbent, not proven optimal"
+            timed = model == highspy.HighsModelStatus.kTimeLimit
+            stopped = TIME_LIMIT if timed else f"HiGHS: {self.highs.modelStatusToString(model)}"
+            status = SolveStatus.LIMIT
+            note = (f"direct MIP: time limit {self.time_limit:g} s: the incumbent, not proven optimal" if timed
+                    else f"direct MIP: {stopped}: the incumbent, not proven optimal")
         else:
             infeasible = model in (highspy.HighsModelStatus.kInfeasible, highspy.HighsModelStatus.kUnboundedOrInfeasible)
             status = SolveStatus.INFEASIBLE if infeasible else (SolveStatus.LIMIT if model == highspy.HighsModelStatus.kTimeLimit
@@ -293,9 +320,15 @@ class DirectMipBackend(DirectBackend):
         proven = status is SolveStatus.OPTIMAL and incumbent - bound <= self.mip_gap * abs(incumbent) + 1e-9
         if not math.isfinite(bound):
             bound = incumbent if proven else -math.inf
-        certificate = self._certificate(incumbent, min(bound, incumbent), proven, nodes)
+        certificate = self._certificate(incumbent, min(bound, incumbent), proven, nodes, stopped)
+        extra: dict[str, object] = {"mip": certificate.to_dict()}
+        if relaxed.status is SolveStatus.OPTIMAL:
+            # The LP solved first is the continuous optimum: the comparison beside the plan verifies it
+            # against the case without its terms instead of solving it again (0.3 s on the treasury).
+            extra["relaxation"] = Plan(np.zeros(0), {p.name: dict(zip(p.assets, relaxed.x[p.name].tolist(), strict=True))
+                                                     for p in self.problem.parts})
         # An incumbent at the time limit is a plan (its gap says how good): the caller shows it as such.
-        return Solution(SolveStatus.OPTIMAL, report, plan, check, certificate, extra={"mip": certificate.to_dict()})
+        return Solution(SolveStatus.OPTIMAL, report, plan, check, certificate, extra=extra)
 
     def _load(self, st: _Structure, terms: _Terms) -> None:
         """The LP (its market rows at this case's values) with the terms' columns and rows, into a fresh HiGHS."""
@@ -303,24 +336,33 @@ class DirectMipBackend(DirectBackend):
         row_lower, row_upper = st.row_lower.copy(), st.row_upper.copy()
         row_lower[idx], row_upper[idx] = lo, hi
         n0, n = len(st.cost), len(st.cost) + len(terms.cost)
-        matrix = sp.vstack([sp.hstack([st.matrix, sp.csc_matrix((st.matrix.shape[0], n - n0))]), terms.rows]).tocsc()
+        matrix = sp.vstack([sp.hstack([st.matrix, sp.csc_matrix((st.matrix.shape[0], n - n0))]), terms.rows]).tocsr()
         cost, col_lower = np.concatenate([st.cost, terms.cost]), np.concatenate([st.col_lower, terms.col_lower])
         col_upper = np.concatenate([st.col_upper, terms.col_upper])
         row_lower, row_upper = np.concatenate([row_lower, terms.row_lower]), np.concatenate([row_upper, terms.row_upper])
+        keep = np.ones(len(row_lower), dtype=bool)
+        for name in terms.implied:  # their rows dropped; their columns other than g held at 0 (indices kept)
+            rows, cols = st.blocks[name]
+            keep[rows.start:rows.stop] = False
+            idle = np.setdiff1d(np.arange(cols.start, cols.stop), st.x_cols[name])
+            col_lower[idle] = col_upper[idle] = 0.0
+        matrix, row_lower, row_upper = matrix[keep].tocsc(), row_lower[keep], row_upper[keep]
         self._model = _Model(matrix, row_lower, row_upper, col_lower, col_upper, cost, terms.integer)
         self.highs = self._highs(self.time_limit)
         self.highs.passModel(self._model.highs_lp())
         self.loaded = False  # the LP's warm re-solve (row bounds only) does not apply to this model
 
     def _highs(self, time_limit: float) -> Highs:
-        """A clean HiGHS (no basis or incumbent of another model) with the gap and time limit. Presolve off:
-        on the 200 x 30 treasury with binding terms HiGHS's MIP presolve took 8.3 of 18 s, and without it
-        the binding cases measured 18 -> 7.2 s, 31 s (1.9% gap at the limit) -> 7.4 s, 22 s (0.8%) -> 14 s,
-        2.5 -> 2.4 s; 0.58 -> 0.52 s where nothing binds (benchmarks/executable.py's cases)."""
+        """A clean HiGHS (no basis or incumbent of another model) with the gap and time limit. HiGHS's
+        presolve is on: it was off while the model carried every venue's rows (on the treasury with binding
+        terms it took 8.3 of 18 s then); with the implied venues' rows dropped it shrinks what is left (the
+        pinned moves), and measured on the benchmark's treasury cases (process CPU time, 2 shared cores)
+        max_moves 1 with the inventory at 0.9: 1.6-2.0 s -> 0.8-0.9 s, at 0.8: 1.9 -> 0.8-0.9 s, max_moves 1
+        without a minimum transfer 1.8-1.9 -> 0.9-1.0 s, max_moves 2 at 0.9 (no venue implied) 14-19 s ->
+        8 s wall; max_moves 3 with a minimum transfer of 500,000 or 50,000 unchanged (1.2-1.6 s)."""
         highs = quiet_highs()
         highs.setOptionValue("mip_rel_gap", self.mip_gap)
         highs.setOptionValue("time_limit", time_limit)
-        highs.setOptionValue("presolve", "off")
         return highs
 
     def _left(self, t0: float) -> float:
@@ -360,6 +402,7 @@ class DirectMipBackend(DirectBackend):
         its moves (``_neighbourhood``); False where neither is found (HiGHS starts from nothing)."""
         prices = self.problem.case.market.prices
         col = np.concatenate([lp_cols, np.zeros(len(terms.cost))])
+        col = np.clip(col, self._model.col_lower, self._model.col_upper)  # the implied venues' idle columns at 0
         for part in self.problem.parts:
             value = col[st.x_cols[part.name]]
             posted = part.posted * np.array([prices[a] for a in part.assets])
@@ -414,10 +457,10 @@ class DirectMipBackend(DirectBackend):
             allocation[part.name] = units
         return Plan(np.zeros(0), allocation)
 
-    def _certificate(self, incumbent: float, bound: float, proven: bool, nodes: int) -> Certificate:
+    def _certificate(self, incumbent: float, bound: float, proven: bool, nodes: int, stopped: str) -> Certificate:
         """As the ``mip`` backend's: the incumbent, HiGHS's best bound and the gap, relative as HiGHS's."""
         gap = max(incumbent - bound, 0.0)
         relative = 0.0 if gap == 0.0 else gap / abs(incumbent) if incumbent != 0.0 else math.inf
         return Certificate("direct_mip: HiGHS branch and bound on the direct collateral program", nodes, proven, bound, gap, {},
                            incumbent=incumbent, relative_gap=relative, proven_optimal=proven, requested_gap=self.mip_gap,
-                           time_limit=self.time_limit, outer_rounds=1)
+                           time_limit=self.time_limit, outer_rounds=1, stopped=stopped)

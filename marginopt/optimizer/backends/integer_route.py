@@ -12,7 +12,14 @@ scenario, an integer per hedge) is out of reach (``backends/mip.py`` refuses it)
 1. **relaxation**: the program without integrality, by scenario generation. Its lower bound
    ``z_LP`` is a lower bound on the integer optimum too.
 2. **rounding**: each lotted hedge to its nearest whole number of lots inside its box; a count
-   under the minimum trade to 0 or to the minimum, whichever is nearer.
+   under the minimum trade to 0 or to the minimum, whichever is nearer. Where that is not within
+   the requested gap, a **dive** (``backends/lot_dive.py``) on a small exact model of the terms
+   around the relaxation's working set (the scenarios nearest each VaR with rows, the deeper tail
+   folded into one): lots fixed a batch at a time, the nearest a whole lot first, the rest solved
+   again, which takes up what the rounding moved; scenarios that break the model at its plan join
+   it and it dives again. Its plan is the start where it is the better one (exact objective, limits
+   kept). On the 100,000 x 200 hedge at lots of 0.05 the start went from 4.2e-3 of the bound
+   (nearest lots) to about 1e-3, and the search below from it ends at 8e-4.
 3. **repair**: while a linear or net-delta row is violated, the one-lot move that cuts the total
    violation most per unit of predicted objective increase.
 4. **local search**: one lot up or down on one hedge (from 0 a step goes to the minimum trade
@@ -25,7 +32,10 @@ What it guarantees: the plan is a whole number of lots, respects minimum trades,
 limits, and its objective is exact over every scenario (verification recomputes it all); the gap
 ``f(plan) - z_LP`` bounds how far it is from the integer optimum. It is proven optimal only when
 that gap closes within the requested gap: a local optimum of one- and two-lot moves need not be
-the integer optimum. A hedge with a minimum trade and no lot size keeps its relaxed quantity (or
+the integer optimum, and the gap to the relaxation does not close where the integer optimum itself
+lies above it by more (on the 100,000 x 200 hedge at lots of 0.25 every plan found, HiGHS's MIP over
+the working set included, is about 1% above the relaxation: rounding 200 hedges by up to an eighth
+of a unit adds risk no other hedge offsets). A hedge with a minimum trade and no lot size keeps its relaxed quantity (or
 0 or the minimum, whichever is nearer); the search moves lotted hedges only.
 
 **A cap on tickets** (``execution.max_tickets``: non-zero hedge lines) is a cardinality no rounding
@@ -55,11 +65,12 @@ from typing import Any, ClassVar
 import numpy as np
 
 from marginopt.optimizer.backends.base import DEFAULT_GAP, DEFAULT_TIME_LIMIT, Certificate, Solution, SolveRequest
+from marginopt.optimizer.backends.lot_dive import LotDive
 from marginopt.optimizer.backends.lot_search import LotSearch
 from marginopt.optimizer.backends.scenario_route import ScenarioBackend
 from marginopt.optimizer.backends.ticket_cap import shortfalls_within_tickets, solve_within_tickets
 from marginopt.optimizer.description import Description
-from marginopt.optimizer.executability import naive_rounding, whole_multiple
+from marginopt.optimizer.executability import GAP_CLOSED, LOCAL_OPTIMUM, TIME_LIMIT, naive_rounding, whole_multiple
 from marginopt.optimizer.verify import ABS_TOL, Plan, Verification
 from marginopt.solvers.scenario_terms import ScenarioTerm
 from marginopt.solvers.status import Attempt, ProblemClass, SolveReport, SolveStatus
@@ -162,6 +173,7 @@ class IntegerBackend:
             found = self._tickets(lp.terms, res.h, naive_plan.hedges, lower, t0)
         else:
             found = self._lots(lp.terms, res.h, lower, t0)
+        timed = time.perf_counter() >= t0 + self.time_limit  # else it stopped at the gap or a local optimum
         seconds = time.perf_counter() - t0
         if found.failure is not None:
             attempts.append(Attempt(found.solver, found.failure, seconds - relax_s, found.note))
@@ -175,6 +187,7 @@ class IntegerBackend:
         bound = min(max(lower, found.bound) + offset, incumbent)
         relative = (incumbent - bound) / abs(incumbent) if incumbent != 0.0 else (0.0 if incumbent == bound else math.inf)
         proven = relative <= self.mip_gap
+        stopped = GAP_CLOSED if proven else TIME_LIMIT if timed else LOCAL_OPTIMUM
         rounding: dict[str, Any] = {"continuous_optimum": res.objective + offset, "continuous_bound": lower + offset,
                                     **found.counts, "relaxation_seconds": relax_s, "search_seconds": seconds - relax_s,
                                     "guarantee": found.guarantee}
@@ -190,18 +203,33 @@ class IntegerBackend:
         certificate = Certificate(found.method, found.rounds, found.converged, bound, incumbent - bound, sizes,
                                   incumbent=incumbent, relative_gap=relative, proven_optimal=proven,
                                   requested_gap=self.mip_gap, time_limit=self.time_limit, outer_rounds=found.outer_rounds,
-                                  rounding=rounding)
+                                  rounding=rounding, stopped=stopped)
         report = self._report(SolveStatus.OPTIMAL, attempts, seconds, res.iterations, request)
         extra["mip"] = certificate.to_dict()
         return Solution(SolveStatus.OPTIMAL, report, plan, check, certificate, extra=extra)
 
     def _lots(self, terms: list[ScenarioTerm], relaxed: FloatArray, lower: float, t0: float) -> _Found:
-        """Lots and minimum trades: rounding, repair and the local search (module docstring)."""
-        search = LotSearch(terms, self.description, relaxed)
+        """Lots and minimum trades: rounding, repair and the local search (module docstring), started from the
+        better of the relaxation's nearest lots and the dive on the working set (``backends/lot_dive.py``)."""
+        d = self.description
+        search = LotSearch(terms, d, relaxed)  # the relaxation rounded to its nearest lots
+        t1 = time.perf_counter()
+        dive = LotDive(terms, d, relaxed)
+        dived = dive.run(t0 + self.time_limit) if search.obj - lower > self.mip_gap * abs(search.obj) else None
+        dive_s = time.perf_counter() - t1
+        start = "nearest lots"
+        if dived is not None:
+            # The dive's plan keeps the limits (its LP holds them): the start where it is the better one.
+            other = LotSearch(terms, d, dived)
+            if other.violation() <= 0.0 and (search.violation() > 0.0 or other.obj < search.obj):
+                search, start = other, "dive"
         search.run(lower, self.mip_gap, t0 + self.time_limit)
         note = (f"rounding and repair: {search.repairs} repair moves, {search.moves} improving moves, "
                 f"{search.trials} exact evaluations")
-        counts = {"repair_moves": search.repairs, "improving_moves": search.moves}
+        if dive.rounds:
+            note += f"; started from the {start} (dive on the working set: {dive.rounds} rounds, {dive_s:.2f} s)"
+        counts = {"repair_moves": search.repairs, "improving_moves": search.moves, "dive_seconds": dive_s,
+                  "dive_rounds": dive.rounds, "start": start}
         if search.violation() > 0.0:
             note += f"; no lot plan within the limits found (violation {search.violation():.6g} left)"
             return _Found("ROUNDING", search.h, math.nan, -math.inf, note, counts, "", GUARANTEE, 0, False, SolveStatus.ERROR)

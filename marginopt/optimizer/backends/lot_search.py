@@ -9,6 +9,7 @@ import time
 import numpy as np
 
 from marginopt.models.margin.shortfall import tail_mean, tail_weights
+from marginopt.optimizer.backends.lot_dive import Grid
 from marginopt.optimizer.description import Description
 from marginopt.optimizer.verify import ABS_TOL, REL_TOL
 from marginopt.solvers.column_view import ColumnView
@@ -29,12 +30,9 @@ class LotSearch:
         self.terms = terms
         self.cost = d.unit_costs
         k = len(d.cands)
-        self.lots = np.array([c.lot_size if c.lot_size is not None else math.nan for c in d.cands])
-        self.lotted = np.flatnonzero(np.isfinite(self.lots))
-        size = np.where(np.isfinite(self.lots), self.lots, 1.0)
-        self.n_lo = np.ceil(d.lower / size - 1e-9)
-        self.n_hi = np.floor(d.upper / size + 1e-9)
-        self.min_n = np.ceil(np.array([c.min_trade for c in d.cands]) / size - 1e-9)
+        self.grid = Grid.of(d)  # its own arrays: pin() narrows this search's bounds only
+        self.lots, self.lotted = self.grid.lots, self.grid.lotted
+        self.n_lo, self.n_hi, self.min_n = self.grid.n_lo, self.grid.n_hi, self.grid.min_n
         # Where hedge j enters each term: (term, positions in its columns).
         self.where: list[list[tuple[int, np.ndarray]]] = [[] for _ in range(k)]
         for t, term in enumerate(terms):
@@ -66,11 +64,7 @@ class LotSearch:
         out = h.copy()
         for j in range(len(h)):
             if math.isfinite(self.lots[j]):
-                n = float(np.clip(np.round(h[j] / self.lots[j]), self.n_lo[j], self.n_hi[j]))
-                if 0 < abs(n) < self.min_n[j]:
-                    far = math.copysign(self.min_n[j], n)
-                    n = far if abs(far * self.lots[j] - h[j]) < abs(h[j]) and self.n_lo[j] <= far <= self.n_hi[j] else 0.0
-                out[j] = n * self.lots[j]
+                out[j] = self.grid.nearest(j, float(h[j])) * self.lots[j]
             elif 0.0 < abs(h[j]) < minimum[j]:
                 out[j] = math.copysign(minimum[j], h[j]) if abs(h[j]) >= minimum[j] / 2 else 0.0
         return out

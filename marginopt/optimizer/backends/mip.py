@@ -61,7 +61,7 @@ from marginopt.models.margin.leaves import largest_scenario_set
 from marginopt.optimizer.backends.base import DEFAULT_GAP, DEFAULT_TIME_LIMIT, Certificate, Solution, SolveRequest, highs_only
 from marginopt.optimizer.backends.cvxpy_program import CvxpyBackend
 from marginopt.optimizer.description import Description
-from marginopt.optimizer.executability import whole_multiple
+from marginopt.optimizer.executability import CUT_ROUNDS, GAP_CLOSED, TIME_LIMIT, whole_multiple
 from marginopt.optimizer.objectives import cone_margin_venues
 from marginopt.optimizer.verify import ABS_TOL, REL_TOL, Plan, Verification  # an impact cost understated by less is exact
 from marginopt.solvers.highs import FEASIBLE_SOLUTION
@@ -294,7 +294,9 @@ class MipBackend(CvxpyBackend):
             # epigraph variables (expected shortfall's threshold and tail excesses, a maximum's
             # level) above the margin they bound, so its objective overstates the plan's cost.
             incumbent = check.objective_value
-        certificate = self._certificate(incumbent, min(best_bound, incumbent), proven, nodes, rounds)
+        timed = last.status is SolveStatus.LIMIT or time.perf_counter() - t0 >= self.time_limit
+        stopped = GAP_CLOSED if proven else TIME_LIMIT if timed else CUT_ROUNDS
+        certificate = self._certificate(incumbent, min(best_bound, incumbent), proven, nodes, rounds, stopped)
         return Solution(SolveStatus.OPTIMAL, report, last.plan, check, certificate, extra={"mip": certificate.to_dict()})
 
     def _solve_once(self, time_limit: float | None) -> tuple[SolveStatus, Any, str, float]:
@@ -328,14 +330,14 @@ class MipBackend(CvxpyBackend):
             bound = incumbent if proven else -math.inf
         return min(bound, incumbent)
 
-    def _certificate(self, incumbent: float, bound: float, proven: bool, nodes: int, rounds: int) -> Certificate:
+    def _certificate(self, incumbent: float, bound: float, proven: bool, nodes: int, rounds: int, stopped: str) -> Certificate:
         """The plan's exact objective (impact at its quantities), the best bound of the MIPs (each a
         relaxation of the executable problem) and the gap between them, relative as HiGHS's."""
         gap = max(incumbent - bound, 0.0)
         relative = 0.0 if gap == 0.0 else gap / abs(incumbent) if incumbent != 0.0 else math.inf
         method = "mip: HiGHS branch and bound" + (", impact costs cut in lazily" if self.impact is not None else "")
         return Certificate(method, nodes, proven, bound, gap, {}, incumbent=incumbent, relative_gap=relative, proven_optimal=proven,
-                           requested_gap=self.mip_gap, time_limit=self.time_limit, outer_rounds=rounds)
+                           requested_gap=self.mip_gap, time_limit=self.time_limit, outer_rounds=rounds, stopped=stopped)
 
     def shadow_prices(self) -> dict[str, dict[str, float]]:
         return {"assets": {}, "venues": {}}  # a MIP has no duals

@@ -70,22 +70,27 @@ function clearExecutability() {
   $("executability").hidden = true;
 }
 
+// A verified plan: optimal, or feasible (an executable plan not proven optimal: status_detail says why).
+function planned(plan) {
+  return plan.status === "optimal" || plan.status === "feasible";
+}
+
 // An executable plan (a case with lot sizes, minimum trades or transfers, move or ticket caps):
 // the gap line of its certificate and the cost of executability (the continuous optimum as the
 // lower bound, the executable plan, the naive rounding of the continuous plan), as the CLI prints them.
 function renderExecutability(plan, ccy) {
   clearExecutability();
   const cert = plan.certificate;
-  if (plan.status === "optimal" && cert && cert.incumbent !== undefined && cert.incumbent !== null) {
+  if (planned(plan) && cert && cert.incumbent !== undefined && cert.incumbent !== null) {
     const proven = cert.proven_optimal ? `proven optimal (gap within ${cert.requested_gap})`
-      : `not proven optimal (time limit ${cert.time_limit} s)`;
+      : `status ${plan.status}: ${plan.status_detail}`;
     $("plan-gap").textContent = `gap: incumbent ${money(cert.incumbent)}, bound ${money(cert.bound)}, gap ${money(cert.gap)} ` +
       `(${Number(cert.relative_gap).toPrecision(3)} relative), ${proven}`;
     $("plan-gap").dataset.proven = String(cert.proven_optimal);
     $("plan-gap").hidden = false;
   }
   const ex = plan.executability;
-  if (plan.status !== "optimal" || !ex) return;
+  if (!planned(plan) || !ex) return;
   const body = $("executability-table").querySelector("tbody");
   const total = (margins) => (margins ? margins.reduce((s, m) => s + m.after, 0) : null);
   const rows = [
@@ -262,7 +267,7 @@ function renderHedges(plan, ccy) {
   }
   const before = plan.margins.reduce((s, m) => s + m.before, 0);
   const after = plan.margins.reduce((s, m) => s + m.after, 0);
-  if (plan.status !== "optimal") {
+  if (!planned(plan)) {
     const short = (plan.infeasibility || []).map((s) => `${s.constraint} short by ${money(s.shortfall)}`).join("; ");
     $("plan-summary").textContent = `No plan: ${plan.status}${short ? " (" + short + ")" : ""}.`;
   } else if (!hedges.length) {
