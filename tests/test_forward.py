@@ -21,6 +21,7 @@ import pytest
 import marginopt
 from marginopt.errors import ArgumentError, CaseError
 from marginopt.health import forward as forward_module
+from marginopt.health import measures
 from marginopt.health.days import PathDays
 from marginopt.health.forward import STATE_BY_STATE, VECTORIZED, forward_report, project
 from marginopt.health.measures import quantiles, tail_means
@@ -229,13 +230,16 @@ def test_a_horizon_past_the_history_and_other_bad_input_get_located_errors(write
         forward_report(bare, model="monte_carlo", paths=5, days=1)
 
 
-def test_vectorized_tails_and_collateral_match_their_one_state_forms() -> None:
+@pytest.mark.parametrize("compiled", [False, True])
+def test_vectorized_tails_and_collateral_match_their_one_state_forms(monkeypatch, compiled: bool) -> None:
+    # Small tails of large sets go to the compiled kernel (health._tails), the rest to numpy's partition.
+    monkeypatch.setattr(measures, "COMPILED_FROM", 0 if compiled else 10**12)
     rng = np.random.default_rng(0)
     loss = rng.standard_normal((40, 25)) * 100.0
     loss[:, 3] = loss[0, 3]  # a column of ties
     for prob in (np.full(40, 1 / 40), rng.uniform(0.1, 1.0, 40)):
         prob = prob / prob.sum()
-        for level in (0.9, 0.975, 0.5):
+        for level in (0.9, 0.975, 0.5, 0.999):
             want_es = [tail_mean(loss[:, n], prob, 1.0 - level) for n in range(25)]
             want_q = [quantile(loss[:, n], prob, level) for n in range(25)]
             np.testing.assert_allclose(tail_means(loss, prob, 1.0 - level), want_es, rtol=1e-12, atol=1e-9)
@@ -286,3 +290,23 @@ def test_cli_forward_html_report_has_a_fan_chart(tmp_path) -> None:
     html = page.read_text()
     assert html.count('data-chart="forward"') == 1 and "<svg" in html
     assert all(f'<table id="forward-{v}">' in html for v in ("deribit_pm", "okx_std", "cme_es"))
+
+
+def _keys(doc: Any, prefix: str = "") -> set[str]:
+    """Every key path of a JSON document, lists entered through their first item."""
+    if isinstance(doc, dict):
+        return {k for key, v in doc.items() for k in {prefix + key} | _keys(v, prefix + key + ".")}
+    if isinstance(doc, list) and doc and isinstance(doc[0], dict):
+        return _keys(doc[0], prefix)
+    return set()
+
+
+def test_the_documented_json_has_the_keys_the_command_writes(write_case) -> None:
+    text = (Path(__file__).resolve().parents[1] / "docs" / "CASE_FORMAT.md").read_text()
+    block = text[text.index("`marginopt forward CASE --format json`"):]
+    documented = json.loads(block[block.index("```json") + 7:block.index("```", block.index("```json") + 7)])
+    case = _case(write_case, market=_market(history=UP_DOWN), instruments=[
+        {"id": "C", "kind": "option", "underlying": "BTC", "expiry": "2026-11-21", "strike": 95000, "right": "call", "vol": 0.5}],
+        positions=[{"venue": "V", "instrument": "C", "quantity": -1}], venues={"V": {**FIXED, "collateral": USDC}})
+    written = forward_report(case, paths=2, days=2).to_dict()
+    assert _keys(written) == _keys(documented)

@@ -36,6 +36,10 @@ from marginopt.typing import FloatArray
 _SCENARIO_KINDS = frozenset({"grid", "historical", "monte_carlo"})
 _BOUND_KINDS = frozenset({"fixed_rate", "short_option_minimum", "net_delta_charge", "basis_shift", "delta_requirement"})
 _SCENARIO_MEASURES = frozenset({"scenario_max", "expected_shortfall", "historical_var", "parametric_var"})
+# From this many losses (scenarios x states) with a tail of at most ``_FEW`` scenarios, the tail is found
+# by the compiled ``_tails.largest`` (numba loads once, 0.3 s); below, by numpy's partition.
+COMPILED_FROM = 250_000
+_FEW = 32
 
 
 def unsupported(spec: MeasureSpec) -> str | None:
@@ -160,20 +164,29 @@ def _per_group(meta: ScenarioLosses, value: Callable[[int, slice], FloatArray]) 
     return total
 
 
+def _largest(loss: FloatArray, m: int) -> FloatArray:
+    """The ``m`` largest losses of each column, largest first, ``(m, N)``."""
+    s = loss.shape[0]
+    if m <= _FEW and loss.size >= COMPILED_FROM:
+        from marginopt.health._tails import largest
+
+        return largest(loss, m)
+    top = loss if m == s else np.partition(loss, s - m, axis=0)[s - m:]
+    return -np.sort(-top, axis=0)
+
+
 def tail_means(loss: FloatArray, prob: FloatArray, beta: float) -> FloatArray:
     """``shortfall.tail_mean`` of each column of ``loss`` (``(S, N)``): the mean of its worst ``beta``
     probability mass, the scenario straddling the boundary counted with the part of its mass inside.
 
     Under equal probabilities every column's tail takes the same masses in the same order, so only
-    its largest few losses are needed (a partition, then a sort of those)."""
+    its largest few losses are needed."""
     s = loss.shape[0]
     if np.all(prob == prob[0]):
         p = np.full(s, prob[0])
         take = np.clip(beta - (np.cumsum(p) - p), 0.0, p)
         m = int(np.flatnonzero(take > 0.0)[-1]) + 1
-        top = loss if m == s else np.partition(loss, s - m, axis=0)[s - m:]
-        worst = -np.sort(-top, axis=0)
-        return (take[:m] @ worst) / beta
+        return (take[:m] @ _largest(loss, m)) / beta
     order = np.argsort(-loss, axis=0, kind="stable")
     ordered = np.take_along_axis(loss, order, axis=0)
     p = prob[order]
@@ -186,7 +199,7 @@ def quantiles(loss: FloatArray, prob: FloatArray, alpha: float) -> FloatArray:
     s = loss.shape[0]
     if np.all(prob == prob[0]):
         k = min(int(np.searchsorted(np.cumsum(np.full(s, prob[0])), alpha - 1e-12, side="left")), s - 1)
-        return np.partition(loss, k, axis=0)[k]
+        return _largest(loss, s - k)[s - k - 1] if s - k <= _FEW else np.partition(loss, k, axis=0)[k]
     order = np.argsort(loss, axis=0, kind="stable")
     cum = np.cumsum(prob[order], axis=0)
     hit = cum >= alpha - 1e-12
