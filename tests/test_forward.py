@@ -310,3 +310,65 @@ def test_the_documented_json_has_the_keys_the_command_writes(write_case) -> None
         positions=[{"venue": "V", "instrument": "C", "quantity": -1}], venues={"V": {**FIXED, "collateral": USDC}})
     written = forward_report(case, paths=2, days=2).to_dict()
     assert _keys(written) == _keys(documented)
+
+
+def _history(days: int = 60, seed: int = 8) -> list[dict[str, Any]]:
+    rng = np.random.default_rng(seed)
+    steps = np.exp(np.cumsum(rng.normal(0.0, 0.03, (days, 2)), axis=0))
+    start = np.datetime64("2026-08-01")
+    return [{"date": str(start + k), "BTC": float(100000.0 * a), "ETH": float(3000.0 * b)} for k, (a, b) in enumerate(steps)]
+
+
+def test_every_vectorized_measure_kind_is_the_full_margin_of_the_day(write_case) -> None:
+    # One venue per family of measure kinds, each holding linear and inverse options (one on a quoted future,
+    # one expiring on day 2), futures and an inverse perpetual; tiered and concentrated collateral. On each
+    # state the projection equals a full margin of the case on that day.
+    grid = {"kind": "grid", "price_moves": [-1.0, -0.5, 0.0, 0.5, 1.0], "vol_moves": [-0.2, 0.0, 0.3],
+            "scan_ranges": {"BTC": 0.1, "ETH": 0.12}, "coin_margined": True, "min_vol_up": 0.6,
+            "vol_scaling": {"reference_days": 30, "power": 0.3, "long_power": 0.1},
+            "extended": [{"price_move": -2.0, "vol_move": 0.3, "weight": 0.3}, {"price_move": 2.0, "vol_move": 0.3, "weight": 0.3}]}
+    mc = {"kind": "monte_carlo", "n": 300, "seed": 3, "correlation": {"BTC": {"ETH": 0.6}}}
+    hist = {"kind": "historical", "window": 40, "horizon_days": 2}
+    venues = {
+        "span": {"initial_margin": {"kind": "max", "terms": [{"kind": "scenario_max", "scenarios": grid},
+                                                            {"kind": "fixed_rate", "rate": 0.01, "notional": "underlying"}]},
+                 "maintenance_margin": {"kind": "expected_shortfall", "alpha": 0.8, "scenarios": grid}},
+        "stats": {"initial_margin": {"kind": "parametric_var", "z": 2.33, "scenarios": mc},
+                  "maintenance_margin": {"kind": "historical_var", "alpha": 0.95, "scenarios": hist}},
+        "delta": {"initial_margin": {"kind": "sum", "terms": [
+            {"kind": "net_delta_charge", "rate": 0.02}, {"kind": "basis_shift", "annual_move": 0.1},
+            {"kind": "delta_requirement", "unhedged": 0.02, "hedged": 0.01, "applies_to": ["future", "perpetual"]},
+            {"kind": "expected_shortfall", "alpha": 0.9, "scenarios": hist}, {"kind": "short_option_minimum", "per_contract": 0.01}]},
+                  "maintenance_margin": {"fraction_of_initial": 0.6}},
+    }
+    for v in venues.values():
+        v.update(collateral={"USDC": {"haircut": 0.02}, "BTC": {"tiers": [[500000, 0.95], [2000000, 0.8]]}},
+                 concentration={"USDC": 0.7}, posted={"USDC": 300000, "BTC": 12})
+    instruments = [
+        {"id": "FQ", "kind": "future", "underlying": "BTC", "expiry": "2027-03-26", "price": 101500},
+        {"id": "FE", "kind": "future", "underlying": "ETH", "expiry": "2026-12-26"},
+        {"id": "IP", "kind": "perpetual", "underlying": "BTC", "multiplier": 10, "settlement": "inverse"},
+        {"id": "OQ", "kind": "option", "underlying": "FQ", "expiry": "2027-03-26", "strike": 105000, "right": "call", "price": 9000},
+        {"id": "OI", "kind": "option", "underlying": "BTC", "expiry": "2026-12-26", "strike": 90000, "right": "put", "settlement": "inverse"},
+        {"id": "OX", "kind": "option", "underlying": "BTC", "expiry": "2026-11-22", "strike": 99000, "right": "call", "vol": 0.7},
+        {"id": "OE", "kind": "option", "underlying": "ETH", "expiry": "2026-12-26", "strike": 3200, "right": "call", "settlement": "inverse"},
+    ]
+    rows = [("FQ", 3, 99000), ("FE", -20, 2900), ("IP", 5000, 98000), ("OQ", -4, None), ("OI", 6, None), ("OX", -5, None),
+            ("OE", -30, None)]
+    positions = [{"venue": v, "instrument": i, "quantity": q, **({"entry_price": e} if e else {})}
+                 for v in venues for i, q, e in rows]
+    case = _case(write_case, market=_market(rate=0.03, history=_history()), instruments=instruments, positions=positions,
+                 venues=venues)
+    report = forward_report(case, model="monte_carlo", paths=4, days=3, seed=9)
+    assert {v.method for v in report.venues} == {VECTORIZED}
+    assert report["span"].expiries == ((2, "OX"),)
+    timeline = PathDays(case)
+    for p in range(4):
+        for d in range(4):
+            day_case = timeline.case_on(timeline.growth_of(report.paths.growth[p], d), d)
+            for v in report.venues:
+                h = venue_health(day_case, v.venue)
+                settled = timeline.settled(report.paths.growth[p], d, v.venue).value(day_case.market.prices)
+                assert v.initial_margin[p, d] == pytest.approx(h.initial_margin, rel=1e-9), (v.venue, p, d)
+                assert v.maintenance_margin[p, d] == pytest.approx(h.maintenance_margin, rel=1e-9), (v.venue, p, d)
+                assert v.margin_balance[p, d] == pytest.approx(h.margin_balance + settled, rel=1e-10), (v.venue, p, d)

@@ -167,8 +167,8 @@ def _venue(timeline: PathDays, name: str, drawn: Paths, unique: list[tuple[Float
     venue = anchored.venues[name]
     book = venue_book(anchored, name, drawn.underlyings)
     mm_spec = venue.maintenance_margin
-    why = unsupported(venue.initial_margin)
-    if why is None and mm_spec is not None and not isinstance(mm_spec, FractionOfInitial):
+    why = unsupported(venue.initial_margin) if len(book) else None  # an empty book has no margin in any model
+    if why is None and len(book) and mm_spec is not None and not isinstance(mm_spec, FractionOfInitial):
         why = unsupported(mm_spec)
     n_paths, n_days = drawn.n_paths, drawn.days
     im, mm, balance = (np.empty((n_paths, n_days + 1)) for _ in range(3))
