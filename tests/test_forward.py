@@ -319,10 +319,20 @@ def _history(days: int = 60, seed: int = 8) -> list[dict[str, Any]]:
     return [{"date": str(start + k), "BTC": float(100000.0 * a), "ETH": float(3000.0 * b)} for k, (a, b) in enumerate(steps)]
 
 
+def _batch(case: marginopt.Case, report: Any) -> Any:
+    """The "cme" venue's book at day 1's states of ``report``, for one of its measures on its own."""
+    from marginopt.health.measures import Batch
+    from marginopt.health.states import price_states, venue_book
+
+    timeline = PathDays(case)
+    book = venue_book(timeline.anchored, "cme", report.paths.underlyings)
+    return Batch(price_states(book, report.paths.growth[:, 1, :], 1), case.market, frozenset(case.instruments.index))
+
+
 def test_every_vectorized_measure_kind_is_the_full_margin_of_the_day(write_case) -> None:
-    # One venue per family of measure kinds, each holding linear and inverse options (one on a quoted future,
+    # One venue per family of measure kinds (and CME SPAN's preset, with its spread credit), each holding linear and inverse options (one on a quoted future,
     # one expiring on day 2), futures and an inverse perpetual; tiered and concentrated collateral. On each
-    # state the projection equals a full margin of the case on that day.
+    # state the projection equals a full margin of the case on that day; the spread credit is not 0 on every state.
     grid = {"kind": "grid", "price_moves": [-1.0, -0.5, 0.0, 0.5, 1.0], "vol_moves": [-0.2, 0.0, 0.3],
             "scan_ranges": {"BTC": 0.1, "ETH": 0.12}, "coin_margined": True, "min_vol_up": 0.6,
             "vol_scaling": {"reference_days": 30, "power": 0.3, "long_power": 0.1},
@@ -341,6 +351,9 @@ def test_every_vectorized_measure_kind_is_the_full_margin_of_the_day(write_case)
             {"kind": "expected_shortfall", "alpha": 0.9, "scenarios": hist}, {"kind": "short_option_minimum", "per_contract": 0.01}]},
                   "maintenance_margin": {"fraction_of_initial": 0.6}},
     }
+    venues["cme"] = {"preset": "cme-span-2024", "scan_ranges": {"BTC": 0.12, "ETH": 0.15}, "vol_scan_range": 0.25,
+                     "short_option_minimum": 0.005, "spreads": [{"rate": 0.5, "legs": [
+                         {"underlying": "BTC", "ratio": 1.0, "side": "A"}, {"underlying": "ETH", "ratio": 5.0, "side": "B"}]}]}
     for v in venues.values():
         v.update(collateral={"USDC": {"haircut": 0.02}, "BTC": {"tiers": [[500000, 0.95], [2000000, 0.8]]}},
                  concentration={"USDC": 0.7}, posted={"USDC": 300000, "BTC": 12})
@@ -353,7 +366,7 @@ def test_every_vectorized_measure_kind_is_the_full_margin_of_the_day(write_case)
         {"id": "OX", "kind": "option", "underlying": "BTC", "expiry": "2026-11-22", "strike": 99000, "right": "call", "vol": 0.7},
         {"id": "OE", "kind": "option", "underlying": "ETH", "expiry": "2026-12-26", "strike": 3200, "right": "call", "settlement": "inverse"},
     ]
-    rows = [("FQ", 3, 99000), ("FE", -20, 2900), ("IP", 5000, 98000), ("OQ", -4, None), ("OI", 6, None), ("OX", -5, None),
+    rows = [("FQ", 3, 99000), ("FE", 20, 2900), ("IP", 5000, 98000), ("OQ", -4, None), ("OI", 6, None), ("OX", -5, None),
             ("OE", -30, None)]
     positions = [{"venue": v, "instrument": i, "quantity": q, **({"entry_price": e} if e else {})}
                  for v in venues for i, q, e in rows]
@@ -362,6 +375,8 @@ def test_every_vectorized_measure_kind_is_the_full_margin_of_the_day(write_case)
     report = forward_report(case, model="monte_carlo", paths=4, days=3, seed=9)
     assert {v.method for v in report.venues} == {VECTORIZED}
     assert report["span"].expiries == ((2, "OX"),)
+    credit = forward_module.margin(case.venues["cme"].initial_margin.terms[0].terms[1], _batch(case, report))
+    assert (credit < 0.0).any()
     timeline = PathDays(case)
     for p in range(4):
         for d in range(4):

@@ -8,10 +8,12 @@ Each measure kind below is evaluated for ``N`` states of one book with the same 
   the loss kernel, times the book: the ``(S, N)`` portfolio losses of every scenario at every state;
 - notional and delta measures (fixed rate, short-option minimum, net-delta charge, basis shift, delta
   requirement) from the measure bound to the states' book, each state's columns with its own prices;
+- SPAN's inter-commodity spread credit, from both: each leg's scan risk and net delta per state, the
+  spreads formed in order with every state's counts at once;
 - sum and max of these.
 
-Any other kind (a spread credit, Derive's model, a user-supplied loss matrix, whose losses do not
-move with the market) is not vectorized: ``unsupported`` names it, and the projection re-margins
+Any other kind (Derive's model, a user-supplied loss matrix, whose losses do not move with the
+market) is not vectorized: ``unsupported`` names it, and the projection re-margins
 that venue state by state on the full case (``health.days``), exact and slower.
 """
 
@@ -28,6 +30,7 @@ from marginopt.models.margin import BindContext, MeasureSpec
 from marginopt.models.margin.delta import DeltaRequirement
 from marginopt.models.margin.notional import FixedRate, NetDeltaCharge, ShortOptionMinimum
 from marginopt.models.margin.shortfall import _probabilities
+from marginopt.models.margin.spread_credit import _WHOLE
 from marginopt.models.market import MarketData
 from marginopt.models.scenarios import ScenarioContext, ScenarioLosses, ScenarioSpec
 from marginopt.typing import FloatArray
@@ -35,7 +38,7 @@ from marginopt.typing import FloatArray
 # Scenario sets priced from the market (a matrix of given losses does not move with it).
 _SCENARIO_KINDS = frozenset({"grid", "historical", "monte_carlo"})
 _BOUND_KINDS = frozenset({"fixed_rate", "short_option_minimum", "net_delta_charge", "basis_shift", "delta_requirement"})
-_SCENARIO_MEASURES = frozenset({"scenario_max", "expected_shortfall", "historical_var", "parametric_var"})
+_SCENARIO_MEASURES = frozenset({"scenario_max", "expected_shortfall", "historical_var", "parametric_var", "spread_credit"})
 # From this many losses (scenarios x states) with a tail of at most ``_FEW`` scenarios, the tail is found
 # by the compiled ``_tails.largest`` (numba loads once, 0.3 s); below, by numpy's partition.
 COMPILED_FROM = 250_000
@@ -103,6 +106,8 @@ def margin(spec: MeasureSpec, batch: Batch) -> FloatArray:
         for t in terms[1:]:
             out = out + t if spec.kind == "sum" else np.maximum(out, t)
         return out
+    if spec.kind == "spread_credit":
+        return _spread_credit(spec, batch)
     if spec.kind in _SCENARIO_MEASURES:
         meta, loss = batch.losses(spec.scenarios)  # type: ignore[attr-defined]
         return _SCENARIO[spec.kind](spec, meta, loss)
@@ -152,6 +157,46 @@ def _parametric(spec: Any, meta: ScenarioLosses, loss: FloatArray) -> FloatArray
 
 _SCENARIO: dict[str, Callable[[Any, ScenarioLosses, FloatArray], FloatArray]] = {
     "scenario_max": _scenario_max, "expected_shortfall": _shortfall, "historical_var": _var, "parametric_var": _parametric}
+
+
+def _spread_credit(spec: Any, batch: Batch) -> FloatArray:
+    """Minus ``SpreadCredit.credits`` summed, at every state: per leg underlying its scan risk (its group's
+    weighted maximum loss, floored at 0), net delta and cap (that state's price x the scan range x the
+    largest standard move), then the spreads in order, each state forming its own whole number of them."""
+    meta, loss = batch.losses(spec.scenarios)
+    n = batch.n
+    inp = batch.states.inputs
+    names, prices = batch.states.spot_by_underlying()
+    delta = inp.delta_matrix().reshape(len(inp.underlyings), n, -1) @ batch.q  # (U, N)
+    groups = dict(zip(meta.group_names, meta.groups(), strict=True))
+    weighted = meta.weights[:, None] * loss
+    largest = max(abs(m) for m in spec.scenarios.price_moves)
+    ranges = dict(spec.scenarios.scan_ranges or ())
+    legs = tuple(dict.fromkeys(leg.underlying for sp in spec.spreads for leg in sp.legs))
+    net, scan, cap = (np.zeros((len(legs), n)) for _ in range(3))
+    for k, u in enumerate(legs):
+        if u in names:
+            net[k] = delta[names.index(u)]
+            cap[k] = prices[:, names.index(u)] * ranges.get(u, 1.0) * largest
+        if u in groups:
+            scan[k] = np.maximum(weighted[groups[u]].max(axis=0), 0.0)
+    with np.errstate(divide="ignore", invalid="ignore"):
+        wfpr = np.where(net != 0.0, np.minimum(scan / np.abs(net), cap), 0.0)
+    index = {u: k for k, u in enumerate(legs)}
+    left, credit = net.copy(), np.zeros((len(legs), n))
+    for sp in spec.spreads:
+        ks = [index[leg.underlying] for leg in sp.legs]
+        sign_a = np.sign(left[next(k for k, leg in zip(ks, sp.legs, strict=True) if leg.side == "A")])
+        wanted = [sign_a if leg.side == "A" else -sign_a for leg in sp.legs]
+        ok = sign_a != 0.0
+        for k, w in zip(ks, wanted, strict=True):
+            ok &= np.sign(left[k]) == w
+        count = np.min([np.floor(np.abs(left[k]) / leg.ratio + _WHOLE) for k, leg in zip(ks, sp.legs, strict=True)], axis=0)
+        count = np.where(ok & (count > 0), count, 0.0)
+        for k, leg, w in zip(ks, sp.legs, wanted, strict=True):
+            credit[k] += count * leg.ratio * wfpr[k] * sp.rate
+            left[k] -= w * count * leg.ratio
+    return 0.0 - credit.sum(axis=0)
 
 
 def _per_group(meta: ScenarioLosses, value: Callable[[int, slice], FloatArray]) -> FloatArray:
