@@ -387,3 +387,17 @@ def test_every_vectorized_measure_kind_is_the_full_margin_of_the_day(write_case)
                 assert v.initial_margin[p, d] == pytest.approx(h.initial_margin, rel=1e-9), (v.venue, p, d)
                 assert v.maintenance_margin[p, d] == pytest.approx(h.maintenance_margin, rel=1e-9), (v.venue, p, d)
                 assert v.margin_balance[p, d] == pytest.approx(h.margin_balance + settled, rel=1e-10), (v.venue, p, d)
+
+
+def test_the_health_page_takes_the_forward_section(write_case) -> None:
+    pytest.importorskip("matplotlib", reason="the HTML report's charts need the plots extra")
+    from marginopt.health.report import health_report
+    from marginopt.reports.health import health_html
+
+    case = _case(write_case, market=_market(history=DOWN_UP), instruments=[FUTURE],
+                 positions=[{"venue": "V", "instrument": "F", "quantity": 2, "entry_price": 95000}],
+                 venues={"V": {**FIXED, "collateral": USDC, "posted": {"USDC": 20000}}})
+    page = health_html(health_report(case), forward=forward_report(case, paths=3, days=2))
+    assert '<table id="health">' in page and '<table id="forward-V">' in page
+    assert page.count('data-chart="forward"') == 1 and page.count('data-chart="health"') == 1
+    assert "10,000.00" in page  # day 1's balance on every path: 20,000 + 2 (90,000 - 95,000)

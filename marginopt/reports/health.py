@@ -52,9 +52,11 @@ def health_sections(report: HealthReport) -> list[str]:
     return out
 
 
-def health_html(report: HealthReport, *, title: str = "") -> str:
+def health_html(report: HealthReport, *, title: str = "", forward: ForwardReport | None = None) -> str:
+    """The health page; with ``forward``, the forward projection's section after the distances."""
     head = f"Margin health{' - ' + title if title else ''}"
-    return _page(head, f"{report.base_currency}, valuation date {report.valuation_date}", health_sections(report))
+    body = health_sections(report) + (forward_sections(forward) if forward is not None else [])
+    return _page(head, f"{report.base_currency}, valuation date {report.valuation_date}", body)
 
 
 def forward_sections(report: ForwardReport) -> list[str]:
