@@ -216,7 +216,7 @@ def test_a_horizon_past_the_history_and_other_bad_input_get_located_errors(write
         forward_report(case, model="historical", paths=10, days=5)
     assert "date" in str(err.value) and "at least 6 rows of prices" in str(err.value) and "--days" in str(err.value)
     with pytest.raises(CaseError, match="--block"):
-        forward_report(case, model="historical", paths=10, days=1, block=3)
+        forward_report(case, model="historical", paths=10, days=5, block=3)
     with pytest.raises(ArgumentError, match="days=0"):
         forward_report(case, days=0)
     with pytest.raises(ArgumentError, match="paths=0"):

@@ -31,7 +31,7 @@ from typing import Any
 
 import numpy as np
 
-from marginopt.errors import ArgumentError, CaseError, Location
+from marginopt.errors import ArgumentError, CaseError, Location, NotFoundError
 from marginopt.health.days import PathDays
 from marginopt.health.measures import Batch, margin, unsupported
 from marginopt.health.paths import Paths, draw_paths
@@ -99,10 +99,11 @@ class ForwardReport:
         return np.quantile(getattr(venue, level), self.quantiles, axis=0)
 
     def __getitem__(self, venue: str) -> VenueProjection:
+        """The projection of ``venue``; one the report does not have is a ``NotFoundError`` (a ``KeyError``)."""
         for v in self.venues:
             if v.venue == venue:
                 return v
-        raise KeyError(venue)
+        raise NotFoundError(f"venue {venue!r}: expected one of the report's venues ({', '.join(v.venue for v in self.venues)})")
 
     def to_dict(self) -> dict[str, Any]:
         """The JSON document of ``marginopt forward --format json`` (CASE_FORMAT.md, Forward margin)."""

@@ -5,8 +5,8 @@ A path moves every underlying of the case's instruments (``MarketMoves.underlyin
 
 - ``historical``: the daily returns of ``market.history`` (each row's close over the row before; rows
   are taken as consecutive days), all underlyings on the same day together. A path is blocks of
-  ``block`` consecutive days, each starting on a day drawn at random (uniformly, with replacement),
-  cut to the horizon. ``block`` is the horizon by default: each path replays a window of history as
+  ``block`` consecutive days (at most the horizon), each starting on a day drawn at random (uniformly,
+  with replacement), cut to the horizon. ``block`` is the horizon by default: each path replays a window of history as
   it happened (at most ``returns - days + 1`` distinct paths); ``block`` 1 is an i.i.d. bootstrap of
   single days.
 - ``monte_carlo``: lognormal daily steps, ``log g = vol sqrt(1/365) z - vol^2 / 730`` with
@@ -89,9 +89,9 @@ def historical_paths(case: Case, paths: int, days: int, seed: int = 0, block: in
     if hist is None:
         raise CaseError(Location(case.path), "market.history",
                         "a price history for the historical path model (or the monte_carlo model)", None)
-    block = days if block is None else block
-    if not (isinstance(block, (int, np.integer)) and block >= 1):
+    if block is not None and not (isinstance(block, (int, np.integer)) and block >= 1):
         raise ArgumentError(f"block={block!r}: expected a whole number of days, at least 1")
+    block = days if block is None else min(block, days)  # a block longer than the horizon is cut to it anyway
     unders = underlyings(case)
     cols = []
     for u in unders:
