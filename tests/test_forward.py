@@ -401,3 +401,12 @@ def test_the_health_page_takes_the_forward_section(write_case) -> None:
     assert '<table id="health">' in page and '<table id="forward-V">' in page
     assert page.count('data-chart="forward"') == 1 and page.count('data-chart="health"') == 1
     assert "10,000.00" in page  # day 1's balance on every path: 20,000 + 2 (90,000 - 95,000)
+
+
+def test_a_margin_that_overflows_on_a_path_is_an_error_naming_where(write_case) -> None:
+    # One daily return of x1e18 (each price within the reader's bounds): 20 days of it are past any float.
+    hist = [{"date": "2026-11-18", "BTC": 1e-3}, {"date": "2026-11-19", "BTC": 1e15}]
+    case = _case(write_case, market=_market(history=hist), instruments=[FUTURE],
+                 positions=[{"venue": "V", "instrument": "F", "quantity": 1}], venues={"V": {**FIXED, "collateral": USDC}})
+    with pytest.raises(marginopt.ModelError, match=r"venues\.V: the .* on day \d+ of path \d+ is not finite"):
+        forward_report(case, model="historical", block=1, paths=3, days=20)

@@ -31,7 +31,7 @@ from typing import Any
 
 import numpy as np
 
-from marginopt.errors import ArgumentError, CaseError, Location, NotFoundError
+from marginopt.errors import ArgumentError, CaseError, Location, ModelError, NotFoundError
 from marginopt.health.days import PathDays
 from marginopt.health.measures import Batch, margin, unsupported
 from marginopt.health.paths import Paths, draw_paths
@@ -173,24 +173,32 @@ def _venue(timeline: PathDays, name: str, drawn: Paths, unique: list[tuple[Float
         why = unsupported(mm_spec)
     n_paths, n_days = drawn.n_paths, drawn.days
     im, mm, balance = (np.empty((n_paths, n_days + 1)) for _ in range(3))
-    growth = drawn.growth.reshape(-1, len(drawn.underlyings))
-    prices = {u: anchored.market.prices[u] * growth[:, k] for k, u in enumerate(drawn.underlyings)}
-    collateral = credited_collateral(anchored, name, prices).reshape(n_paths, n_days + 1) if why is None else None
     rows = 0
-    for d in range(n_days + 1):
-        states, inverse = unique[d]
-        inverse = inverse.reshape(-1)
-        if why is None:
-            cols = np.flatnonzero(book.live(d))
-            i_d, m_d, v_d, rows = _vectorized(anchored, book.select(cols), states, d, rows)
-            assert collateral is not None
-            balance[:, d] = collateral[:, d] + v_d[inverse]
-        else:
-            i_d, m_d, v_d = _state_by_state(timeline, name, states, d)
-            balance[:, d] = v_d[inverse]
-        im[:, d], mm[:, d] = i_d[inverse], m_d[inverse]
-    settled, expiries = _settlements(book, drawn)
-    balance += settled
+    with np.errstate(over="ignore", invalid="ignore", divide="ignore"):  # a path past floats: checked below
+        growth = drawn.growth.reshape(-1, len(drawn.underlyings))
+        prices = {u: anchored.market.prices[u] * growth[:, k] for k, u in enumerate(drawn.underlyings)}
+        collateral = credited_collateral(anchored, name, prices).reshape(n_paths, n_days + 1) if why is None else None
+        for d in range(n_days + 1):
+            states, inverse = unique[d]
+            inverse = inverse.reshape(-1)
+            if why is None:
+                cols = np.flatnonzero(book.live(d))
+                i_d, m_d, v_d, rows = _vectorized(anchored, book.select(cols), states, d, rows)
+                assert collateral is not None
+                balance[:, d] = collateral[:, d] + v_d[inverse]
+            else:
+                i_d, m_d, v_d = _state_by_state(timeline, name, states, d)
+                balance[:, d] = v_d[inverse]
+            im[:, d], mm[:, d] = i_d[inverse], m_d[inverse]
+        settled, expiries = _settlements(book, drawn)
+        balance += settled
+    for level, values in (("initial margin", im), ("maintenance margin", mm), ("margin balance", balance)):
+        bad = np.argwhere(~np.isfinite(values))
+        if bad.size:  # never shown as a number: say where it happened
+            p, d = (int(x) for x in bad[0])
+            raise ModelError(f"venues.{name}: the {level} on day {d} of path {p} is not finite (underlyings at "
+                             f"{drawn.growth[p, d].tolist()} times today's prices): a path or a position too large to "
+                             "compute with; draw fewer days or check the case's vols and quantities")
     note = "" if why is None else f"re-margined state by state on the full case: {why} is not vectorized"
     return VenueProjection(name, VECTORIZED if why is None else STATE_BY_STATE, im, mm, balance, expiries, note)
 

@@ -78,7 +78,8 @@ def _cumulative(daily: FloatArray) -> FloatArray:
     """``(P, D, U)`` daily price ratios -> ``(P, D + 1, U)`` ratios to today."""
     out = np.empty((daily.shape[0], daily.shape[1] + 1, daily.shape[2]))
     out[:, 0] = 1.0
-    np.cumprod(daily, axis=1, out=out[:, 1:])
+    with np.errstate(over="ignore"):  # a path past floats is named by the projection, venue, day and path
+        np.cumprod(daily, axis=1, out=out[:, 1:])
     return out
 
 
