@@ -399,6 +399,7 @@ def demo(fmt: str) -> None:
 
 
 from marginopt.cli import batch as _batch  # noqa: E402, F401  (registers marginopt batch)
+from marginopt.cli import forward as _forward  # noqa: E402, F401  (registers marginopt forward)
 from marginopt.cli import health as _health  # noqa: E402, F401  (registers marginopt health)
 from marginopt.cli import imports as _imports  # noqa: E402, F401  (registers marginopt import)
 from marginopt.cli import serve as _serve  # noqa: E402, F401  (registers marginopt serve)

@@ -169,3 +169,62 @@ def level_panels(panels: Sequence[tuple[str, Mapping[str, tuple[Sequence[float],
                 ax.legend(frameon=False)
         fig.suptitle(title, x=0.01, ha="left")
     return out[0]
+
+
+def fan_panels(panels: Sequence[tuple[str, Mapping[str, Mapping[float, Sequence[float]]]]], title: str, unit: str,
+               key: str, columns: int = 2) -> str:
+    """Fan charts against the day, one panel per (title, {series: {quantile level: values by day}}): each
+    pair of levels symmetric about the median (5% and 95%) is a shaded band, the median a line, any other
+    level a dashed line. A series named with "probability" is drawn in percent on a second axis."""
+    from matplotlib.ticker import MaxNLocator, PercentFormatter
+
+    rows = max(1, -(-len(panels) // columns))
+    with _figure(4.2 * columns + 0.6, 2.8 * rows + 0.5, key) as (fig, out):
+        axes = fig.subplots(rows, columns, squeeze=False)
+        for k, ax in enumerate(axes.flat):
+            if k >= len(panels):
+                ax.set_axis_off()
+                continue
+            name, series = panels[k]
+            twin = None
+            for i, (label, levels) in enumerate(series.items()):
+                color = PALETTE[i % len(PALETTE)]
+                if "probability" in label:
+                    twin = twin or ax.twinx()
+                    for ys in levels.values():
+                        twin.plot(range(len(ys)), [100.0 * y for y in ys], color=color, linewidth=1.2, linestyle=":",
+                                  label=label)
+                    continue
+                qs = sorted(levels)
+                paired: set[float] = set()
+                for lo in qs:
+                    hi = next((h for h in qs if abs(h - (1.0 - lo)) < 1e-12 and h > lo), None)
+                    if hi is None:
+                        continue
+                    paired |= {lo, hi}
+                    days = range(len(levels[lo]))
+                    ax.fill_between(days, list(levels[lo]), list(levels[hi]), color=color, alpha=0.12 + 0.5 * lo,
+                                    linewidth=0, label=f"{label} {lo:.0%}-{hi:.0%}")
+                for level in qs:
+                    if level in paired and abs(level - 0.5) > 1e-12:
+                        continue
+                    median = abs(level - 0.5) < 1e-12
+                    ax.plot(range(len(levels[level])), list(levels[level]), color=color, linewidth=1.4 if median else 1.0,
+                            linestyle="-" if median else "--", label=f"{label} {level:.0%}")
+            ax.set_title(name, loc="left")
+            ax.set_xlabel("day")
+            ax.xaxis.set_major_locator(MaxNLocator(integer=True))
+            _money_axis(ax.yaxis)
+            ax.set_ylabel(unit)
+            ax.grid(alpha=0.3)
+            handles, labels = ax.get_legend_handles_labels()
+            if twin is not None:
+                twin.yaxis.set_major_formatter(PercentFormatter(decimals=0))
+                twin.set_ylim(-2.0, 102.0)
+                twin.spines["right"].set_visible(True)
+                more = twin.get_legend_handles_labels()
+                handles, labels = handles + more[0], labels + more[1]
+            if k == 0:
+                ax.legend(handles, labels, frameon=False, fontsize=7)
+        fig.suptitle(title, x=0.01, ha="left")
+    return out[0]

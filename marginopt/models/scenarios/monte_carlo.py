@@ -64,13 +64,21 @@ class MonteCarloSpec:
                             f"(about {gib:,.1f} GiB for {len(ctx.inputs)} instruments)", self.n) from None
 
     def _build(self, ctx: ScenarioContext) -> ScenarioLosses:
-        needed = ctx.inputs.underlyings
+        growth = self.growth(ctx.market, ctx.inputs.underlyings)
+        # Labels made when asked for (an array of them was 14 MB at 400,000 draws), one weight in the
+        # memory of one, and no vol moves written (np.zeros leaves the pages to the kernel, which only reads them).
+        moves = Moves(growth, np.zeros(growth.shape), NumberedLabels("mc ", self.n), equal_weights(self.n))
+        return losses_from_moves(ctx, moves, source=f"monte carlo: {self.n} {self.distribution.value} draws, seed {self.seed}")
+
+    def growth(self, market: MarketData, needed: tuple[str, ...]) -> np.ndarray:
+        """The ``(n, len(needed))`` price ratios ``S1 / S0`` of the draws (the forward projection's daily
+        steps are these with ``horizon_days`` 1)."""
         names = sorted(set(needed) | {a for pair in self.correlation for a in pair})
         vols = []
         for u in needed:
-            if u not in ctx.market.vols:
+            if u not in market.vols:
                 raise CaseError(self.where, f"market.vols.{u}", f"a vol for {u} to simulate its returns", None)
-            vols.append(ctx.market.vols[u])
+            vols.append(market.vols[u])
         corr = np.eye(len(names))
         for (a, b), rho in self.correlation.items():
             i, j = names.index(a), names.index(b)
@@ -96,10 +104,7 @@ class MonteCarloSpec:
         growth *= sig
         growth -= 0.5 * sig**2
         np.exp(growth, out=growth)
-        # Labels made when asked for (an array of them was 14 MB at 400,000 draws), one weight in the
-        # memory of one, and no vol moves written (np.zeros leaves the pages to the kernel, which only reads them).
-        moves = Moves(growth, np.zeros(growth.shape), NumberedLabels("mc ", self.n), equal_weights(self.n))
-        return losses_from_moves(ctx, moves, source=f"monte carlo: {self.n} {self.distribution.value} draws, seed {self.seed}")
+        return growth
 
 
 @register("monte_carlo")
