@@ -10,7 +10,7 @@ STAMP := $(VENV)/.installed-stamp
 CHROMIUM := /usr/bin/chromium
 UV_VERSION := 0.13.9
 UV := .tools/bin/uv
-EXTRAS := --extra test --extra service --extra distributed --extra plots --extra venues
+EXTRAS := --extra test --extra service --extra distributed --extra plots --extra venues --extra history-server
 LATEST := .venv-latest
 
 # uv takes the interpreter named above and never downloads one of its own.
@@ -55,7 +55,7 @@ upgrade: | $(UV)
 # tells at once whether a new release breaks something. Not part of CI.
 test-latest: $(CHROMIUM) | $(UV)
 	$(UV) venv --allow-existing --python $(PYTHON) $(LATEST)
-	$(UV) pip install --python $(LATEST)/bin/python --upgrade --reinstall-package marginopt -e '.[test,service,distributed,plots,venues]'
+	$(UV) pip install --python $(LATEST)/bin/python --upgrade --reinstall-package marginopt -e '.[test,service,distributed,plots,venues,history-server]'
 	$(LATEST)/bin/python -m pytest
 
 bench: $(STAMP)
