@@ -412,6 +412,7 @@ def demo(fmt: str) -> None:
 
 
 from marginopt.cli import batch as _batch  # noqa: E402, F401  (registers marginopt batch)
+from marginopt.cli import explain as _explain  # noqa: E402, F401  (registers marginopt explain)
 from marginopt.cli import health as _health  # noqa: E402, F401  (registers marginopt health)
 from marginopt.cli import history as _history  # noqa: E402, F401  (registers marginopt history)
 from marginopt.cli import imports as _imports  # noqa: E402, F401  (registers marginopt import)
