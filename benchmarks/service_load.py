@@ -41,10 +41,14 @@ def free_port() -> int:
 
 
 def start_server(port: int, threads: int, max_body_mb: float, store: bool = True) -> subprocess.Popen[bytes]:
+    import atexit
+    import shutil
     import tempfile
 
     # Every margin request is kept in the run history, as a service does by default: in a file of this run.
-    history = os.path.join(tempfile.mkdtemp(prefix="marginopt-load-"), "history.db")
+    folder = tempfile.mkdtemp(prefix="marginopt-load-")
+    atexit.register(shutil.rmtree, folder, ignore_errors=True)
+    history = os.path.join(folder, "history.db")
     cmd = [sys.executable, "-c", SERVE, "serve", "--host", "127.0.0.1", "--port", str(port), "--solve-threads", str(threads),
            "--max-body-mb", str(max_body_mb), "--solve-timeout", "60", *(["--db", history] if store else ["--no-store"])]
     return subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
