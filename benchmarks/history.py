@@ -17,9 +17,11 @@ With ``--db postgresql://...`` (an empty, migrated database) the same is measure
 from __future__ import annotations
 
 import argparse
+import atexit
 import dataclasses
 import datetime as dt
 import os
+import shutil
 import statistics
 import subprocess
 import sys
@@ -60,6 +62,7 @@ def main() -> int:
     from marginopt.optimizer import optimize
 
     folder = tempfile.mkdtemp(prefix="marginopt-history-bench-")
+    atexit.register(shutil.rmtree, folder, ignore_errors=True)
     db = args.db or str(Path(folder) / "history.db")
     demo, lots = marginopt.demo_case_path(), ROOT / "docs" / "examples" / "lots.yaml"
     lots_case = load_case(lots)
