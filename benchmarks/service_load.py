@@ -16,6 +16,7 @@ import argparse
 import asyncio
 import json
 import math
+import os
 import socket
 import statistics
 import subprocess
@@ -39,9 +40,17 @@ def free_port() -> int:
         return port
 
 
-def start_server(port: int, threads: int, max_body_mb: float) -> subprocess.Popen[bytes]:
+def start_server(port: int, threads: int, max_body_mb: float, store: bool = True) -> subprocess.Popen[bytes]:
+    import atexit
+    import shutil
+    import tempfile
+
+    # Every margin request is kept in the run history, as a service does by default: in a file of this run.
+    folder = tempfile.mkdtemp(prefix="marginopt-load-")
+    atexit.register(shutil.rmtree, folder, ignore_errors=True)
+    history = os.path.join(folder, "history.db")
     cmd = [sys.executable, "-c", SERVE, "serve", "--host", "127.0.0.1", "--port", str(port), "--solve-threads", str(threads),
-           "--max-body-mb", str(max_body_mb), "--solve-timeout", "60"]
+           "--max-body-mb", str(max_body_mb), "--solve-timeout", "60", *(["--db", history] if store else ["--no-store"])]
     return subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
 
 
@@ -154,6 +163,7 @@ def main() -> int:
     parser.add_argument("--solve-threads", type=int, default=2, help="the service's solver threads (default 2)")
     parser.add_argument("--max-body-mb", type=float, default=8.0)
     parser.add_argument("--time-limit", type=float, default=120.0, help="seconds for the whole burst (default 120)")
+    parser.add_argument("--no-store", action="store_true", help="the service keeps no run (default: it keeps every run)")
     args = parser.parse_args()
 
     case = demo_case()
@@ -161,7 +171,7 @@ def main() -> int:
     want = margin_report(marginopt.load_case(marginopt.demo_case_path())).to_dict()
     port = free_port()
     base = f"http://127.0.0.1:{port}"
-    server = start_server(port, args.solve_threads, args.max_body_mb)
+    server = start_server(port, args.solve_threads, args.max_body_mb, store=not args.no_store)
     failed = False
     try:
         wait_healthy(base, server, 60)

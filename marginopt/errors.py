@@ -10,6 +10,7 @@ flag where one is the remedy (``argument``).
     ├── ArgumentError          a malformed argument of a call (also a ValueError)
     ├── NotFoundError          a name looked up is not there: a preset, a report's venue (also a KeyError)
     ├── ModelError             a model cannot be evaluated as asked
+    ├── StoreError             the run history cannot be opened, read or written as asked
     ├── NonConvexMeasureError  a measure without a convex form asked for one
     └── OptimizationError      a plan cannot be computed as asked (objective, mode, backend)
         ├── SolverError        a solver unknown, not installed, or not for this problem class
@@ -114,6 +115,11 @@ class NotFoundError(MarginoptError, KeyError):
 
 class ModelError(MarginoptError):
     """A model cannot be evaluated as asked (for example a shocked volatility <= 0)."""
+
+
+class StoreError(MarginoptError):
+    """The run history (``--db``) cannot be opened, migrated, read or written: the message names the
+    store (its URL without a password) and what to do."""
 
 
 class NonConvexMeasureError(MarginoptError):

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import os
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -16,6 +18,19 @@ BASE: dict[str, Any] = {
     "valuation_date": "2026-11-20",
     "market": {"prices": {"BTC": 100000.0, "ETH": 3000.0, "USDC": 1.0}, "vols": {"BTC": 0.5, "ETH": 0.6}},
 }
+
+
+@pytest.fixture(scope="session", autouse=True)
+def history_in_a_temporary_file(tmp_path_factory: pytest.TempPathFactory) -> Iterator[None]:
+    """The run history the service keeps (and --store without --db) goes to a file of this session, never
+    to the user's own (~/.local/share/marginopt/history.db); subprocesses inherit it."""
+    before = os.environ.get("MARGINOPT_DB")
+    os.environ["MARGINOPT_DB"] = str(tmp_path_factory.mktemp("history") / "history.db")
+    yield
+    if before is None:
+        os.environ.pop("MARGINOPT_DB", None)
+    else:
+        os.environ["MARGINOPT_DB"] = before
 
 
 @pytest.fixture

@@ -28,15 +28,32 @@ ARGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-background-net
         "--disable-sync", "--no-first-run"]
 HEDGE_FLOOR = 1e-4  # the page hides |quantity| below this (solver tolerance), as desk.js says
 WAIT_MS = 120_000
+NEXT_DAY = Path(__file__).resolve().parents[1] / "docs" / "examples" / "next_day" / "case.yaml"
 
 
 @pytest.fixture(scope="module")
-def base_url() -> Iterator[str]:
+def history_db(tmp_path_factory: pytest.TempPathFactory) -> str:
+    """The page's service keeps its runs here, with one run of the demo book stored yesterday (the next day's
+    snapshot, docs/examples/next_day, so the two days differ)."""
+    import datetime as dt
+
+    from marginopt.history import new_run, open_store
+    from marginopt.models.document import case_document
+
+    db = str(tmp_path_factory.mktemp("desk-history") / "history.db")
+    yesterday = dt.datetime.combine(dt.datetime.now(dt.UTC).date(), dt.time(12)) - dt.timedelta(days=1)
+    open_store(db).add(new_run(case_document(NEXT_DAY), margin_report(marginopt.load_case(NEXT_DAY)), "margin", "cli",
+                               "marginopt margin next_day/case.yaml --store", created_at=yesterday))
+    return db
+
+
+@pytest.fixture(scope="module")
+def base_url(history_db: str) -> Iterator[str]:
     """The service on a free loopback port, in a thread of this process."""
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
         port = s.getsockname()[1]
-    server = uvicorn.Server(uvicorn.Config(create_app(Settings(solve_threads=2)), host="127.0.0.1", port=port,
+    server = uvicorn.Server(uvicorn.Config(create_app(Settings(solve_threads=2, db=history_db)), host="127.0.0.1", port=port,
                                            log_level="warning", lifespan="on"))
     thread = threading.Thread(target=server.run, name="desk-uvicorn", daemon=True)
     thread.start()
@@ -244,3 +261,33 @@ def test_a_plan_not_proven_optimal_says_feasible_and_what_stopped_it(browser_pag
     assert gap.startswith("gap: incumbent ") and "status feasible: time limit reached (0.001 s): relative gap" in gap
     assert page.get_attribute('[data-testid="plan-gap"]', "data-proven") == "false"
     assert page.is_visible('[data-testid="executability-table"]')
+
+
+def test_the_history_shows_the_latest_runs_and_today_against_yesterday(browser_page: Any, demo: marginopt.Case) -> None:
+    """After a submit, the latest runs are the margin, health and hedge requests just made (the margin run's total
+    as the library computes it), and each venue's margin today (the demo) stands against yesterday's stored run
+    (the next day's snapshot), with the change between."""
+    page = browser_page
+    page.click('[data-testid="load-demo"]')
+    _submit(page)
+    assert page.get_attribute("body", "data-state") == "done", page.text_content('[data-testid="error"]')
+    assert page.is_visible('[data-testid="history"]')
+    runs = page.eval_on_selector_all('[data-testid="runs-table"] tbody tr',
+                                      "rows => rows.map(r => [Number(r.dataset.run), r.dataset.command, Number(r.dataset.initialMargin)])")
+    latest = runs[:3]
+    assert sorted(c for _, c, _ in latest) == ["health", "hedge", "margin"]
+    assert [r[0] for r in runs] == sorted((r[0] for r in runs), reverse=True)  # latest first
+    report = margin_report(demo)
+    for _, _, total in latest:  # every run keeps the book's margin as it was, before any plan
+        assert math.isclose(total, report.total_initial_margin, rel_tol=1e-12)
+    days = page.eval_on_selector_all('[data-testid="days-table"] tbody tr[data-venue]',
+                                     "rows => rows.map(r => [r.dataset.venue, Number(r.dataset.today), Number(r.dataset.previous), "
+                                     "r.cells[3].textContent])")
+    before = margin_report(marginopt.load_case(NEXT_DAY))
+    assert [d[0] for d in days] == [v.venue for v in report.venues]
+    for (venue, today, previous, change), v in zip(days, report.venues):
+        assert math.isclose(today, v.initial_margin, rel_tol=1e-12), venue
+        assert math.isclose(previous, before[venue].initial_margin, rel_tol=1e-12), venue
+        assert change == f"{v.initial_margin - before[venue].initial_margin:,.2f}", venue
+    summary = page.text_content('[data-testid="days-summary"]')
+    assert summary.startswith("crypto desk demo: today run ") and "previous day run 1 (margin," in summary

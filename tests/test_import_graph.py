@@ -19,6 +19,7 @@ LAYERS: tuple[tuple[str, ...], ...] = (
     ("marginopt.solvers",),
     ("marginopt.health",),  # equity, market moves and distances: below the optimizer, whose stress-safe plans use them
     ("marginopt.optimizer",),
+    ("marginopt.history",),  # the run history stores what the layers below computed (their JSON), for the ones above
     ("marginopt.reports", "marginopt.batch", "marginopt.service", "marginopt.cli", "marginopt.__main__", "marginopt"),
 )
 # Inside optimizer/: lower to upper (the backends read the description, the API runs the backends).

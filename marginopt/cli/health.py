@@ -10,6 +10,7 @@ from typing import TYPE_CHECKING
 
 import click
 
+from marginopt.cli.keep import keep, store_options
 from marginopt.cli.main import FORMATS, REPORT_OPTION, _write_html, cli
 
 if TYPE_CHECKING:
@@ -33,8 +34,9 @@ if TYPE_CHECKING:
               help="Each call and liquidation move is exact to this (relative move).")
 @click.option("--curves", is_flag=True, help="JSON: add each venue's margin balance, IM and MM at every scanned move.")
 @REPORT_OPTION
+@store_options
 def health(case: Path, fmt: str, venues: tuple[str, ...], down: float, up: float, step: float, tolerance: float,
-           curves: bool, report_file: Path | None) -> None:
+           curves: bool, report_file: Path | None, store: bool, db: str | None) -> None:
     """Margin health per venue: margin balance (credited collateral, unrealized P&L, option value), initial and
     maintenance margin, margin ratio (MM / balance), excess over each, and the smallest move of each underlying
     down and up, and of all together, at which the balance falls to IM (a call) and to MM (liquidation), found
@@ -44,6 +46,7 @@ def health(case: Path, fmt: str, venues: tuple[str, ...], down: float, up: float
     from marginopt.health.report import health_report
     from marginopt.models import load_case
 
+    kept = keep(store, db)
     loaded = load_case(case)
     for v in venues:
         if v not in loaded.venues:
@@ -61,6 +64,10 @@ def health(case: Path, fmt: str, venues: tuple[str, ...], down: float, up: float
         from marginopt.cli.render import stdout_console
 
         health_table(report, stdout_console(), loaded.description)
+    if kept is not None:
+        from marginopt.models import margin_report
+
+        kept.add(case, margin_report(loaded), "health", report.to_dict(curves))
     if report_file is not None:
         from marginopt.reports.health import health_html
 

@@ -13,6 +13,7 @@ from rich.console import Console
 from rich.progress import BarColumn, Progress, SpinnerColumn, TextColumn, TimeElapsedColumn
 
 from marginopt import formats as outside
+from marginopt.cli.keep import Keep, keep, store_options
 from marginopt.errors import CaseError, InfeasibleError, MarginoptError, printable
 from marginopt.optimizer.choice import SolverChoice
 from marginopt.optimizer.objectives import objective_names
@@ -109,13 +110,15 @@ def _write_html(report_file: Path, text: str) -> None:
     click.echo(f"wrote the HTML report to {report_file}", err=True)
 
 
-def _report(path: Path, fmt: str, title: str, report_file: Path | None = None) -> None:
+def _report(path: Path, fmt: str, title: str, report_file: Path | None = None, kept: Keep | None = None) -> None:
     from marginopt.cli import render
     from marginopt.models import load_case, margin_report
 
     case = load_case(path)
     with _progress(len(case.venues), "margin") as step:
         report = margin_report(case, on_venue=step)
+    if kept is not None:
+        kept.add(path, report, "margin")
     if fmt == "json":
         click.echo(render.margin_json(report))
     elif fmt == "csv":
@@ -135,12 +138,14 @@ def _report(path: Path, fmt: str, title: str, report_file: Path | None = None) -
 @click.option("--format", "fmt", type=FORMATS, default="table", show_default=True)
 @click.option("--from", "source", type=SOURCES, default="case", show_default=True, help=SOURCE_HELP)
 @REPORT_OPTION
-def margin(case: Path, fmt: str, source: str, report_file: Path | None) -> None:
+@store_options
+def margin(case: Path, fmt: str, source: str, report_file: Path | None, store: bool, db: str | None) -> None:
     """Initial and maintenance margin, components, collateral and excess per venue."""
+    kept = keep(store, db, source)
     if source != "case":
         _snapshot_report(outside.get_format(source), case, fmt, report_file)
         return
-    _report(case, fmt, "", report_file)
+    _report(case, fmt, "", report_file, kept)
 
 
 def _snapshot_report(reader: outside.OutsideFormat, path: Path, fmt: str, report_file: Path | None = None) -> None:
@@ -210,7 +215,8 @@ PLAN_FORMATS = click.Choice(["table", "json"])
 
 
 def _plan(path: Path, mode: str, objective: str | None, solver: str | None, fmt: str, out: Path | None,
-          report_file: Path | None = None, mip_gap: float | None = None, time_limit: float | None = None) -> None:
+          report_file: Path | None = None, mip_gap: float | None = None, time_limit: float | None = None,
+          kept: Keep | None = None) -> None:
     from marginopt.cli import render
     from marginopt.models import load_case
     from marginopt.optimizer import optimize
@@ -240,6 +246,10 @@ def _plan(path: Path, mode: str, objective: str | None, solver: str | None, fmt:
         from marginopt.reports import plan_html
 
         _write_html(report_file, plan_html(result, case))
+    if kept is not None:  # a plan that failed is a run too: what was asked and why it failed
+        from marginopt.models import margin_report
+
+        kept.add(path, margin_report(case), mode, result.to_dict())
     if result.status == "infeasible":
         raise SystemExit(EXIT_INFEASIBLE)
     if not result.succeeded:  # a feasible plan (verified, not proven optimal) exits 0: its status says so
@@ -268,8 +278,11 @@ def _plan_command(mode: str, doc: str) -> None:
     @click.option("--time-limit", type=click.FloatRange(min=0.0, min_open=True), default=None,
                   help="Seconds HiGHS's branch and bound may run for an executable plan (default 60); at the limit "
                   "the best plan found is shown with its gap and status feasible (verified, not proven optimal).")
+    @store_options
     def command(case: Path, objective: str | None, solver: str | None, fmt: str, out: Path | None, source: str,
-                report_file: Path | None, mip_gap: float | None, time_limit: float | None) -> None:
+                report_file: Path | None, mip_gap: float | None, time_limit: float | None, store: bool,
+                db: str | None) -> None:
+        kept = keep(store, db, source)
         if source != "case":
             import tempfile
 
@@ -277,7 +290,7 @@ def _plan_command(mode: str, doc: str) -> None:
                 _plan(outside.get_format(source).write_case(case, Path(folder)), mode, objective, solver, fmt, out, report_file,
                       mip_gap, time_limit)
             return
-        _plan(case, mode, objective, solver, fmt, out, report_file, mip_gap, time_limit)
+        _plan(case, mode, objective, solver, fmt, out, report_file, mip_gap, time_limit, kept)
 
 
 _plan_command("optimize", "Margin-minimizing hedges and collateral allocation across venues, verified. "
@@ -399,8 +412,10 @@ def demo(fmt: str) -> None:
 
 
 from marginopt.cli import batch as _batch  # noqa: E402, F401  (registers marginopt batch)
+from marginopt.cli import explain as _explain  # noqa: E402, F401  (registers marginopt explain)
 from marginopt.cli import forward as _forward  # noqa: E402, F401  (registers marginopt forward)
 from marginopt.cli import health as _health  # noqa: E402, F401  (registers marginopt health)
+from marginopt.cli import history as _history  # noqa: E402, F401  (registers marginopt history)
 from marginopt.cli import imports as _imports  # noqa: E402, F401  (registers marginopt import)
 from marginopt.cli import serve as _serve  # noqa: E402, F401  (registers marginopt serve)
 

@@ -58,6 +58,12 @@ class MarketMoves:
         return dataclasses.replace(base, market=market, instruments=dataclasses.replace(base.instruments, items=items))
 
 
+def anchored(case: Case) -> Case:
+    """The case as every market move starts from it (``_anchored``): quoted option prices as the vols
+    they imply, delta-one positions with an entry price; its margin is the case's."""
+    return _anchored(case)
+
+
 def _anchored(case: Case) -> Case:
     """The same case with every quoted option price replaced by its implied vol and every delta-one
     position's entry price given (today's mark where the case gives none): unchanged at no move."""

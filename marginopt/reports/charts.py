@@ -227,4 +227,45 @@ def fan_panels(panels: Sequence[tuple[str, Mapping[str, Mapping[float, Sequence[
             if k == 0:
                 ax.legend(handles, labels, frameon=False, fontsize=7)
         fig.suptitle(title, x=0.01, ha="left")
+
+
+def waterfall(start: tuple[str, float], steps: Sequence[tuple[str, float]], end: tuple[str, float], title: str, unit: str,
+              key: str) -> str:
+    """A waterfall: the ``start`` level as a bar, each step as a bar floating from the running total
+    (a rise in one colour, a fall in another), and the ``end`` level, which the steps reach."""
+    labels = [start[0], *(s[0] for s in steps), end[0]]
+    bottoms, heights, colours = [0.0], [start[1]], [PALETTE[0]]
+    level = start[1]
+    for _, delta in steps:
+        bottoms.append(level if delta >= 0 else level + delta)
+        heights.append(abs(delta))
+        colours.append(PALETTE[5] if delta > 0 else PALETTE[2])
+        level += delta
+    bottoms.append(0.0)
+    heights.append(end[1])
+    colours.append(PALETTE[0])
+    with _figure(max(4.6, 1.4 + 0.85 * len(labels)), 3.4, key) as (fig, out):
+        ax = fig.add_subplot()
+        xs = list(range(len(labels)))
+        ax.bar(xs, heights, 0.6, bottom=bottoms, color=colours)
+        running = start[1]
+        for i, (_, delta) in enumerate(steps, start=1):  # the step's size over its bar, with its sign
+            running += delta
+            ax.annotate(("+" if delta > 0 else "") + compact(delta), (i, bottoms[i] + heights[i]), ha="center", va="bottom",
+                        fontsize=8, xytext=(0, 2), textcoords="offset points")
+            if i < len(labels) - 1:
+                ax.plot([i - 0.3, i + 1.3], [running, running], color="#999999", linewidth=0.6)
+        ax.set_xticks(xs, labels, rotation=25 if len(labels) > 4 else 0, ha="right" if len(labels) > 4 else "center")
+        tops = [b + h for b, h in zip(bottoms, heights)]
+        lo, hi = min(bottoms[1:-1] + [start[1], end[1]]), max(tops)
+        # Where the levels dwarf the steps, the axis starts under the lowest step (the level bars are cut,
+        # and the axis says where it starts), so the steps can be read.
+        if lo > 0 and 0 < hi - lo < 0.5 * lo:
+            ax.set_ylim(lo - 0.3 * (hi - lo), hi + 0.08 * (hi - lo))
+        else:
+            ax.set_ylim(min(0.0, lo), hi + 0.08 * (hi - min(0.0, lo)))
+        ax.set_title(title, loc="left")
+        ax.set_ylabel(unit)
+        _money_axis(ax.yaxis)
+        ax.grid(axis="y", alpha=0.3)
     return out[0]

@@ -59,6 +59,18 @@ class Settings:
     solve_threads: int = 2
     max_pending: int = 512
     max_scenario_cells: int = MAX_SCENARIO_CELLS
+    # Every margin, health and plan request is kept in the run history: this database (a file path or URL:
+    # marginopt/history/location.py), None for MARGINOPT_DB or the default file; store_runs False keeps none.
+    db: str | None = None
+    store_runs: bool = True
+
+
+@dataclass(frozen=True)
+class Kept:
+    """A result and the id of the run it was stored as (None when the history is off or failed)."""
+
+    result: Any
+    run_id: int | None
 
 
 class RequestError(Exception):
@@ -72,6 +84,11 @@ class RequestError(Exception):
 def create_app(settings: Settings | None = None) -> FastAPI:
     settings = settings or Settings()
     runner = SolveRunner(settings.solve_threads, settings.solve_timeout_s, settings.max_pending)
+    store = None
+    if settings.store_runs:  # opened here: a history that cannot be opened stops the service at its start, not later
+        from marginopt.history import open_store
+
+        store = open_store(settings.db)
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
@@ -87,10 +104,27 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.router.route_class = JSONRoute  # every route below reads a JSON body with the service's parser (body.py)
     app.add_middleware(BodyLimit, max_bytes=settings.max_body_bytes, read_timeout_s=settings.read_timeout_s)
     app.state.runner = runner
+    app.state.store = store
     _error_handlers(app)
 
     def load(data: dict[str, Any]) -> Any:
         return case_from_json(data, settings.max_scenario_cells)
+
+    def kept(command: str, data: dict[str, Any], case: Any, result: dict[str, Any], report: Any = None) -> Kept:
+        """Store the run (on the solver thread, after the work); a history that fails is logged, the answer stands."""
+        if store is None:
+            return Kept(result, None)
+        try:
+            from marginopt.history import new_run
+            from marginopt.models import margin_report
+            from marginopt.models.document import data_document
+
+            run = new_run(data_document(data, SOURCE), report if report is not None else margin_report(case), command,
+                          "service", f"POST /v1/{command}", result)
+            return Kept(result, store.add(run))
+        except Exception:  # the history is a record of answers, never a reason to withhold one
+            log.exception("could not store the %s run in the history at %s", command, store.url)
+            return Kept(result, None)
 
     async def answer(work: Callable[[], Any], prefix: tuple[str, ...] = ()) -> Response:
         """Run ``work`` on a solver thread and turn its outcome into a response."""
@@ -108,6 +142,9 @@ def create_app(settings: Settings | None = None) -> FastAPI:
             return _error(503, [], f"service busy: {exc}", "busy", headers={"Retry-After": "5"})
         except SolveTimeout as exc:
             return _error(504, [], str(exc), "solve_timeout")
+        if isinstance(result, Kept):  # the stored run's id, for GET /v1/history/{id}
+            headers = {"X-Marginopt-Run": str(result.run_id)} if result.run_id is not None else None
+            return JSONResponse(json_safe(result.result), headers=headers)
         return JSONResponse(json_safe(result))
 
     @app.get("/health", response_model=m.HealthOut, tags=["service"])
@@ -127,7 +164,12 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         """Per venue: initial and maintenance margin, components, worst scenario, collateral value, excess."""
         from marginopt.models import margin_report
 
-        return await answer(lambda: margin_report(load(case)).to_dict())
+        def work() -> Kept:
+            loaded = load(case)
+            report = margin_report(loaded)
+            return kept("margin", case, loaded, report.to_dict(), report)
+
+        return await answer(work)
 
     @app.post("/v1/health", response_model=m.MarginHealthOut, responses=ERRORS, tags=["margin"])
     async def margin_health(case: CaseBody,
@@ -139,7 +181,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         """Per venue: margin balance (collateral, unrealized P&L, option value), IM, MM, margin ratio, excess over
         each, and the smallest move of each underlying down and up, and of all together, at which the balance
         falls to IM (a call) and to MM (liquidation), by full re-pricing and re-margining (as `marginopt health`)."""
-        def work() -> dict[str, Any]:
+        def work() -> Kept:
             from marginopt.errors import ArgumentError
             from marginopt.health import Scan, health_report
 
@@ -147,7 +189,8 @@ def create_app(settings: Settings | None = None) -> FastAPI:
                 scan = Scan(down=down, up=up, step_down=min(step, down), step_up=min(2 * step, up), tolerance=tolerance)
             except ArgumentError as exc:
                 raise RequestError("tolerance", str(exc)) from None
-            return health_report(load(case), scan).to_dict()
+            loaded = load(case)
+            return kept("health", case, loaded, health_report(loaded, scan).to_dict())
 
         return await answer(work)
 
@@ -155,13 +198,21 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     async def optimize(case: CaseBody, objective: ObjectiveQuery = None) -> Response:
         """Margin-minimizing hedges and collateral allocation across venues, verified (as `marginopt optimize`).
         A case with no plan answers 200 with `status: infeasible` and what is short."""
-        return await answer(lambda: _plan_json(load(case), objective, "optimize"))
+        def work() -> Kept:
+            loaded = load(case)
+            return kept("optimize", case, loaded, _plan_json(loaded, objective, "optimize"))
+
+        return await answer(work)
 
     @app.post("/v1/hedge", response_model=m.PlanOut, responses=ERRORS, tags=["optimize"])
     async def hedge(case: CaseBody, objective: ObjectiveQuery = None) -> Response:
         """Hedges only, collateral as posted (as `marginopt hedge`). Hedges are listed as the optimizer
         returns them, each candidate once; a quantity within `tolerance` of zero or a whole lot is reported as it."""
-        return await answer(lambda: _plan_json(load(case), objective, "hedge"))
+        def work() -> Kept:
+            loaded = load(case)
+            return kept("hedge", case, loaded, _plan_json(loaded, objective, "hedge"))
+
+        return await answer(work)
 
     @app.post("/v1/whatif", response_model=m.WhatIfOut, responses=ERRORS, tags=["what-if"])
     async def whatif(request: m.WhatIfRequest) -> Response:
@@ -195,6 +246,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         data = await file.read()
         return await answer(lambda: {"positions": positions_from_csv(data)}, ("file",))
 
+    _history_routes(app, store)
     _desk_pages(app)
     return app
 
@@ -295,6 +347,45 @@ def _error_handlers(app: FastAPI) -> None:
         log.exception("internal error on %s %s", request.method, request.url.path)
         return JSONResponse({"detail": [{"loc": [], "field": "", "msg": f"internal error: {type(exc).__name__} (a bug; the "
                                          "server log has the trace)", "type": "internal_error"}]}, status_code=500)
+
+
+def _history_routes(app: FastAPI, store: Any) -> None:
+    """The run history: the latest runs, one run, today's margin against the previous day's (the desk page's tables)."""
+
+    def unavailable() -> JSONResponse:
+        return _error(404, [], "the run history is off (the service runs with store_runs off)", "no_history")
+
+    @app.get("/v1/history", tags=["history"])
+    async def history(limit: Annotated[int, Query(ge=1, le=10_000, description="How many runs, latest first")] = 20,
+                      case: Annotated[str | None, Query(description="A fingerprint's first characters or a case name")] = None,
+                      ) -> Response:
+        """The stored runs, latest first (as `marginopt history --format json`)."""
+        if store is None:
+            return unavailable()
+        runs = await asyncio.to_thread(store.list, limit, case)
+        return JSONResponse({"runs": [r.to_dict() for r in runs]})
+
+    @app.get("/v1/history/days", tags=["history"])
+    async def days(case: Annotated[str | None, Query(description="A case name; default: the latest run's")] = None) -> Response:
+        """Each venue's initial margin in the latest run today (UTC) against the latest run of an earlier day, of one case."""
+        if store is None:
+            return unavailable()
+        from marginopt.history.days import day_over_day
+
+        return JSONResponse(json_safe(await asyncio.to_thread(day_over_day, store, case)))
+
+    @app.get("/v1/history/{run_id}", tags=["history"])
+    async def run(run_id: int) -> Response:
+        """One stored run (as `marginopt history show ID --format json`); 404 for an id the history does not have."""
+        from marginopt.errors import NotFoundError
+
+        if store is None:
+            return unavailable()
+        try:
+            found = await asyncio.to_thread(store.get, run_id)
+        except NotFoundError as exc:
+            return _error(404, ["run_id"], str(exc), "not_found")
+        return JSONResponse(json_safe(found.to_dict()))
 
 
 def _desk_pages(app: FastAPI) -> None:

@@ -334,6 +334,61 @@ function renderChart(report, plan) {
   $("chart").replaceChildren(chart);
 }
 
+// The run history: today's initial margin per venue against the previous day's, and the latest runs.
+// A service that keeps no history answers 404 here: the section stays hidden.
+async function refreshHistory() {
+  let days, runs;
+  try {
+    [days, runs] = await Promise.all([api("/v1/history/days"), api("/v1/history?limit=10")]);
+  } catch (e) {
+    $("history").hidden = true;
+    return;
+  }
+  const daysBody = $("days-table").querySelector("tbody");
+  daysBody.replaceChildren();
+  for (const v of days.venues) {
+    const tr = document.createElement("tr");
+    tr.dataset.venue = v.venue;
+    tr.dataset.today = String(v.today);
+    tr.dataset.previous = String(v.previous);
+    cell(tr, v.venue);
+    cell(tr, money(v.previous));
+    cell(tr, money(v.today));
+    cell(tr, money(v.change), v.change > 0 ? "negative" : "");
+    daysBody.appendChild(tr);
+  }
+  if (days.total) {
+    const tr = document.createElement("tr");
+    tr.className = "total";
+    cell(tr, "total");
+    cell(tr, money(days.total.previous));
+    cell(tr, money(days.total.today));
+    cell(tr, money(days.total.change), days.total.change > 0 ? "negative" : "");
+    daysBody.appendChild(tr);
+  }
+  const side = (s) => (s ? `run ${s.run} (${s.command}, ${s.date})` : "none");
+  $("days-summary").textContent = days.case === null ? "No run stored yet."
+    : `${days.case}: today ${side(days.today)}, previous day ${side(days.previous)}.`;
+  const runsBody = $("runs-table").querySelector("tbody");
+  runsBody.replaceChildren();
+  for (const r of runs.runs) {
+    const tr = document.createElement("tr");
+    tr.dataset.run = String(r.id);
+    tr.dataset.command = r.command;
+    tr.dataset.initialMargin = String(r.total_initial_margin);
+    cell(tr, String(r.id));
+    cell(tr, r.created_at.replace("T", " ").slice(0, 19), "text");
+    cell(tr, r.command, "text");
+    cell(tr, r.case, "text");
+    cell(tr, money(r.total_initial_margin));
+    cell(tr, money(r.total_initial_margin_after));
+    cell(tr, r.status, "text");
+    runsBody.appendChild(tr);
+  }
+  $("history").hidden = false;
+  $("history").dataset.ready = "true";
+}
+
 async function submit(event) {
   event.preventDefault();
   showError("");
@@ -361,6 +416,7 @@ async function submit(event) {
     renderExecutability(plan, report.base_currency);
     renderChart(report, plan);
     $("results").hidden = false;
+    await refreshHistory();
     setState("done", `done: ${report.venues.length} venues, plan ${plan.status}`);
   } catch (e) {
     clearResults();
@@ -383,6 +439,7 @@ async function init() {
   try {
     demo = await api("/v1/demo");
     renderVenues();
+    await refreshHistory();
     $("submit").disabled = false;
     setState("ready", "");
   } catch (e) {
