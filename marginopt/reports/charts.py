@@ -227,6 +227,7 @@ def fan_panels(panels: Sequence[tuple[str, Mapping[str, Mapping[float, Sequence[
             if k == 0:
                 ax.legend(handles, labels, frameon=False, fontsize=7)
         fig.suptitle(title, x=0.01, ha="left")
+    return out[0]
 
 
 def waterfall(start: tuple[str, float], steps: Sequence[tuple[str, float]], end: tuple[str, float], title: str, unit: str,
