@@ -4,6 +4,9 @@ binding bound is worth; excess summed apart (shortfalls and surpluses not netted
 
 from __future__ import annotations
 
+import json
+import subprocess
+import sys
 from typing import Any
 
 import pytest
@@ -55,7 +58,8 @@ def test_a_binding_limit_says_what_one_more_unit_is_worth(write_case) -> None:
     delta = next(u for u in plan.limits if u.name == "net delta BTC")
     assert delta.binding == "upper"
     assert delta.worth == pytest.approx(10003.0, rel=1e-4)
-    doc = plan.to_dict()
+    assert "limits" not in plan.to_dict()  # the documented keys only, unless asked
+    doc = plan.to_dict(details=True)
     assert next(x for x in doc["limits"] if x["limit"] == "net delta BTC")["worth"] == pytest.approx(10003.0, rel=1e-4)
 
 
@@ -76,4 +80,16 @@ def test_a_buffer_leaves_headroom_over_initial_margin(write_case, mode: str) -> 
     assert plan.objective_value == pytest.approx(850.0, rel=1e-6)
     assert plan.allocation["quantity"].sum() == pytest.approx(17000.0, rel=1e-6)
     assert any("initial margin and its buffer covered" in c.name for c in plan.verification.checks)
-    assert plan.to_dict()["excess"]["total_surplus"] == pytest.approx(7000.0, rel=1e-6)
+    assert plan.to_dict(details=True)["excess"]["total_surplus"] == pytest.approx(7000.0, rel=1e-6)
+
+
+def test_cli_details_adds_limits_and_excess_to_the_json(write_case) -> None:
+    path = _case(write_case).path
+    plain = subprocess.run([sys.executable, "-m", "marginopt", "hedge", str(path), "--format", "json"],
+                           capture_output=True, text=True, timeout=300)
+    detailed = subprocess.run([sys.executable, "-m", "marginopt", "hedge", str(path), "--format", "json", "--details"],
+                              capture_output=True, text=True, timeout=300)
+    assert plain.returncode == 0 and detailed.returncode == 0, detailed.stderr
+    a, b = json.loads(plain.stdout), json.loads(detailed.stdout)
+    assert set(b) - set(a) == {"limits", "excess"}
+    assert next(x for x in b["limits"] if x["limit"] == "net delta BTC")["binding"] == "upper"

@@ -176,8 +176,8 @@ def test_optimize_json_is_exactly_the_documented_shape(tmp_path):
     proc = cli("optimize", str(marginopt.demo_case_path()), "--format", "json", "--out", str(tmp_path / "plan"))
     assert proc.returncode == 0, proc.stderr
     out = json.loads(proc.stdout)
-    assert set(out) - {"limits"} == {"status", "objective", "objective_value", "hedges", "allocation", "margins",
-                                     "shadow_prices", "verification", "solver", "tolerance", "excess"}
+    assert set(out) == {"status", "objective", "objective_value", "hedges", "allocation", "margins", "shadow_prices",
+                        "verification", "solver", "tolerance"}
     assert out["status"] == "optimal" and out["verification"]["passed"] is True
     assert set(out["hedges"][0]) == {"venue", "instrument", "quantity", "cost"}
     assert set(out["allocation"][0]) == {"venue", "asset", "quantity", "value"}

@@ -216,7 +216,7 @@ PLAN_FORMATS = click.Choice(["table", "json"])
 
 def _plan(path: Path, mode: str, objective: str | None, solver: str | None, fmt: str, out: Path | None,
           report_file: Path | None = None, mip_gap: float | None = None, time_limit: float | None = None,
-          kept: Keep | None = None) -> None:
+          kept: Keep | None = None, details: bool = False) -> None:
     from marginopt.cli import render
     from marginopt.models import load_case
     from marginopt.optimizer import optimize
@@ -226,7 +226,7 @@ def _plan(path: Path, mode: str, objective: str | None, solver: str | None, fmt:
         step("building and solving")
         result = optimize(case, objective=objective, solver=solver, mode=mode, mip_gap=mip_gap, time_limit=time_limit)
     if fmt == "json":
-        doc = result.to_dict()
+        doc = result.to_dict(details)
         if render.unexplained(result):  # where to look: the case's largest amounts
             doc["largest_amounts"] = render.largest_amounts(case)
         click.echo(render.plan_json(doc))
@@ -278,9 +278,11 @@ def _plan_command(mode: str, doc: str) -> None:
     @click.option("--time-limit", type=click.FloatRange(min=0.0, min_open=True), default=None,
                   help="Seconds HiGHS's branch and bound may run for an executable plan (default 60); at the limit "
                   "the best plan found is shown with its gap and status feasible (verified, not proven optimal).")
+    @click.option("--details", is_flag=True, help="JSON: add each limit's value, use and worth (limits) and the excess "
+                  "after the plan, shortfalls and surpluses apart (excess); the table always shows them.")
     @store_options
     def command(case: Path, objective: str | None, solver: str | None, fmt: str, out: Path | None, source: str,
-                report_file: Path | None, mip_gap: float | None, time_limit: float | None, store: bool,
+                report_file: Path | None, mip_gap: float | None, time_limit: float | None, details: bool, store: bool,
                 db: str | None) -> None:
         kept = keep(store, db, source)
         if source != "case":
@@ -288,9 +290,9 @@ def _plan_command(mode: str, doc: str) -> None:
 
             with tempfile.TemporaryDirectory(prefix=f"marginopt-{source}-") as folder:
                 _plan(outside.get_format(source).write_case(case, Path(folder)), mode, objective, solver, fmt, out, report_file,
-                      mip_gap, time_limit)
+                      mip_gap, time_limit, details=details)
             return
-        _plan(case, mode, objective, solver, fmt, out, report_file, mip_gap, time_limit, kept)
+        _plan(case, mode, objective, solver, fmt, out, report_file, mip_gap, time_limit, kept, details)
 
 
 _plan_command("optimize", "Margin-minimizing hedges and collateral allocation across venues, verified. "

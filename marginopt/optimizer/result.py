@@ -188,8 +188,9 @@ class OptimizationResult:
         return {group: {k: snap(v) if v is not None else v for k, v in values.items()}
                 for group, values in self.shadow_prices.items()}
 
-    def to_dict(self) -> dict[str, Any]:
-        """Exactly the JSON of ``marginopt optimize --format json`` (CASE_FORMAT.md), plus
+    def to_dict(self, details: bool = False) -> dict[str, Any]:
+        """Exactly the JSON of ``marginopt optimize --format json`` (CASE_FORMAT.md), with ``details`` (``--details``)
+        each limit's use and worth (``limits``) and the excess after the plan apart (``excess``), plus
         ``infeasibility`` when no plan exists, and ``status_detail``, ``certificate`` and ``executability`` for an executable plan. Quantities, shadow prices and the largest violation
         are snapped to whole numbers within ``tolerance`` (``snap``), which the JSON states."""
         verification: dict[str, Any] = {"passed": False, "max_violation": None}
@@ -214,10 +215,10 @@ class OptimizationResult:
             out["executability"] = self.executability.to_dict()
         if self.safety is not None:
             out["safety"] = self.safety.to_dict()
-        if self.limits:
+        if details:  # only when asked: the document's keys stay the documented ones for every other reader
             out["limits"] = [u.to_dict() for u in self.limits]
-        out["excess"] = excess_apart(self.margins["collateral_after"] - self.margins["after"], self.margins["venue"]) \
-            if self.succeeded else None
+            out["excess"] = (excess_apart(self.margins["collateral_after"] - self.margins["after"], self.margins["venue"])
+                             if self.succeeded else None)
         if self.status == "infeasible":
             out["infeasibility"] = [{"constraint": name, "shortfall": amount} for name, amount in self.shortfalls]
         return out

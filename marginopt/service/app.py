@@ -49,6 +49,7 @@ ERRORS: dict[int | str, dict[str, Any]] = {
 CaseBody = Annotated[dict[str, Any], Body(description=m.CASE_DOC, examples=[m.EXAMPLE_CASE])]
 # The objectives come from their registry (optimizer/objectives.py); a name outside it gets 422.
 ObjectiveQuery = Annotated[Objective | None, Query(description="Overrides the case's objective.")]
+DetailsQuery = Annotated[bool, Query(description="Add each limit's use and worth (limits) and the excess apart (excess)")]
 
 
 @dataclass(frozen=True)
@@ -195,22 +196,22 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         return await answer(work)
 
     @app.post("/v1/optimize", response_model=m.PlanOut, responses=ERRORS, tags=["optimize"])
-    async def optimize(case: CaseBody, objective: ObjectiveQuery = None) -> Response:
+    async def optimize(case: CaseBody, objective: ObjectiveQuery = None, details: DetailsQuery = False) -> Response:
         """Margin-minimizing hedges and collateral allocation across venues, verified (as `marginopt optimize`).
         A case with no plan answers 200 with `status: infeasible` and what is short."""
         def work() -> Kept:
             loaded = load(case)
-            return kept("optimize", case, loaded, _plan_json(loaded, objective, "optimize"))
+            return kept("optimize", case, loaded, _plan_json(loaded, objective, "optimize", details))
 
         return await answer(work)
 
     @app.post("/v1/hedge", response_model=m.PlanOut, responses=ERRORS, tags=["optimize"])
-    async def hedge(case: CaseBody, objective: ObjectiveQuery = None) -> Response:
+    async def hedge(case: CaseBody, objective: ObjectiveQuery = None, details: DetailsQuery = False) -> Response:
         """Hedges only, collateral as posted (as `marginopt hedge`). Hedges are listed as the optimizer
         returns them, each candidate once; a quantity within `tolerance` of zero or a whole lot is reported as it."""
         def work() -> Kept:
             loaded = load(case)
-            return kept("hedge", case, loaded, _plan_json(loaded, objective, "hedge"))
+            return kept("hedge", case, loaded, _plan_json(loaded, objective, "hedge", details))
 
         return await answer(work)
 
@@ -251,10 +252,10 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     return app
 
 
-def _plan_json(case: Any, objective: str | None, mode: str) -> dict[str, Any]:
+def _plan_json(case: Any, objective: str | None, mode: str, details: bool = False) -> dict[str, Any]:
     from marginopt.optimizer import optimize
 
-    result: dict[str, Any] = optimize(case, objective=objective, mode=mode).to_dict()
+    result: dict[str, Any] = optimize(case, objective=objective, mode=mode).to_dict(details)
     return result
 
 
