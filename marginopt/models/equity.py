@@ -59,7 +59,8 @@ def venue_equity(book: VenueBook, collateral: float) -> VenueEquity:
     linear, inverse = code == K.DELTA_ONE_LINEAR, code == K.DELTA_ONE_INVERSE
     pnl = np.zeros(len(rows))
     pnl[linear] = (q * mult * (mark - entry))[linear]
-    pnl[inverse] = (q * mult * (1.0 / entry - 1.0 / mark) * spot)[inverse]
+    i = inverse  # only there: an option's mark (not in this sum) may be 0
+    pnl[i] = q[i] * mult[i] * (1.0 / entry[i] - 1.0 / mark[i]) * spot[i]
     option = inp.is_option[cols]
     value = np.where(option, q * inp.value[cols], 0.0)
     return VenueEquity(collateral, float(pnl.sum()), float(value[value > 0].sum()), float(value[value < 0].sum()),
