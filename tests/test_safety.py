@@ -10,6 +10,7 @@ import sys
 from pathlib import Path
 from typing import Any
 
+import numpy as np
 import pytest
 
 import marginopt
@@ -54,7 +55,7 @@ def test_a_crash_moves_collateral_away_from_a_coin_that_falls_with_the_book(writ
     # S + 10 (S - 100,000) = 0.5 S at S = 1,000,000 / 10.5 = 95,238.10 (-4.7619%); safe: 335,000 + 10 (S - 100,000)
     # = 0.5 S at S = 70,000 (-30%), the stress itself.
     cost = safe.safety
-    assert cost is not None and cost.stress == "crash" and cost.level == "maintenance"
+    assert cost is not None and cost.stress == "stress set crash" and cost.level == "maintenance"
     assert cost.unconstrained.objective_value == pytest.approx(8000.0, rel=1e-6)
     assert cost.over_unconstrained == pytest.approx(12750.0, rel=1e-6)
     plain_a = next(x for x in cost.unconstrained.stressed if x[1] == "A")
@@ -130,3 +131,50 @@ def test_the_demo_with_a_crash_stress_set() -> None:
     assert cost is not None and cost.over_unconstrained is not None and cost.over_unconstrained > 0.0
     assert min(b - lv for _, _, b, lv in cost.unconstrained.stressed) < 0.0  # unsafe without the constraint
     assert min(b - lv for _, _, b, lv in cost.safe.stressed) > -1e-6 * max(lv for _, _, _, lv in cost.safe.stressed)
+
+
+def _budget_case(write_case: Any, budget: float | None) -> marginopt.Case:
+    # +10 BTC perpetuals, IM 10% of notional; USDC at 5% a year. The price history falls 10% a day, so every
+    # projected path (historical, 1 day) is BTC -10%: at 90,000, IM = 90,000 and the balance x + 10 (90,000 - 100,000)
+    # = x - 100,000, a call of max(190,000 - x, 0) on every path (its expected shortfall too).
+    history = [{"date": "2026-11-18", "BTC": 100000}, {"date": "2026-11-19", "BTC": 90000}, {"date": "2026-11-20", "BTC": 81000}]
+    market = {"prices": {"BTC": 100000.0, "USDC": 1.0}, "history": history}
+    extra = {} if budget is None else {"safety": {"call_budget": {"budget": {"A": budget}, "alpha": 0.9, "days": 1,
+                                                                 "paths": 20, "model": "historical", "seed": 3}}}
+    return marginopt.load_case(write_case(
+        market=market, instruments=[PERP],
+        venues={"A": {**FIXED, "collateral": {"USDC": {"haircut": 0.0}}}},
+        positions=[{"venue": "A", "instrument": "P", "quantity": 10}],
+        treasury={"USDC": {"quantity": 1e6, "cost": 0.05}}, objective="min_cost", **extra))
+
+
+def test_a_call_budget_over_projected_paths(write_case) -> None:
+    # Without the budget the plan posts the IM, 100,000 (5,000 a year). A budget of 40,000 on the call's ES needs
+    # 190,000 - x <= 40,000: x = 150,000 (7,500 a year).
+    plain = optimize(_budget_case(write_case, None), mode="allocate")
+    safe = optimize(_budget_case(write_case, 40000.0), mode="allocate")
+    assert plain.objective_value == pytest.approx(5000.0, rel=1e-6)
+    assert safe.status == "optimal" and safe.verification.passed
+    assert safe.objective_value == pytest.approx(7500.0, rel=1e-6)
+    assert safe.allocation["quantity"].sum() == pytest.approx(150000.0, rel=1e-6)
+    cost = safe.safety
+    assert cost is not None and cost.stress == "call budget"
+    assert cost.safe.calls["A"] == pytest.approx(40000.0, rel=1e-6)
+    assert cost.unconstrained.calls["A"] == pytest.approx(90000.0, rel=1e-6)
+    assert any("expected shortfall (0.9) of the margin-call amount" in c.name for c in safe.verification.checks)
+
+
+def test_the_equal_weight_shortfall_by_hand() -> None:
+    from marginopt.optimizer.safety import equal_weight_es
+
+    # Worst 25% of ten values: 2.5 of them, 10 + 9 + half of 8 = 23 over 2.5.
+    assert equal_weight_es(np.arange(1.0, 11.0), 0.75) == pytest.approx(23.0 / 2.5)
+
+
+def test_a_call_budget_is_checked(write_case) -> None:
+    with pytest.raises(CaseError, match=r"safety\.call_budget\.budget\.Z.*a venue of the case"):
+        _load(write_case, CRASH, {"call_budget": {"budget": {"Z": 1000}}})
+    with pytest.raises(CaseError, match=r"safety\.call_budget\.days"):
+        _load(write_case, CRASH, {"call_budget": {"budget": {"A": 1000}, "days": 0}})
+    with pytest.raises(CaseError, match="stress .* and/or call_budget"):
+        _load(write_case, CRASH, {"level": "initial"})

@@ -301,7 +301,7 @@ def executability_table(ex: Any, margin_after: float, ccy: str, console: Console
 def safety_table(cost: Any, ccy: str, console: Console) -> None:
     """The stress-safe plan beside the cheapest plan without the constraint: cost, the least margin of
     balance over its level under the stress set, and each plan's nearest liquidation (optimizer/safety.py)."""
-    t = Table(title=f"Cost of safety (margin balance >= {cost.level} margin under stress set {cost.stress})",
+    t = Table(title=f"Cost of safety (margin balance >= {cost.level} margin under {cost.stress})",
               title_justify="left", header_style="bold")
     for col, right in (("plan", False), (f"cost {ccy}", True), (f"least headroom under stress {ccy}", True),
                        ("at", False), ("nearest liquidation", False)):
@@ -317,6 +317,10 @@ def safety_table(cost: Any, ccy: str, console: Console) -> None:
                   f"{worst[1]}, {worst[0]}" if worst else "",
                   f"{closest[0]}: {closest[1][0]} {closest[1][1]:+.2%}" if closest else "none in the scan")
     console.print(t)
+    for label, p in (("stress-safe plan", cost.safe), ("without safety", cost.unconstrained)):
+        if p.calls:
+            console.print(f"{label}: expected shortfall of the margin-call amount over projected paths: "
+                          + ", ".join(f"{v} {money(x)} {ccy}" for v, x in p.calls.items()), soft_wrap=True)
     if cost.over_unconstrained is not None:
         console.print(f"safety costs {money(cost.over_unconstrained)} {ccy} over the cheapest plan without it", soft_wrap=True)
 

@@ -118,7 +118,7 @@ def _parse_case(root: Node, path: Path) -> Case:
     description = parts["description"].string() if "description" in parts else ""
     execution = parse_execution(parts.get("execution"))
     stress = parse_stress(parts.get("stress"), {inst.underlying for inst in instruments})
-    safety = parse_safety(parts.get("safety"), stress)
+    safety = parse_safety(parts.get("safety"), stress, tuple(venues))
     return Case(
         path=path,
         base_currency=base,

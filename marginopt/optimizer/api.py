@@ -126,7 +126,7 @@ def _safety_cost(d: Description, safe_value: float, plan: Plan) -> SafetyCost:
         check = sol.verification or verify(free, sol.plan)
         if check.passed:
             other = plan_safety(d, "optimal", check.objective_value, sol.plan)
-    return SafetyCost(d.case.safety.stress.name, d.case.safety.level.value, plan_safety(d, "optimal", safe_value, plan), other)
+    return SafetyCost(d.case.safety.name, d.case.safety.level.value, plan_safety(d, "optimal", safe_value, plan), other)
 
 
 def diagnose(description: Description, backend: str, solver: str | None) -> tuple[tuple[str, float], ...]:

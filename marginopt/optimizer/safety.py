@@ -62,7 +62,7 @@ class StressTerm:
 def stress_terms(d: Description) -> list[StressTerm]:
     """One term per move of the case's safety stress set and venue; none without ``safety``."""
     safety = d.case.safety
-    if safety is None:
+    if safety is None or safety.stress is None:
         return []
     moves = MarketMoves(d.case)
     out = []
@@ -73,6 +73,53 @@ def stress_terms(d: Description) -> list[StressTerm]:
             level, scale = _level(book, safety.level)
             out.append(StressTerm(i, safety.stress.label(k), book, level, scale,
                                   venue_equity(book, 0.0).margin_balance, _hedge_rates(d, venue, book)))
+    return out
+
+
+@dataclass(frozen=True)
+class PathTerm:
+    """A budgeted venue on the call budget's horizon day of one projected path (``health.paths``): its book
+    there (live positions and the hedge candidates), the convex form of its initial margin, the held book's
+    P&L, option value and settled expiries there, and each candidate's P&L per contract from today's mark."""
+
+    venue: int  # index into ``Description.venues``
+    path: int
+    book: VenueBook
+    level: Measure
+    held: float
+    hedge_rates: FloatArray
+    cand_columns: np.ndarray  # each of the venue's candidates' column in ``book``
+
+
+def path_terms(d: Description) -> list[PathTerm]:
+    """One term per path and budgeted venue of the case's call budget; none without one. A hedge candidate
+    that expires within the horizon is refused (its settlement would depend on the plan)."""
+    from marginopt.health.days import PathDays, live_on
+    from marginopt.health.paths import draw_paths
+
+    safety = d.case.safety
+    if safety is None or safety.call_budget is None:
+        return []
+    cb = safety.call_budget
+    for c in d.cands:
+        inst = d.case.instruments[c.instrument]
+        if not live_on(inst, d.case.valuation_date, cb.days):
+            raise OptimizationError(f"hedge {c.venue}:{c.instrument} expires within the call budget's horizon of {cb.days} "
+                                    "days: its settlement is not modelled in the budget; shorten days or drop it", argument="case")
+    paths = draw_paths(d.case, cb.model, cb.paths, cb.days, cb.seed)
+    timeline = PathDays(d.case)
+    out = []
+    for p in range(paths.n_paths):
+        day = dataclasses.replace(timeline.case_on(timeline.growth_of(paths.growth[p], cb.days), cb.days), hedges=d.case.hedges)
+        for i, venue in enumerate(d.venues):
+            if venue.name not in cb.budget:
+                continue
+            book = VenueBook(day, venue.name)
+            cols = np.array([book.column(c) for c in venue.cand_instruments], dtype=np.int64)
+            settled = timeline.settled(paths.growth[p], cb.days, venue.name).value(day.market.prices)
+            out.append(PathTerm(i, p, book, convex_form(book.initial),
+                                venue_equity(book, 0.0).margin_balance + settled,
+                                _hedge_rates(d, venue, book, cols), cols))
     return out
 
 
@@ -88,11 +135,13 @@ def _level(book: VenueBook, level: SafetyLevel) -> tuple[Measure, float]:
     return convex_form(mm), 1.0
 
 
-def _hedge_rates(d: Description, venue: Venue, stressed: VenueBook) -> FloatArray:
-    """Each candidate's P&L per contract from today's mark to the stressed market, as equity counts it."""
+def _hedge_rates(d: Description, venue: Venue, stressed: VenueBook, then_cols: np.ndarray | None = None) -> FloatArray:
+    """Each candidate's P&L per contract from today's mark to the stressed market, as equity counts it
+    (``then_cols``: the candidates' columns in ``stressed`` where its book is laid out differently)."""
     if not venue.cands:
         return np.zeros(0)
     cols = venue.cand_columns
+    tc = cols if then_cols is None else then_cols
     now, then = venue.book.inputs, stressed.inputs
     if now.is_option[cols].any() and not venue.book.venue.credit_long_options:
         raise OptimizationError(
@@ -100,12 +149,13 @@ def _hedge_rates(d: Description, venue: Venue, stressed: VenueBook) -> FloatArra
             "a stress-safe plan there is not modelled (a bought option's premium would leave the balance for "
             "good); drop the safety or the option candidates at that venue", argument="case")
     code, mult = now.code[cols], now.multiplier[cols]
-    m0, m1, spot = now.mark[cols], then.mark[cols], then.spot[cols]
-    return np.select(
-        [code == K.DELTA_ONE_LINEAR, code == K.DELTA_ONE_INVERSE, now.is_option[cols]],
-        [mult * (m1 - m0), mult * (1.0 / m0 - 1.0 / m1) * spot, then.value[cols] - now.value[cols]],
-        0.0,
-    )
+    m0, m1, spot = now.mark[cols], then.mark[tc], then.spot[tc]
+    with np.errstate(divide="ignore", invalid="ignore"):  # 1/mark of an option (not selected) may be 1/0
+        return np.select(
+            [code == K.DELTA_ONE_LINEAR, code == K.DELTA_ONE_INVERSE, now.is_option[cols]],
+            [mult * (m1 - m0), mult * (1.0 / m0 - 1.0 / m1) * spot, then.value[tc] - now.value[cols]],
+            0.0,
+        )
 
 
 def case_after(d: Description, hedges: FloatArray, allocation: dict[str, dict[str, float]]) -> Case:
@@ -136,12 +186,46 @@ def balances_after(d: Description, hedges: FloatArray, allocation: dict[str, dic
     return out
 
 
+def equal_weight_es(values: FloatArray, alpha: float) -> float:
+    """Expected shortfall at ``alpha`` of equally likely ``values``: the mean of the worst (1 - alpha) of them,
+    the boundary value counted in part (what the program's Rockafellar-Uryasev form equals at its optimum)."""
+    v = np.sort(np.asarray(values, dtype=float))[::-1]
+    k = (1.0 - alpha) * len(v)
+    whole = int(np.floor(k + 1e-12))
+    total = float(v[:whole].sum()) + (k - whole) * (float(v[whole]) if whole < len(v) else 0.0)
+    return total / k
+
+
+def call_outcomes(d: Description, hedges: FloatArray, allocation: dict[str, dict[str, float]]) -> dict[str, float]:
+    """Each budgeted venue's ES of its margin-call amount over the call budget's paths, the whole case after
+    the plan taken to the horizon day of each path and re-margined with the venue's own measures
+    (``health.days``; the plan's hedges are positions there, entered at today's mark)."""
+    from marginopt.health.days import PathDays
+    from marginopt.health.paths import draw_paths
+
+    safety = d.case.safety
+    if safety is None or safety.call_budget is None:
+        return {}
+    cb = safety.call_budget
+    after = case_after(d, hedges, allocation)
+    paths = draw_paths(after, cb.model, cb.paths, cb.days, cb.seed)  # the same draws: they depend on the market only
+    timeline = PathDays(after)
+    calls: dict[str, list[float]] = {v: [] for v in cb.budget}
+    for p in range(paths.n_paths):
+        day = timeline.case_on(timeline.growth_of(paths.growth[p], cb.days), cb.days)
+        for v in cb.budget:
+            h = venue_health(day, v)
+            settled = timeline.settled(paths.growth[p], cb.days, v).value(day.market.prices)
+            calls[v].append(max(h.initial_margin - (h.margin_balance + settled), 0.0))
+    return {v: equal_weight_es(np.array(c), cb.alpha) for v, c in calls.items()}
+
+
 def safety_outcomes(d: Description, hedges: FloatArray, allocation: dict[str, dict[str, float]]) -> list[tuple[str, str, float, float]]:
     """At every move of the safety's stress set and every venue: (move, venue, margin balance, level), the whole
     case after the plan re-priced and re-margined there with the venue's own measures (``health.state``):
     independent of the program's form of the constraint."""
     safety = d.case.safety
-    if safety is None:
+    if safety is None or safety.stress is None:
         return []
     moves = MarketMoves(case_after(d, hedges, allocation))
     out = []
@@ -162,12 +246,14 @@ class PlanSafety:
     status: str
     stressed: tuple[tuple[str, str, float, float], ...]  # (move, venue, margin balance, level) after the plan
     liquidation: dict[str, tuple[str, float] | None]  # venue -> nearest liquidation (direction, move), None: none in the scan
+    calls: dict[str, float] = dataclasses.field(default_factory=dict)  # budgeted venue -> ES of its call amount
 
     def to_dict(self) -> dict[str, Any]:
         return {"status": self.status, "objective_value": self.objective_value,
                 "stressed": [{"move": m, "venue": v, "margin_balance": b, "level": lv} for m, v, b, lv in self.stressed],
                 "nearest_liquidation": {v: None if x is None else {"direction": x[0], "move": x[1]}
-                                        for v, x in self.liquidation.items()}}
+                                        for v, x in self.liquidation.items()},
+                "call_shortfall": dict(self.calls)}
 
 
 @dataclass(frozen=True)
@@ -206,4 +292,4 @@ def plan_safety(d: Description, status: str, value: float | None, plan: Plan | N
     for v in d.venues:
         best = report.nearest(v.name, "maintenance")
         nearest[v.name] = None if best is None else (best.direction.name, float(best.liquidation.move or 0.0))
-    return PlanSafety(value, status, stressed, nearest)
+    return PlanSafety(value, status, stressed, nearest, call_outcomes(d, plan.hedges, allocation))

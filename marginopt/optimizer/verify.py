@@ -15,7 +15,7 @@ from typing import TYPE_CHECKING
 import numpy as np
 
 from marginopt.models.limit_use import limit_uses
-from marginopt.optimizer.safety import safety_outcomes
+from marginopt.optimizer.safety import call_outcomes, safety_outcomes
 
 if TYPE_CHECKING:
     from marginopt.optimizer.description import Description
@@ -155,12 +155,19 @@ def _limit_checks(problem: Description, outcomes: list[VenueOutcome]) -> list[Ch
 def _safety_checks(problem: Description, plan: Plan) -> list[Check]:
     """The case's safety at the plan: every venue's margin balance at or above its level under every move
     of the stress set, recomputed on the whole case after the plan (``safety.safety_outcomes``)."""
-    if problem.case.safety is None:
+    safety = problem.case.safety
+    if safety is None:
         return []
     allocation = plan.allocation if problem.collateral_free else {}
-    level = problem.case.safety.level.value
-    return [_check(f"{venue}: margin balance under {label} >= {level} margin", margin - balance, max(abs(balance), margin))
-            for label, venue, balance, margin in safety_outcomes(problem, plan.hedges, allocation)]
+    level = safety.level.value
+    out = [_check(f"{venue}: margin balance under {label} >= {level} margin", margin - balance, max(abs(balance), margin))
+           for label, venue, balance, margin in safety_outcomes(problem, plan.hedges, allocation)]
+    if safety.call_budget is not None:
+        cb = safety.call_budget
+        for venue, es in call_outcomes(problem, plan.hedges, allocation).items():
+            out.append(_check(f"{venue}: expected shortfall ({cb.alpha:g}) of the margin-call amount on day {cb.days} over "
+                              f"{cb.paths} paths <= budget {cb.budget[venue]:,.2f}", es - cb.budget[venue], max(es, cb.budget[venue])))
+    return out
 
 
 def _moved(before: float, after: float) -> bool:

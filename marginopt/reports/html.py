@@ -285,8 +285,10 @@ def _safety(result: OptimizationResult, ccy: str) -> list[str]:
         if not p.stressed:
             rows.append([label, p.objective_value, f"no plan ({p.status})", None, None, None, None, None])
     return ["<h2>Cost of safety</h2>",
-            f"<p>Each venue's margin balance at or above its {escape(cost.level)} margin under every move of stress set "
-            f"{escape(cost.stress)}, the whole case re-priced there; beside it the cheapest plan without that constraint. "
+            f"<p>The plan keeps {escape(cost.stress)}: each venue's margin balance at or above its {escape(cost.level)} "
+            "margin under every stressed move, the whole case re-priced there, and each budgeted venue's expected "
+            "shortfall of its margin-call amount over projected paths within its budget; beside it the cheapest plan "
+            "without those constraints. "
             f"Safety costs {'' if cost.over_unconstrained is None else f'{cost.over_unconstrained:,.2f} '}{escape(ccy)}.</p>",
             table("safety", f"Each plan under the stress set ({ccy})",
                   [("plan", "text"), (f"cost {ccy}", "money"), ("move", "text"), ("venue", "text"), ("margin balance", "money"),

@@ -51,8 +51,8 @@ def build_backend(name: str, description: Description, **options: Any) -> Backen
         # Never the continuous problem in place of the executable one.
         reason = f"it does not hold the case's execution terms ({', '.join(description.execution_terms)})"
     if reason is None and description.case.safety is not None and not getattr(cls, "holds_safety", False):
-        reason = (f"it does not hold the case's stress-safe constraints (safety under stress set "
-                  f"{description.case.safety.stress.name}); the cvxpy program does")
+        reason = (f"it does not hold the case's stress-safe constraints (safety: "
+                  f"{description.case.safety.name}); the cvxpy program does")
     if reason is not None:
         raise OptimizationError(f"the {name} backend cannot solve this problem: {reason}", argument="backend")
     backend: Backend = cls(description, **options)
@@ -99,7 +99,7 @@ def choose_backend(description: Description, choice: SolverChoice | None = None)
     if description.case.safety is not None:
         # Only the whole program holds the stressed books; build_backend says why another cannot.
         if description.execution_terms:
-            raise OptimizationError(f"the case's safety (stress set {description.case.safety.stress.name}) and its "
+            raise OptimizationError(f"the case's safety ({description.case.safety.name}) and its "
                                     f"execution terms ({', '.join(description.execution_terms)}) together: a stress-safe "
                                     "executable plan is not built yet; drop one of them", argument="case")
         return choice.backend if choice is not None and choice.backend is not None else "cvxpy"

@@ -48,7 +48,7 @@ from marginopt.models.margin import Measure
 from marginopt.models.margin.columns import reduce_rows
 from marginopt.optimizer.backends.base import Solution, SolveRequest
 from marginopt.optimizer.description import Description, LimitRow, Venue
-from marginopt.optimizer.safety import stress_terms
+from marginopt.optimizer.safety import path_terms, stress_terms
 from marginopt.optimizer.verify import Plan, Verification
 from marginopt.solvers.run import solve
 from marginopt.solvers.status import SolveStatus
@@ -112,6 +112,7 @@ class CvxpyBackend:
         self.inventory: dict[str, Any] = {}
         self.venues = [self._venue(v) for v in d.venues]
         self._safety()
+        self._call_budget()
         self._inventory()
         self._limits()
         self.cost_terms = ({"shortfall": cp.sum(cp.hstack(list(self.slacks.values())))} if self.elastic and self.slacks
@@ -179,6 +180,52 @@ class CvxpyBackend:
                 margin = term.level.evaluate(term.book.q)
             con = term.level_scale * margin <= balance + self._slack(term.name)
             self.safety.append(con)
+            self.constraints.append(con)
+
+    def _call_budget(self) -> None:
+        """The case's call budget (``optimizer/safety.py``, ``path_terms``): at each budgeted venue, the expected
+        shortfall of the margin-call amount ``c_p >= IM_p(q_p + A_p h) - balance_p(x, h)``, ``c_p >= 0``, over the
+        projected paths at most the budget, in Rockafellar-Uryasev form: ``t + sum_p u_p / ((1 - alpha) P) <= budget``
+        with ``u_p >= c_p - t``, ``u_p >= 0`` (convex: IM convex, the balance concave)."""
+        safety = self.description.case.safety
+        if safety is None or safety.call_budget is None:
+            return
+        cb = safety.call_budget
+        calls: dict[int, list[Any]] = {}
+        for term in path_terms(self.description):
+            vp = self.venues[term.venue]
+            prices = term.book.case.market.prices
+            if vp.x is not None:
+                credited, _, _ = self._credited(vp.venue, vp.x, prices, f"{vp.name}.path{term.path}")
+            else:
+                credited = sum(c.credited_value for c in term.book.collateral())
+            balance: Any = credited + term.held
+            q = term.book.q
+            if vp.venue.cands and self.h is not None:
+                hedged = np.unique(term.cand_columns)
+                level = term.level.on_columns(hedged, q)
+                rows = np.searchsorted(hedged, term.cand_columns) if level is not None else term.cand_columns
+                select = sp.csr_matrix((np.ones(len(rows)), (rows, np.arange(len(rows)))),
+                                       shape=(len(hedged) if level is not None else len(q), len(rows)))
+                h = self.h[vp.venue.cands]
+                position = cp.hstack([q[hedged] + select @ h, np.ones(1)]) if level is not None else q + select @ h
+                margin: Any
+                margin, cons = (level or term.level).cvxpy(position)
+                self.constraints += cons
+                balance = balance + term.hedge_rates @ h
+            else:
+                margin = term.level.evaluate(q)
+            call = cp.Variable(nonneg=True, name=f"{vp.name}.call{term.path}")
+            self.constraints.append(call >= margin - balance)
+            calls.setdefault(term.venue, []).append(call)
+        for i, cs in calls.items():
+            name = self.venues[i].name
+            t = cp.Variable(name=f"{name}.call_var")
+            u = cp.Variable(len(cs), nonneg=True, name=f"{name}.call_tail")
+            self.constraints.append(u >= cp.hstack(cs) - t)
+            con = t + cp.sum(u) / ((1.0 - cb.alpha) * len(cs)) <= cb.budget[name] + self._slack(
+                f"{name}: expected shortfall of the margin-call amount over its budget")
+            self.limit_cons[f"{name}: call budget"] = [con]
             self.constraints.append(con)
 
     def _slack(self, name: str) -> Any:
@@ -426,7 +473,7 @@ class CvxpyBackend:
         canonicalizing again, and solvers that can warm-start do."""
         t0 = time.perf_counter()
         self.description = d = description
-        if self.safety:  # the stressed books move with the market: built again
+        if d.case.safety is not None:  # the stressed and projected books move with the market: built again
             self._assemble()
             self.build_seconds = time.perf_counter() - t0
             return
