@@ -1,6 +1,6 @@
 """``marginopt import``: venue accounts in ccxt's unified structures to a case.
 
-Recorded raw responses of Deribit, OKX and Binance (USD-M and COIN-M) in tests/data/ccxt/ go
+Recorded raw responses of Deribit, OKX and Binance (USD-M, COIN-M and options) in tests/data/ccxt/ go
 through ccxt's own request building and parsers (``tests/ccxt_replay.py`` answers its HTTP layer),
 as ``--exchange`` fetches them; the payload is saved and imported with ``--from ccxt``. Every
 expected value is read off the raw fixtures by hand (the arithmetic is written out), never taken
@@ -100,13 +100,29 @@ CASES = {
         {"BTC": 0.50036424 - (-20 * 100 * (1 / 92000 - 1 / 91010) + 7 * 100 * (1 / 90500 - 1 / 92020)), "ETH": 3.0},
         {"BTCUSD_PERP": (1.0, 1.0, 0.1)},
     ),
+    "binance": (  # European options (eapi), USDT-settled: linear; a contract is unit 1 BTC
+        ["--base-currency", "USDT", "--fallback-rate", "0.1"],
+        # expiryDate 1798185600000 ms = 2026-12-25 08:00 UTC; strikePrice; side CALL / PUT; marks from eapi/v1/mark (USDT)
+        {"BTC-261225-100000-C": ("option", "BTC", "2026-12-25", 100000.0, "call", 1.0, "linear", 1650.0),
+         "BTC-261225-80000-P": ("option", "BTC", "2026-12-25", 80000.0, "put", 1.0, "linear", 1100.0)},
+        # LONG quantity 2; SHORT quantity -1.5 (Binance signs a short; ccxt negates it again: its magnitude counts);
+        # entryPrice 1,500 and 1,200 are not carried: an option counts at its mark
+        {"BTC-261225-100000-C": (2.0, None), "BTC-261225-80000-P": (-1.5, None)},
+        {"BTC": 91000.0, "USDT": 1.0},  # BTCUSDT spot lastPrice
+        # marginAccount equity 51,650 less the options at mark, 2 x 1,650 - 1.5 x 1,100 = 1,650: the cash, 50,000;
+        # BTC equity 0.2 (no BTC-settled position)
+        {"USDT": 51650.0 - (2 * 1650.0 - 1.5 * 1100.0), "BTC": 0.2},
+        # LOT_SIZE stepSize 0.01, minQty 0.01 contracts; PRICE_FILTER tickSize 5 USDT
+        {"BTC-261225-100000-C": (0.01, 0.01, 5.0), "BTC-261225-80000-P": (0.01, 0.01, 5.0)},
+    ),
 }
+BASE = {"binanceusdm": "USDT", "binance": "USDT"}
 
 
 @pytest.mark.parametrize("name", list(CASES))
 def test_recorded_account_maps_exactly(name, tmp_path):
     options, instruments, positions, prices, posted, lots = CASES[name]
-    path = saved(name, tmp_path, "USDT" if name == "binanceusdm" else "USD")
+    path = saved(name, tmp_path, BASE.get(name, "USD"))
     out = tmp_path / "case"
     result = run(str(path), "--out", str(out), *options)
     assert result.exit_code == 0, result.output
@@ -146,14 +162,32 @@ def test_margin_balance_is_the_venues_equity(name, tmp_path):
     marks is the sum of ccxt's totals at their prices (every haircut here 0, Binance's BTC tier 100% below 100M)."""
     options, _, _, prices, _, _ = CASES[name]
     out = tmp_path / "case"
-    assert run(str(saved(name, tmp_path, "USDT" if name == "binanceusdm" else "USD")), "--out", str(out), *options).exit_code == 0
+    assert run(str(saved(name, tmp_path, BASE.get(name, "USD"))), "--out", str(out), *options).exit_code == 0
     totals = {"deribit": {"BTC": 3.2, "ETH": 10.5, "USDC": 25000.0},
               "okx": {"BTC": 1.25, "USDT": 40509.73, "ETH": 2.0, "USDC": 10000.0},
               "binanceusdm": {"USDT": 20819.05, "BTC": 0.35},
-              "binancecoinm": {"BTC": 0.50036424, "ETH": 3.0}}[name]
+              "binancecoinm": {"BTC": 0.50036424, "ETH": 3.0},
+              "binance": {"USDT": 51650.0, "BTC": 0.2}}[name]
     health = CliRunner().invoke(cli, ["health", str(out / "case.yaml"), "--format", "json"], catch_exceptions=False)
     balance = json.loads(health.output)["venues"][0]["margin_balance"]
     assert balance == pytest.approx(sum(q * prices[a] for a, q in totals.items()), rel=1e-9)
+
+
+def test_binance_options_read_the_options_account_and_marks(tmp_path):
+    """ccxt's binance set to spot and option markets, positions from eapi/v1/position, the balance from
+    eapi/v1/marginAccount (ccxt's fetch_balance has none for options) and marks from eapi/v1/mark."""
+    exchange, replay = client("binance")
+    payload = fetch_account("binance", client=exchange, base_currency="USDT")
+    assert sorted(replay.asked) == sorted(replay.responses)  # every recorded request asked, and nothing else
+    assert "GET /fapi/v3/positionRisk" not in replay.asked and "GET /api/v3/account" not in replay.asked
+    assert payload["balance"]["total"] == {"USDT": 51650.0, "BTC": 0.2}  # equity per asset
+    out = tmp_path / "case"
+    path = tmp_path / "binance.json"
+    path.write_text(json.dumps(payload, default=str), encoding="utf-8")
+    assert run(str(path), "--out", str(out), *CASES["binance"][0]).exit_code == 0
+    report = json.loads((out / "import.json").read_text())
+    assert {i["mark_source"] for i in report["instruments"]} == {
+        "tickers.BTC/USDT:USDT-261225-100000-C.markPrice", "tickers.BTC/USDT:USDT-261225-80000-P.markPrice"}
 
 
 def test_hedge_rows_carry_the_venues_lot_and_minimum(tmp_path):

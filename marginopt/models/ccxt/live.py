@@ -8,8 +8,10 @@ exchange's error text is replaced by ``***`` and URLs lose their query strings, 
 
 What is fetched: ``fetch_markets``, ``fetch_positions``, ``fetch_balance``, then the tickers of the
 held markets and of spot pairs that price each underlying and currency in the base currency (with
-``fetch_mark_price`` where the exchange has it, for marks and index prices). The payload keeps the
-markets it needs only, and is what a saved account holds (``payload``), so ``--save`` writes a file
+``fetch_mark_price`` where the exchange has it, for marks and index prices). An exchange whose account
+ccxt reads only with settings (``rules``: Binance's options) gets them on its ``options``, and one whose
+balance ccxt's ``fetch_balance`` does not read is read by ``BALANCES``, through ccxt's request methods.
+The payload keeps the markets it needs only, and is what a saved account holds (``payload``), so ``--save`` writes a file
 ``--from ccxt`` reads back.
 """
 
@@ -21,6 +23,7 @@ from collections.abc import Mapping
 from typing import Any
 
 from marginopt.errors import CaseError
+from marginopt.models.ccxt.rules import rules_for
 
 PREFIX = "MARGINOPT"
 
@@ -56,6 +59,8 @@ def fetch_account(exchange: str, *, base_currency: str = "USD", environ: Mapping
         creds = credentials(exchange, cls().requiredCredentials, os.environ if environ is None else environ)
         secrets = list(creds.values())
         client = cls({**creds, "enableRateLimit": True, "timeout": 30000})
+    rules = rules_for(exchange)
+    client.options.update(rules.client_options)
     step = "fetch_markets"
     try:
         markets = client.fetch_markets()
@@ -63,11 +68,11 @@ def fetch_account(exchange: str, *, base_currency: str = "USD", environ: Mapping
         step = "fetch_positions"
         positions = client.fetch_positions()
         step = "fetch_balance"
-        balance = client.fetch_balance()
+        balance = BALANCES[rules.balance](client) if rules.balance else client.fetch_balance()
         held = sorted({p["symbol"] for p in positions if p.get("symbol") and p.get("contracts")})
         wanted = held + _pricing_pairs(client, held, balance, base_currency)
         step = "fetch_tickers"
-        tickers = _tickers(client, wanted)
+        tickers = _tickers(client, wanted, rules.option_marks)
         step = "fetch_time"
         now = client.milliseconds()
     except ccxt.BaseError as exc:
@@ -95,15 +100,17 @@ def _pricing_pairs(client: Any, held: list[str], balance: Mapping[str, Any], bas
     return pairs
 
 
-def _tickers(client: Any, symbols: list[str]) -> dict[str, Any]:
+def _tickers(client: Any, symbols: list[str], option_marks: bool = False) -> dict[str, Any]:
     """Each symbol's ticker (``fetch_ticker``: the fullest, marks and index prices where the exchange gives them),
     with ``markPrice`` and ``indexPrice`` filled from ``fetch_mark_price`` for futures and perpetuals where the
-    exchange has it (Binance's and OKX's tickers carry no mark)."""
+    exchange has it (Binance's and OKX's tickers carry no mark), and for options with ``option_marks`` (Binance's
+    eapi/v1/mark; elsewhere an option without a ticker mark is marked at its position's ``markPrice``)."""
+    marked = ("swap", "future", "option") if option_marks else ("swap", "future")
     out: dict[str, Any] = {}
     for symbol in symbols:
         ticker = dict(client.fetch_ticker(symbol))
         market = client.markets[symbol]
-        if market.get("type") in ("swap", "future") and client.has.get("fetchMarkPrice") and (
+        if market.get("type") in marked and client.has.get("fetchMarkPrice") and (
                 ticker.get("markPrice") is None or ticker.get("indexPrice") is None):
             mark = client.fetch_mark_price(symbol)
             for key in ("markPrice", "indexPrice"):
@@ -111,6 +118,23 @@ def _tickers(client: Any, symbols: list[str]) -> dict[str, Any]:
                     ticker[key] = mark[key]
         out[symbol] = ticker
     return out
+
+
+def option_margin_account(client: Any) -> dict[str, Any]:
+    """Binance's options account (GET eapi/v1/marginAccount) in ccxt's balance structure: per asset ``total`` its
+    ``equity`` (``marginBalance`` plus ``unrealizedPNL``: cash plus the option positions at their mark), ``free`` its
+    ``available``. ccxt's ``fetch_balance`` has no options account (ccxt 4.5: type option reads the spot account)."""
+    response = client.eapiPrivateGetMarginAccount()
+    result: dict[str, Any] = {"info": response}
+    for entry in response.get("asset") or []:
+        code = client.safe_currency_code(client.safe_string(entry, "asset"))
+        if code is not None:
+            result[code] = {"free": client.safe_string(entry, "available"), "used": None,
+                            "total": client.safe_string(entry, "equity")}
+    return dict(client.safe_balance(result))
+
+
+BALANCES = {"option_margin_account": option_margin_account}
 
 
 def why(exc: BaseException, secrets: list[str]) -> str:
