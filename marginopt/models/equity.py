@@ -44,6 +44,17 @@ class VenueEquity:
                 "long_options_counted": self.long_options_counted}
 
 
+def delta_one_pnl(code: np.ndarray, mult: np.ndarray, entry: np.ndarray, mark: np.ndarray, spot: np.ndarray) -> np.ndarray:
+    """P&L per contract of futures, perpetuals and spot entered at ``entry`` and marked at ``mark`` (0 for any
+    other kernel code): ``m (F - e)`` linear, ``face (1/e - 1/F) S`` inverse (coin P&L worth the spot each)."""
+    out = np.zeros(len(code))
+    linear, inverse = code == K.DELTA_ONE_LINEAR, code == K.DELTA_ONE_INVERSE
+    out[linear] = mult[linear] * (mark[linear] - entry[linear])
+    i = inverse  # only there: an option's mark (not in this sum) may be 0
+    out[i] = mult[i] * (1.0 / entry[i] - 1.0 / mark[i]) * spot[i]
+    return out
+
+
 def venue_equity(book: VenueBook, collateral: float) -> VenueEquity:
     """The equity of ``book``'s venue given its credited collateral, from the case's position rows there."""
     pos = book.case.positions
@@ -56,11 +67,7 @@ def venue_equity(book: VenueBook, collateral: float) -> VenueEquity:
     code, mark, mult, spot = inp.code[cols], inp.mark[cols], inp.multiplier[cols], inp.spot[cols]
     entry = pos.entries()[rows]
     entry = np.where(np.isnan(entry), mark, entry)
-    linear, inverse = code == K.DELTA_ONE_LINEAR, code == K.DELTA_ONE_INVERSE
-    pnl = np.zeros(len(rows))
-    pnl[linear] = (q * mult * (mark - entry))[linear]
-    i = inverse  # only there: an option's mark (not in this sum) may be 0
-    pnl[i] = q[i] * mult[i] * (1.0 / entry[i] - 1.0 / mark[i]) * spot[i]
+    pnl = q * delta_one_pnl(code, mult, entry, mark, spot)
     option = inp.is_option[cols]
     value = np.where(option, q * inp.value[cols], 0.0)
     return VenueEquity(collateral, float(pnl.sum()), float(value[value > 0].sum()), float(value[value < 0].sum()),

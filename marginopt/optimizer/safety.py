@@ -28,10 +28,9 @@ import numpy as np
 from marginopt.errors import OptimizationError
 from marginopt.health.report import health_report
 from marginopt.health.state import venue_health
-from marginopt.models import kernel_codes as K
 from marginopt.models.book import VenueBook
 from marginopt.models.case import Case
-from marginopt.models.equity import venue_equity
+from marginopt.models.equity import delta_one_pnl, venue_equity
 from marginopt.models.margin import Measure, convex_form
 from marginopt.models.moves import MarketMoves
 from marginopt.models.positions import Positions
@@ -148,14 +147,9 @@ def _hedge_rates(d: Description, venue: Venue, stressed: VenueBook, then_cols: n
             f"venue {venue.name} does not credit long options (credit_long_options: false) and trades option hedges: "
             "a stress-safe plan there is not modelled (a bought option's premium would leave the balance for "
             "good); drop the safety or the option candidates at that venue", argument="case")
-    code, mult = now.code[cols], now.multiplier[cols]
-    m0, m1, spot = now.mark[cols], then.mark[tc], then.spot[tc]
-    with np.errstate(divide="ignore", invalid="ignore"):  # 1/mark of an option (not selected) may be 1/0
-        return np.select(
-            [code == K.DELTA_ONE_LINEAR, code == K.DELTA_ONE_INVERSE, now.is_option[cols]],
-            [mult * (m1 - m0), mult * (1.0 / m0 - 1.0 / m1) * spot, then.value[tc] - now.value[cols]],
-            0.0,
-        )
+    option = now.is_option[cols]
+    pnl = delta_one_pnl(now.code[cols], now.multiplier[cols], now.mark[cols], then.mark[tc], then.spot[tc])
+    return np.where(option, then.value[tc] - now.value[cols], pnl)
 
 
 def case_after(d: Description, hedges: FloatArray, allocation: dict[str, dict[str, float]]) -> Case:

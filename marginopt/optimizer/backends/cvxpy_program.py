@@ -43,6 +43,7 @@ import cvxpy as cp
 import numpy as np
 import scipy.sparse as sp
 
+from marginopt.models.book import VenueBook
 from marginopt.models.collateral import pieces
 from marginopt.models.margin import Measure
 from marginopt.models.margin.columns import reduce_rows
@@ -162,12 +163,7 @@ class CvxpyBackend:
         self.safety: list[Any] = []
         for term in stress_terms(self.description):
             vp = self.venues[term.venue]
-            prices = term.book.case.market.prices
-            if vp.x is not None:
-                credited, _, _ = self._credited(vp.venue, vp.x, prices, f"{vp.name}.stress{len(self.safety)}")
-            else:
-                credited = sum(c.credited_value for c in term.book.collateral())
-            balance: Any = credited + term.held
+            balance = self._balance_at(vp, term.book, term.held, f"{vp.name}.stress{len(self.safety)}")
             if vp.position is not None:
                 assert self.h is not None
                 level = term.level if vp.columns is None else term.level.on_columns(vp.columns, term.book.q)
@@ -182,6 +178,15 @@ class CvxpyBackend:
             self.safety.append(con)
             self.constraints.append(con)
 
+    def _balance_at(self, vp: VenueProgram, book: VenueBook, held: float, tag: str) -> Any:
+        """The venue's margin balance in another market (``book``'s), before the hedges' P&L: the collateral the
+        plan posts valued at that market's prices (or what is posted, where collateral is fixed), plus ``held``."""
+        if vp.x is not None:
+            credited, _, _ = self._credited(vp.venue, vp.x, book.case.market.prices, tag)
+        else:
+            credited = sum(c.credited_value for c in book.collateral())
+        return credited + held
+
     def _call_budget(self) -> None:
         """The case's call budget (``optimizer/safety.py``, ``path_terms``): at each budgeted venue, the expected
         shortfall of the margin-call amount ``c_p >= IM_p(q_p + A_p h) - balance_p(x, h)``, ``c_p >= 0``, over the
@@ -194,12 +199,7 @@ class CvxpyBackend:
         calls: dict[int, list[Any]] = {}
         for term in path_terms(self.description):
             vp = self.venues[term.venue]
-            prices = term.book.case.market.prices
-            if vp.x is not None:
-                credited, _, _ = self._credited(vp.venue, vp.x, prices, f"{vp.name}.path{term.path}")
-            else:
-                credited = sum(c.credited_value for c in term.book.collateral())
-            balance: Any = credited + term.held
+            balance = self._balance_at(vp, term.book, term.held, f"{vp.name}.path{term.path}")
             q = term.book.q
             if vp.venue.cands and self.h is not None:
                 hedged = np.unique(term.cand_columns)
